@@ -1,0 +1,315 @@
+"""Words in, n-gram tensors out: loading, vocabulary, framing, splitting and the data module."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+BOUNDARY = "."  # how index 0, the start/end-of-word token, is shown
+
+
+class DataError(ValueError):
+    """Bad data or data options; the message names the file, line or option."""
+
+
+def load_words(path: str | Path) -> list[str]:
+    """One word per line, UTF-8; surrounding whitespace and blank lines dropped; order, case and
+    duplicates kept."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file {str(path)!r} does not exist") from None
+    except OSError as err:
+        raise DataError(f"cannot read data file {str(path)!r}: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: tolerate the byte-order mark some editors write
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"data file {str(path)!r}, line {line}: bytes that are not UTF-8 ({err.reason}); "
+            "save the file as UTF-8, one name per line"
+        ) from None
+    words = [line.strip() for line in text.splitlines()]
+    words = [w for w in words if w]
+    if not words:
+        raise DataError(f"data file {str(path)!r} holds no words (it is empty or only whitespace)")
+    return words
+
+
+class Vocabulary:
+    """Token 0 is the word boundary (shown as '.'); the data's characters, sorted, are 1..V-1.
+
+    A '.' inside the data is an ordinary character with its own index, never the boundary.
+    """
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        if len(set(chars)) != len(chars) or any(len(ch) != 1 for ch in chars):
+            raise DataError(f"a vocabulary is a list of distinct single characters, got {chars!r}")
+        self.chars = list(chars)
+        self.itos = [BOUNDARY, *self.chars]
+        self.stoi = {ch: i for i, ch in enumerate(self.chars, start=1)}
+
+    @classmethod
+    def from_words(cls, words: Sequence[str]) -> Vocabulary:
+        return cls(sorted(set("".join(words))))
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.chars == other.chars
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({''.join(self.chars)!r})"
+
+    def encode(self, word: str) -> list[int]:
+        try:
+            return [self.stoi[ch] for ch in word]
+        except KeyError as err:
+            raise DataError(
+                f"character {err.args[0]!r} in {word!r} is not in the vocabulary "
+                f"{''.join(self.chars)!r}"
+            ) from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.itos[i] for i in ids)
+
+    def to_list(self) -> list[str]:
+        """The data's characters in index order (1..): a plain, checkpoint-safe form."""
+        return list(self.chars)
+
+
+def build_ngrams(
+    words: Sequence[str], vocab: Vocabulary, context_size: int
+) -> tuple[Tensor, Tensor]:
+    """Every word framed as `c` boundaries + word + one boundary; one example per next character.
+
+    Returns X (N, c) and Y (N,), int64, N = sum(len(w) + 1). Vectorised: the framed words are laid
+    end to end in one stream and each example is a window of c + 1 tokens that stays in its word.
+    """
+    c = context_size
+    if not words:
+        return torch.zeros(0, c, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    lengths = torch.tensor([len(w) for w in words], dtype=torch.long)
+    chars = torch.tensor(vocab.encode("".join(words)), dtype=torch.long)
+    framed = lengths + c + 1  # tokens per framed word
+    word_start = torch.cumsum(framed, 0) - framed
+    word_of_char = torch.repeat_interleave(torch.arange(len(words)), lengths)
+    char_in_word = torch.arange(len(chars)) - (torch.cumsum(lengths, 0) - lengths)[word_of_char]
+    stream = torch.zeros(int(framed.sum()), dtype=torch.long)
+    stream[word_start[word_of_char] + c + char_in_word] = chars
+    examples = lengths + 1
+    first = torch.repeat_interleave(word_start, examples)
+    offset = torch.arange(int(examples.sum())) - torch.repeat_interleave(
+        torch.cumsum(examples, 0) - examples, examples
+    )
+    windows = stream.unfold(0, c + 1, 1)[first + offset]  # (N, c + 1)
+    return windows[:, :c].contiguous(), windows[:, c].contiguous()
+
+
+def split_words(
+    words: Sequence[str], val_fraction: float, test_fraction: float, seed: int, dedupe: bool = False
+) -> tuple[list[str], list[str], list[str]]:
+    """A seeded random split by word into (train, val, test); never splits a word's n-grams.
+
+    With `dedupe`, repeated words are kept once, so no name can appear in two splits.
+    """
+    check_fractions(val_fraction, test_fraction)
+    if dedupe:
+        words = list(dict.fromkeys(words))
+    order = torch.randperm(len(words), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_test = round(len(words) * test_fraction)
+    n_val = round(len(words) * val_fraction)
+    shuffled = [words[i] for i in order]
+    return shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise DataError(f"{name} must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1:
+        raise DataError(
+            f"val_fraction + test_fraction must be below 1 to leave training words, "
+            f"got {val_fraction} + {test_fraction}"
+        )
+
+
+def download_names(path: str | Path, url: str = NAMES_URL, sha256: str = NAMES_SHA256) -> None:
+    """Fetch names.txt to `path`, checking its sha256; the file appears whole or not at all."""
+    path = Path(path)
+    rank_zero_info(f"{path} not found: downloading it from {url}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # writes to a temporary file beside `path`, checks the hash, then renames it into place
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=sha256, progress=False)
+    except Exception as err:  # any network, disk or checksum failure means the same to the user
+        raise DataError(
+            f"data file {str(path)!r} is missing and could not be downloaded from {url} ({err}); "
+            f"download names.txt yourself and put it at {str(path)!r}, or pass --data.path"
+        ) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class TensorPairs(Dataset):
+    """(X, Y) tensors whose item is a whole batch: indexed by a slice or an index tensor."""
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, rows: slice | Tensor) -> tuple[Tensor, Tensor]:
+        return self.x[rows], self.y[rows]
+
+
+class BatchSlices(Sampler):
+    """Yields one batch's rows at a time: slices in order, or a fresh permutation per epoch.
+
+    The permutation is a function of (seed, epoch) alone, so a resumed run sees the same batches
+    as an uninterrupted one; Lightning calls `set_epoch` before each epoch.
+    """
+
+    def __init__(self, num_rows: int, batch_size: int | None, shuffle: bool, seed: int) -> None:
+        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
+        self.batch_size = batch_size or max(num_rows, 1)
+        self.shuffle = shuffle and self.batch_size < num_rows  # order is moot in a full batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[slice | Tensor]:
+        if not self.shuffle:
+            for start in range(0, self.num_rows, self.batch_size):
+                yield slice(start, start + self.batch_size)
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)
+
+
+class NamesDataModule(LightningDataModule):
+    """Character n-grams of a one-name-per-line file, split by word into train/val/test."""
+
+    def __init__(
+        self,
+        path: str = "names.txt",
+        context_size: int = 1,
+        encoding: str = "index",
+        batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 42,
+        dedupe: bool = False,
+    ) -> None:
+        """
+        Args:
+            path: text file with one name per line (UTF-8). A missing file named names.txt is
+                downloaded from the makemore repository and checked against its sha256.
+            context_size: characters of context: 1 = bigram, 2 = trigram, ...
+            encoding: batch form the model sees: "index" (context ids) or "onehot" (one-hot rows
+                of the joint context, expanded on the device).
+            batch_size: examples per training batch; None = the whole split in one batch.
+            val_fraction: share of words held out for validation.
+            test_fraction: share of words held out for testing.
+            seed: seed of the word split and of the minibatch order.
+            dedupe: keep each distinct word once, so no name is in two splits.
+        """
+        super().__init__()
+        if context_size < 1:
+            raise DataError(f"context_size must be at least 1, got {context_size}")
+        if encoding not in ("index", "onehot"):
+            raise DataError(f"encoding must be 'index' or 'onehot', got {encoding!r}")
+        if batch_size is not None and batch_size <= 0:
+            raise DataError(f"batch_size must be positive or None (full batch), got {batch_size}")
+        check_fractions(val_fraction, test_fraction)
+        self.save_hyperparameters()
+        self.path, self.context_size, self.encoding = Path(path), context_size, encoding
+        self.batch_size, self.seed = batch_size, seed
+        self._words: list[str] | None = None
+        self._vocab: Vocabulary | None = None
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    # the vocabulary is needed before setup (the CLI links vocab_size into the model), so words
+    # are loaded lazily, on first use, by whichever comes first
+    @property
+    def words(self) -> list[str]:
+        if self._words is None:
+            self.prepare_data()
+            self._words = load_words(self.path)
+        return self._words
+
+    @property
+    def vocab(self) -> Vocabulary:
+        if self._vocab is None:
+            self._vocab = Vocabulary.from_words(self.words)
+        return self._vocab
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def prepare_data(self) -> None:
+        if not self.path.exists() and self.path.name == "names.txt":
+            download_names(self.path, NAMES_URL, NAMES_SHA256)
+
+    def split(self) -> dict[str, list[str]]:
+        hp = self.hparams
+        parts = split_words(self.words, hp.val_fraction, hp.test_fraction, hp.seed, hp.dedupe)
+        return dict(zip(("train", "val", "test"), parts, strict=True))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        vocab = self.vocab
+        for name, words in self.split().items():
+            self.splits[name] = build_ngrams(words, vocab, self.context_size)
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        x, y = self.splits[split]
+        batch_size = self.batch_size if split == "train" else None
+        sampler = BatchSlices(len(y), batch_size, shuffle, self.seed)
+        return DataLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int):
+        x, y = batch
+        if self.encoding == "onehot":  # (B, c) ids -> (B, V**c) one-hot rows, built on the device
+            x = F.one_hot(joint_context(x, self.vocab_size), self.vocab_size**self.context_size)
+            x = x.float()
+        return x, y
+
+
+def joint_context(x: Tensor, vocab_size: int) -> Tensor:
+    """(B, c) character ids -> (B,) row of the V**c table: sum(x[:, i] * V**(c-1-i))."""
+    powers = vocab_size ** torch.arange(x.shape[1] - 1, -1, -1, device=x.device)
+    return (x * powers).sum(1)

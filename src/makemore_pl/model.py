@@ -1,0 +1,142 @@
+"""The neural n-gram model: one weight table W, trained with cross-entropy plus an L2 term."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from makemore_pl.data import DataError, Vocabulary, joint_context
+from makemore_pl.sampling import sample
+
+DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
+
+
+class BigramLitModule(LightningModule):
+    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
+
+    With `context_size` c, W has one row per joint context, V**c rows of V logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 27,
+        context_size: int = 1,
+        encoding: Literal["index", "onehot"] = "index",
+        l2: float = 0.01,
+        optimizer: Literal["sgd", "adam", "lbfgs"] = "sgd",
+        lr: float | None = None,
+        chars: list[str] | None = None,
+    ) -> None:
+        """
+        Args:
+            vocab_size: V, tokens including the boundary (set from the data).
+            context_size: characters of context, c (set from the data).
+            encoding: how a context selects its row: "index" looks it up, "onehot" multiplies
+                one_hot(context) @ W as in the lecture (set from the data).
+            l2: weight of the (W**2).mean() penalty; plays the role of count smoothing.
+            optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
+                with a strong-Wolfe line search).
+            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1).
+            chars: the data's characters in index order, kept so a checkpoint can generate
+                without the data file (set from the data).
+        """
+        super().__init__()
+        if chars is not None and len(chars) + 1 != vocab_size:
+            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
+        if l2 < 0:
+            raise DataError(f"l2 must be 0 or more, got {l2}")
+        self.save_hyperparameters()
+        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+        # float64 running sums: exact example-weighted means over an epoch, synced across devices
+        self.nll = nn.ModuleDict(
+            {
+                f"{stage}_nll": MeanMetric().set_dtype(torch.float64)
+                for stage in ("train", "val", "test")
+            }
+        )
+        self._counted_step = -1
+
+    @property
+    def vocab(self) -> Vocabulary | None:
+        chars = self.hparams.chars
+        return None if chars is None else Vocabulary(chars)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
+        if x.is_floating_point():
+            return x.to(self.W.dtype) @ self.W
+        rows = joint_context(x, self.hparams.vocab_size)
+        if self.hparams.encoding == "onehot":
+            return F.one_hot(rows, len(self.W)).to(self.W.dtype) @ self.W
+        return self.W[rows]
+
+    def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(loss, nll): the data's mean cross-entropy, and that plus the L2 term."""
+        nll = F.cross_entropy(self(x).float(), y)
+        return nll + self.hparams.l2 * self.W.float().pow(2).mean(), nll
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        loss, nll = self.objective(x, y)
+        if stage != "train" or self._first_evaluation_of_step():
+            self.nll[f"{stage}_nll"].update(nll.detach().double(), weight=len(y))
+        self.log(
+            f"{stage}_nll",
+            self.nll[f"{stage}_nll"],
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(y),
+            prog_bar=stage == "val",
+        )
+        return loss
+
+    def _first_evaluation_of_step(self) -> bool:
+        """L-BFGS evaluates the loss several times per step; a step's examples count once."""
+        first = self._counted_step != self.global_step
+        self._counted_step = self.global_step
+        return first
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train")
+        self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """(B, V) next-character probabilities for the batch's contexts."""
+        return torch.softmax(self(batch[0]).float(), dim=-1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        name, params = self.hparams.optimizer, self.parameters()
+        lr = self.hparams.lr if self.hparams.lr is not None else DEFAULT_LR[name]
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr)
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
+
+    @torch.no_grad()
+    def log_probs(self, x: Tensor) -> Tensor:
+        """(B, c) contexts -> (B, V) log-probabilities."""
+        return torch.log_softmax(self(x).float(), dim=-1)
+
+    def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
+        """Character ids of generated words; see `makemore_pl.sampling.sample`."""
+        return sample(
+            self.log_probs,
+            self.hparams.context_size,
+            num_samples,
+            seed,
+            device=self.device,
+            **kwargs,
+        )

@@ -1,0 +1,140 @@
+import lightning as L
+import pytest
+import torch
+
+from makemore_pl import (
+    BigramLitModule,
+    CountingBaseline,
+    NamesDataModule,
+    Vocabulary,
+    build_ngrams,
+    load_words,
+)
+
+WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
+
+
+def data(words=WORDS, context_size=1):
+    vocab = Vocabulary.from_words(words)
+    return vocab, *build_ngrams(words, vocab, context_size)
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    return L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("context_size", [1, 2, 3])
+def test_one_parameter_table(context_size):
+    model = BigramLitModule(vocab_size=6, context_size=context_size)
+    params = dict(model.named_parameters())
+    assert list(params) == ["W"] and params["W"].shape == (6**context_size, 6)
+
+
+@pytest.mark.parametrize("context_size", [1, 2])
+def test_onehot_and_index_give_identical_logits_and_gradients(context_size):
+    vocab, x, y = data(context_size=context_size)
+    grads, logits = {}, {}
+    for encoding in ("index", "onehot"):
+        torch.manual_seed(0)
+        model = BigramLitModule(len(vocab), context_size, encoding, l2=0.1)
+        torch.nn.init.normal_(model.W)
+        loss, _ = model.objective(x, y)
+        loss.backward()
+        logits[encoding], grads[encoding] = model(x), model.W.grad
+    assert torch.allclose(logits["index"], logits["onehot"], atol=1e-6)
+    assert torch.allclose(grads["index"], grads["onehot"], atol=1e-7)
+    # the data module's device-side expansion feeds the same numbers
+    onehot_rows = torch.nn.functional.one_hot(
+        x @ torch.tensor([len(vocab) ** (context_size - 1 - i) for i in range(context_size)]),
+        len(vocab) ** context_size,
+    ).float()
+    assert torch.allclose(model(onehot_rows), logits["index"], atol=1e-6)
+
+
+def test_loss_is_cross_entropy_plus_l2():
+    vocab, x, y = data()
+    model = BigramLitModule(len(vocab), l2=0.3)
+    torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(1))
+    loss, nll = model.objective(x, y)
+    manual = -torch.log_softmax(model.W[x[:, 0]], 1)[torch.arange(len(y)), y].mean()
+    assert nll.item() == pytest.approx(manual.item(), abs=1e-6)
+    assert loss.item() == pytest.approx(manual.item() + 0.3 * (model.W**2).mean().item(), abs=1e-6)
+
+
+def test_log_counts_as_weights_reproduce_the_counting_model(names_path):
+    words = load_words(names_path)
+    for context_size in (1, 2):
+        vocab, x, y = data(words, context_size)
+        counting = CountingBaseline(len(vocab), context_size, smoothing=1.0).fit(x, y)
+        model = BigramLitModule(len(vocab), context_size)
+        model.W.data = counting.probs.log().float()
+        _, nll = model.objective(x, y)
+        assert nll.item() == pytest.approx(counting.nll(x, y), abs=1e-5)
+
+
+def test_lecture_gradient_descent_approaches_the_counting_optimum(names_path):
+    vocab, x, y = data(load_words(names_path))
+    optimum = CountingBaseline(len(vocab), smoothing=0.0).fit(x, y).nll(x, y)
+    model = BigramLitModule(len(vocab), l2=0.0)
+    optimizer = model.configure_optimizers()  # SGD, lr 50: the lecture's loop
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss, _ = model.objective(x, y)
+        loss.backward()
+        optimizer.step()
+    assert model.objective(x, y)[1].item() - optimum < 0.01
+
+
+@pytest.mark.parametrize("optimizer, steps", [("adam", 100), ("lbfgs", 60)])
+def test_trainer_fit_reaches_the_optimum(names_path, tiny_file, optimizer, steps):
+    words = load_words(names_path)[:3000]
+    dm = NamesDataModule(str(tiny_file(words)), val_fraction=0, test_fraction=0)
+    model = BigramLitModule(dm.vocab_size, l2=0.0, optimizer=optimizer, chars=dm.vocab.to_list())
+    quiet_trainer(max_epochs=steps).fit(model, dm)
+    optimum = CountingBaseline(dm.vocab_size, smoothing=0.0).fit(*dm.splits["train"])
+    assert model.objective(*dm.splits["train"])[1].item() == pytest.approx(
+        optimum.nll(*dm.splits["train"]), abs=0.01
+    )
+
+
+def test_train_nll_is_an_example_weighted_mean(tiny_file):
+    # lr 0 freezes W: the epoch's train_nll must equal the NLL of the whole split, although
+    # the batches are uneven (a mean of batch means would differ)
+    dm = NamesDataModule(str(tiny_file(WORDS)), batch_size=7, val_fraction=0, test_fraction=0)
+    model = BigramLitModule(dm.vocab_size, optimizer="sgd", lr=0.0)
+    torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(0))
+    trainer = quiet_trainer(max_epochs=1)
+    trainer.fit(model, dm)
+    x, y = dm.splits["train"]
+    batch_means = [
+        model.objective(x[i : i + 7], y[i : i + 7])[1].item() for i in range(0, len(y), 7)
+    ]
+    exact = model.objective(x, y)[1].item()
+    assert trainer.callback_metrics["train_nll"].item() == pytest.approx(exact, abs=1e-6)
+    assert abs(sum(batch_means) / len(batch_means) - exact) > 1e-3
+
+
+def test_checkpoint_carries_the_vocabulary(tmp_path, tiny_file):
+    dm = NamesDataModule(str(tiny_file(WORDS)), context_size=2)
+    model = BigramLitModule(dm.vocab_size, 2, optimizer="adam", chars=dm.vocab.to_list())
+    trainer = quiet_trainer(max_epochs=2)
+    trainer.fit(model, dm)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = BigramLitModule.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    assert loaded.vocab == dm.vocab
+    assert torch.equal(loaded.W, model.W)
+    names = [loaded.vocab.decode(w) for w in loaded.sample(20, seed=3)]
+    assert names == [model.vocab.decode(w) for w in model.sample(20, seed=3)]
+    assert all(names)
+
+
+def test_chars_must_match_vocab_size():
+    with pytest.raises(ValueError, match="vocab_size"):
+        BigramLitModule(vocab_size=5, chars=["a", "b"])
