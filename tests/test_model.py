@@ -82,7 +82,7 @@ def test_log_counts_as_weights_reproduce_the_counting_model(names_path):
 def test_lecture_gradient_descent_approaches_the_counting_optimum(names_path):
     vocab, x, y = data(load_words(names_path))
     optimum = CountingBaseline(len(vocab), smoothing=0.0).fit(x, y).nll(x, y)
-    model = BigramLitModule(len(vocab), l2=0.0)
+    model = BigramLitModule(len(vocab), l2=0.0, optimizer="sgd")
     optimizer = model.configure_optimizers()  # SGD, lr 50: the lecture's loop
     for _ in range(200):
         optimizer.zero_grad()

@@ -30,6 +30,12 @@ class CountingBaseline:
         self.counts = torch.bincount(pair, minlength=v**self.context_size * v).view(-1, v)
         return self
 
+    def with_smoothing(self, smoothing: float) -> CountingBaseline:
+        """The same counts under another add-k smoothing."""
+        other = CountingBaseline(self.vocab_size, self.context_size, smoothing)
+        other.counts = self.counts
+        return other
+
     @property
     def probs(self) -> Tensor:
         """(V**c, V) float64 next-character distributions."""
@@ -52,3 +58,27 @@ class CountingBaseline:
         probs = self.probs.float()
         next_logprobs = lambda ctx: probs[joint_context(ctx, self.vocab_size)].log()  # noqa: E731
         return sample(next_logprobs, self.context_size, num_samples, seed, **kwargs)
+
+
+# add-k values `baseline --smoothing auto` and the test-time reference choose from
+SMOOTHING_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+
+
+def tune_smoothing(
+    vocab_size: int,
+    context_size: int,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    grid: tuple[float, ...] = SMOOTHING_GRID,
+) -> CountingBaseline:
+    """The counting model fitted on `train` whose add-k smoothing has the lowest val NLL."""
+    if len(val[1]) == 0:
+        raise ValueError("choosing the smoothing needs validation words: set val_fraction > 0")
+    fitted = CountingBaseline(vocab_size, context_size, 0.0).fit(*train)
+    best, best_nll = None, float("inf")
+    for k in grid:
+        candidate = fitted.with_smoothing(k)
+        nll = candidate.nll(*val)
+        if nll < best_nll:
+            best, best_nll = candidate, nll
+    return best

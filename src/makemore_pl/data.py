@@ -264,6 +264,11 @@ class NamesDataModule(LightningDataModule):
         return self._vocab
 
     @property
+    def chars(self) -> list[str]:
+        """The data's characters in index order: what the model keeps of the vocabulary."""
+        return self.vocab.to_list()
+
+    @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 

@@ -1,0 +1,76 @@
+"""Callbacks the CLI adds to every run: TensorBoard snapshots and the counting reference on test."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+from makemore_pl.baseline import tune_smoothing
+from makemore_pl.data import joint_context
+from makemore_pl.model import BigramLitModule
+from makemore_pl.plots import probability_heatmap
+
+
+class LogSnapshots(Callback):
+    """Every `every_n_epochs` epochs and at the end of training, logs to TensorBoard the
+    next-character heatmap and a few generated names, so a run shows what the model learned.
+    Only the final heatmap prints its values: periodic ones stay cheap (about 0.15 s)."""
+
+    def __init__(
+        self, every_n_epochs: int = 100, num_samples: int = 20, max_rows: int = 27
+    ) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between snapshots; 0 = only at the end of training.
+            num_samples: names generated per snapshot.
+            max_rows: contexts shown in the heatmap: all V rows for a bigram, the most frequent
+                training contexts for higher orders.
+        """
+        self.every_n_epochs, self.num_samples, self.max_rows = every_n_epochs, num_samples, max_rows
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        n = self.every_n_epochs
+        if n > 0 and (trainer.current_epoch + 1) % n == 0 and not trainer.sanity_checking:
+            self.snapshot(trainer, pl_module, annotate=False)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.snapshot(trainer, pl_module, annotate=True)
+
+    @rank_zero_only
+    def snapshot(self, trainer: Trainer, model: BigramLitModule, annotate: bool) -> None:
+        logger, vocab = trainer.logger, model.vocab
+        if not isinstance(logger, TensorBoardLogger) or vocab is None:
+            return
+        c, step = model.hparams.context_size, trainer.global_step
+        rows = self.heatmap_rows(trainer, model)
+        probs = torch.softmax(model.W.detach()[rows].float(), dim=-1)
+        title = f"P(next | context), step {step}"
+        fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
+        logger.experiment.add_figure("next_char_probs", fig, step)
+        words = [vocab.decode(w) for w in model.sample(self.num_samples, seed=step)]
+        logger.experiment.add_text("samples", "  \n".join(words), step)
+
+    def heatmap_rows(self, trainer: Trainer, model: BigramLitModule) -> list[int]:
+        table_rows = len(model.W)
+        if table_rows <= self.max_rows:
+            return list(range(table_rows))
+        x, _ = trainer.datamodule.splits["train"]
+        counts = torch.bincount(joint_context(x, model.hparams.vocab_size), minlength=table_rows)
+        return sorted(counts.topk(self.max_rows).indices.tolist())
+
+
+class CountingReference(Callback):
+    """Beside the neural model's test_nll, logs `counting_test_nll`: the counting model of the same
+    order on the same split, its add-k smoothing chosen on val."""
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        splits = getattr(trainer.datamodule, "splits", {})
+        if not splits or len(splits["val"][1]) == 0:
+            return
+        hp = pl_module.hparams
+        counting = tune_smoothing(hp.vocab_size, hp.context_size, splits["train"], splits["val"])
+        rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
+        nll = torch.tensor(counting.nll(*splits["test"]), dtype=torch.float64)
+        pl_module.log("counting_test_nll", nll)

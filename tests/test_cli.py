@@ -1,0 +1,227 @@
+"""End to end: the `python -m makemore_pl` commands, run as a user runs them, in temp folders."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from makemore_pl import CountingBaseline, NamesDataModule
+
+pytestmark = pytest.mark.slow
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def makemore(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "makemore_pl", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"makemore_pl {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def fit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return makemore(
+        "fit", "--data.context_size", "2", "--snapshots.every_n_epochs", "2", *QUIET, *args, cwd=cwd
+    )
+
+
+def events(run: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(
+        str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0}
+    )
+    return accumulator.Reload()
+
+
+def checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, names_path) -> Path:
+    """A folder holding names.txt and one trigram run of 5 epochs."""
+    folder = tmp_path_factory.mktemp("run")
+    shutil.copy(names_path, folder / "names.txt")
+    fit(folder, "--trainer.max_epochs", "5")
+    return folder
+
+
+def test_fit_writes_checkpoints_and_tensorboard_logs(workdir):
+    run = workdir / "lightning_logs" / "version_0"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 5
+    logged = events(run)
+    tags = logged.Tags()
+    assert {"train_loss", "train_nll", "val_nll", "hp_metric"} <= set(tags["scalars"])
+    assert [e.step for e in logged.Scalars("val_nll")] == [0, 1, 2, 3, 4]  # after each epoch
+    assert "next_char_probs" in tags["images"]
+    assert "samples/text_summary" in tags["tensors"]
+    text = logged.Tensors("samples/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert len([name for name in text.split("  \n") if name]) == 20
+    val = [e.value for e in logged.Scalars("val_nll")]
+    assert val[-1] < val[0]  # it learns
+
+
+def test_logged_val_nll_is_the_exact_nll_of_the_val_split(workdir):
+    run = workdir / "lightning_logs" / "version_0"
+    ckpt = checkpoint(run / "checkpoints" / "last.ckpt")
+    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
+    dm.setup()
+    x, y = dm.splits["val"]
+    logits = torch.nn.functional.embedding(x[:, 0] * 27 + x[:, 1], ckpt["state_dict"]["W"])
+    exact = torch.nn.functional.cross_entropy(logits.double(), y).item()
+    logged = events(run).Scalars("val_nll")[-1].value
+    assert logged == pytest.approx(exact, abs=1e-5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tensorboard_serves_the_run(workdir):
+    port = free_port()
+    binary = Path(sys.executable).with_name("tensorboard")
+    server = subprocess.Popen(
+        [
+            str(binary),
+            "--logdir",
+            str(workdir / "lightning_logs"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                body = urllib.request.urlopen(url, timeout=5).read().decode()
+                if "val_nll" in body:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("tensorboard did not list the run's scalars within 90 s")
+            time.sleep(0.5)
+        assert "version_0" in body and "train_loss" in body and "train_nll" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_test_prints_test_nll_beside_the_counting_model(workdir):
+    out = makemore("test", "--ckpt_path", "best", *QUIET, cwd=workdir).stdout
+    assert "test_nll" in out and "counting_test_nll" in out
+    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
+    dm.setup()
+    from makemore_pl.baseline import tune_smoothing
+
+    counting = tune_smoothing(27, 2, dm.splits["train"], dm.splits["val"])
+    printed = float(out.split("counting_test_nll")[1].split()[0])
+    assert printed == pytest.approx(counting.nll(*dm.splits["test"]), abs=1e-9)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, names_path):
+    shutil.copy(names_path, tmp_path / "names.txt")
+    common = ["--data.batch_size", "30000", "--trainer.default_root_dir"]
+    fit(tmp_path, *common, "stopped", "--trainer.max_epochs", "2")
+    fit(tmp_path, *common, "stopped", "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    fit(tmp_path, *common, "straight", "--trainer.max_epochs", "4")
+    runs = {name: tmp_path / name / "lightning_logs" for name in ("stopped", "straight")}
+    assert [p.name for p in runs["stopped"].iterdir()] == ["version_0"]  # resumed in place
+    resumed = checkpoint(runs["stopped"] / "version_0" / "checkpoints" / "last.ckpt")
+    straight = checkpoint(runs["straight"] / "version_0" / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == straight["global_step"] == 4 * 7  # 7 batches per epoch
+    assert torch.allclose(resumed["state_dict"]["W"], straight["state_dict"]["W"], atol=1e-5)
+    steps = [e.step for e in events(runs["stopped"] / "version_0").Scalars("val_nll")]
+    assert steps == [e.step for e in events(runs["straight"] / "version_0").Scalars("val_nll")]
+
+
+def test_sample_is_deterministic_and_needs_no_data_file(workdir, tmp_path):
+    ckpt = workdir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    args = ["sample", "--ckpt_path", str(ckpt), "--num_samples", "25", "--seed", "3"]
+    first = makemore(*args, cwd=tmp_path)  # no names.txt here
+    names = first.stdout.splitlines()
+    assert len(names) == 25 and all(names)
+    assert all(set(name) <= set("abcdefghijklmnopqrstuvwxyz") for name in names)
+    assert "25 names" in first.stderr
+    assert makemore(*args, cwd=tmp_path).stdout == first.stdout
+    other = makemore(*args[:-1], "4", cwd=tmp_path).stdout
+    assert other != first.stdout
+    prefixed = makemore(*args, "--prefix", "ma", cwd=tmp_path).stdout.splitlines()
+    assert len(prefixed) == 25 and all(name.startswith("ma") for name in prefixed)
+
+
+def test_sample_reports_novelty_and_samples_the_counting_model(workdir):
+    from_ckpt = makemore("sample", "--ckpt_path", "last", "--num_samples", "10", cwd=workdir)
+    assert "new" in from_ckpt.stderr and "in the training words" in from_ckpt.stderr
+    counted = makemore(
+        "sample",
+        "--counting",
+        "true",
+        "--data.context_size",
+        "2",
+        "--num_samples",
+        "30",
+        cwd=workdir,
+    )
+    assert len(counted.stdout.splitlines()) == 30
+
+
+def test_baseline_matches_the_counting_model(workdir):
+    out = makemore("baseline", "--data.context_size", "2", "--smoothing", "0.5", cwd=workdir).stdout
+    printed = {
+        line.split()[0]: float(line.split()[1]) for line in out.splitlines() if "_nll" in line
+    }
+    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
+    dm.setup()
+    counting = CountingBaseline(27, 2, 0.5).fit(*dm.splits["train"])
+    for split in ("train", "val", "test"):
+        assert printed[f"{split}_nll"] == pytest.approx(counting.nll(*dm.splits[split]), abs=1e-5)
+    auto = makemore("baseline", "--data.context_size", "2", cwd=workdir).stdout
+    assert "smoothing 0.2 (lowest val_nll on the grid)" in auto
+
+
+def test_print_config_round_trips(tmp_path):
+    printed = makemore(
+        "fit",
+        "--config",
+        str(Path(__file__).parents[1] / "configs" / "trigram.yaml"),
+        "--print_config",
+        cwd=tmp_path,
+    ).stdout
+    (tmp_path / "config.yaml").write_text(printed)
+    again = makemore("fit", "--config", "config.yaml", "--print_config", cwd=tmp_path).stdout
+    assert again == printed and "context_size: 2" in printed
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample"], "needs --ckpt_path"),
+        (["test", "--ckpt_path", "best"], "no best.ckpt"),
+        (["sample", "--ckpt_path", "nope.ckpt"], "no such file"),
+    ],
+)
+def test_user_errors_are_one_line_messages(tmp_path, args, message):
+    proc = makemore(*args, cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
