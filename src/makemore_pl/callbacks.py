@@ -14,9 +14,10 @@ from makemore_pl.plots import probability_heatmap
 
 
 class LogSnapshots(Callback):
-    """Every `every_n_epochs` epochs and at the end of training, logs to TensorBoard the
-    next-character heatmap and a few generated names, so a run shows what the model learned.
-    Only the final heatmap prints its values: periodic ones stay cheap (about 0.15 s)."""
+    """Logs TensorBoard snapshots: the next-character heatmap and a few generated names.
+
+    Taken every `every_n_epochs` epochs and at the end of training. Only the final heatmap
+    prints its values, so periodic snapshots stay cheap (about 0.15 s)."""
 
     def __init__(
         self, every_n_epochs: int = 100, num_samples: int = 20, max_rows: int = 27

@@ -1,0 +1,32 @@
+"""Every shipped config, run with its defaults, converges to the counting model's quality."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from makemore_pl import NamesDataModule
+from makemore_pl.baseline import tune_smoothing
+
+from .test_cli import QUIET, events, makemore
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_path):
+    shutil.copy(names_path, tmp_path / "names.txt")
+    makemore(
+        "fit", "--config", str(config), *QUIET, "--snapshots.every_n_epochs", "0", cwd=tmp_path
+    )
+    best_val = min(
+        e.value for e in events(tmp_path / "lightning_logs" / "version_0").Scalars("val_nll")
+    )
+    data = yaml.safe_load(config.read_text())["data"]
+    dm = NamesDataModule(str(tmp_path / "names.txt"), context_size=data["context_size"])
+    dm.setup()
+    counting = tune_smoothing(dm.vocab_size, dm.context_size, dm.splits["train"], dm.splits["val"])
+    assert best_val < counting.nll(*dm.splits["val"]) + 0.01
+
