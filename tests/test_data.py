@@ -10,7 +10,7 @@ from makemore_pl import (
     load_words,
     split_words,
 )
-from makemore_pl.data import BatchSlices, joint_context
+from makemore_pl.data import joint_context
 
 EMMA_AVA = ["emma", "ava"]
 
@@ -136,51 +136,14 @@ def test_datamodule_rejects_bad_options(kwargs, option):
         NamesDataModule("x.txt", **kwargs)
 
 
-def _epoch(loader, epoch):
-    loader.sampler.set_epoch(epoch)
-    return list(loader)
-
-
-def test_full_batch_is_one_slice_of_the_split(tiny_file):
-    dm = NamesDataModule(str(tiny_file([f"n{i}" for i in range(50)])), val_fraction=0.2)
-    dm.setup()
-    for loader, split in ((dm.train_dataloader(), "train"), (dm.val_dataloader(), "val")):
-        ((x, y),) = list(loader)
-        assert torch.equal(x, dm.splits[split][0]) and torch.equal(y, dm.splits[split][1])
-        assert x.data_ptr() == dm.splits[split][0].data_ptr()  # a view: no copy, no collate
-
-
-def test_minibatches_cover_the_split_and_replay_by_seed_and_epoch(tiny_file):
-    path = str(tiny_file([f"name{i}" for i in range(40)]))
-    dm = NamesDataModule(path, batch_size=7, seed=5)
-    dm.setup()
-    x_all, y_all = dm.splits["train"]
-    loader = dm.train_dataloader()
-    first = _epoch(loader, 0)
-    assert [len(y) for _, y in first][:-1] == [7] * (len(first) - 1)
-    rows = torch.cat([x for x, _ in first]).squeeze(1)
-    assert sorted(rows.tolist()) == sorted(x_all.squeeze(1).tolist())
-    again = NamesDataModule(path, batch_size=7, seed=5)
-    again.setup()
-    replay = _epoch(again.train_dataloader(), 0)
-    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(first, replay, strict=True))
-    second = _epoch(loader, 1)
-    assert not all(torch.equal(a, b) for (a, _), (b, _) in zip(first, second, strict=True))
-
-
-def test_batch_slices_length():
-    assert len(BatchSlices(10, 3, shuffle=True, seed=0)) == 4
-    assert len(BatchSlices(10, None, shuffle=True, seed=0)) == 1
-
-
 def test_onehot_expands_after_transfer(tiny_file):
     dm = NamesDataModule(
         str(tiny_file(EMMA_AVA)), context_size=2, encoding="onehot", val_fraction=0, test_fraction=0
     )
     dm.setup()
-    x, y = next(iter(dm.train_dataloader()))
+    x, y, counts = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.long and x.shape[1] == 2  # the host holds ids only
-    onehot, y2 = dm.on_after_batch_transfer((x, y), 0)
+    onehot, y2, _ = dm.on_after_batch_transfer((x, y, counts), 0)
     assert onehot.shape == (len(y), 25) and onehot.dtype == torch.float32
     assert torch.equal(onehot, F.one_hot(joint_context(x, 5), 25).float())
     assert torch.equal(y, y2)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
+
+from makemore_pl.batches import BatchSlices, TensorBatches, count_table, example_table
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -166,46 +166,6 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-class TensorPairs(Dataset):
-    """(X, Y) tensors whose item is a whole batch: indexed by a slice or an index tensor."""
-
-    def __init__(self, x: Tensor, y: Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, rows: slice | Tensor) -> tuple[Tensor, Tensor]:
-        return self.x[rows], self.y[rows]
-
-
-class BatchSlices(Sampler):
-    """Yields one batch's rows at a time: slices in order, or a fresh permutation per epoch.
-
-    The permutation is a function of (seed, epoch) alone, so a resumed run sees the same batches
-    as an uninterrupted one; Lightning calls `set_epoch` before each epoch.
-    """
-
-    def __init__(self, num_rows: int, batch_size: int | None, shuffle: bool, seed: int) -> None:
-        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
-        self.batch_size = batch_size or max(num_rows, 1)
-        self.shuffle = shuffle and self.batch_size < num_rows  # order is moot in a full batch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_rows / self.batch_size)
-
-    def __iter__(self) -> Iterator[slice | Tensor]:
-        if not self.shuffle:
-            for start in range(0, self.num_rows, self.batch_size):
-                yield slice(start, start + self.batch_size)
-            return
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)
-
-
 class NamesDataModule(LightningDataModule):
     """Character n-grams of a one-name-per-line file, split by word into train/val/test."""
 
@@ -219,6 +179,7 @@ class NamesDataModule(LightningDataModule):
         test_fraction: float = 0.1,
         seed: int = 42,
         dedupe: bool = False,
+        aggregate: bool = True,
     ) -> None:
         """
         Args:
@@ -232,6 +193,9 @@ class NamesDataModule(LightningDataModule):
             test_fraction: share of words held out for testing.
             seed: seed of the word split and of the minibatch order.
             dedupe: keep each distinct word once, so no name is in two splits.
+            aggregate: feed full batches as the table of distinct (context, next) rows with
+                their counts: the same loss and gradient as every example, hundreds of times
+                cheaper. Minibatches (batch_size set) always hold examples.
         """
         super().__init__()
         if context_size < 1:
@@ -246,7 +210,7 @@ class NamesDataModule(LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
         self._words: list[str] | None = None
         self._vocab: Vocabulary | None = None
-        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}  # (X, Y) of every example
 
     # the vocabulary is needed before setup (the CLI links vocab_size into the model), so words
     # are loaded lazily, on first use, by whichever comes first
@@ -288,30 +252,40 @@ class NamesDataModule(LightningDataModule):
         for name, words in self.split().items():
             self.splits[name] = build_ngrams(words, vocab, self.context_size)
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int | None, aggregate: bool) -> DataLoader:
         x, y = self.splits[split]
-        batch_size = self.batch_size if split == "train" else None
-        sampler = BatchSlices(len(y), batch_size, shuffle, self.seed)
-        return DataLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)
+        table = count_table(x, y, self.vocab_size) if aggregate else example_table(x, y)
+        sampler = BatchSlices(
+            len(table[1]), batch_size, shuffle=batch_size is not None, seed=self.seed
+        )
+        return DataLoader(TensorBatches(table), sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        aggregate = self.hparams.aggregate and self.batch_size is None
+        return self._loader("train", self.batch_size, aggregate)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._loader("val", None, self.hparams.aggregate)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test", None, self.hparams.aggregate)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader("test", None, aggregate=False)  # one prediction per example
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int):
-        x, y = batch
+    def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int):
+        x, *rest = batch
         if self.encoding == "onehot":  # (B, c) ids -> (B, V**c) one-hot rows, built on the device
-            x = F.one_hot(joint_context(x, self.vocab_size), self.vocab_size**self.context_size)
-            x = x.float()
-        return x, y
+            rows = joint_context(x, self.vocab_size)
+            x = one_hot_rows(rows, self.vocab_size**self.context_size, torch.float32)
+        return x, *rest
+
+
+def one_hot_rows(rows: Tensor, num_rows: int, dtype: torch.dtype) -> Tensor:
+    """(B,) table rows -> (B, num_rows) one-hot, written straight in `dtype` (F.one_hot would
+    first build an int64 copy, 8 bytes per cell: 1.3 GB for the trigram's full batch)."""
+    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
+    return out.scatter_(1, rows[:, None], 1.0)
 
 
 def joint_context(x: Tensor, vocab_size: int) -> Tensor:

@@ -10,10 +10,16 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from makemore_pl.data import DataError, Vocabulary, joint_context
+from makemore_pl.batches import Batch
+from makemore_pl.data import DataError, Vocabulary, joint_context, one_hot_rows
 from makemore_pl.sampling import sample
 
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
+
+
+def at_least_float32(t: Tensor) -> Tensor:
+    """Losses and NLLs are computed in float32 or better, also under 16-bit mixed precision."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 class BigramLitModule(LightningModule):
@@ -73,22 +79,31 @@ class BigramLitModule(LightningModule):
             return x.to(self.W.dtype) @ self.W
         rows = joint_context(x, self.hparams.vocab_size)
         if self.hparams.encoding == "onehot":
-            return F.one_hot(rows, len(self.W)).to(self.W.dtype) @ self.W
+            return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
         # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its gradient
         # in a thread-dependent order, so two identical runs would drift apart by ~1e-4)
         return F.embedding(rows, self.W)
 
-    def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(loss, nll): the data's mean cross-entropy, and that plus the L2 term."""
-        nll = F.cross_entropy(self(x).float(), y)
-        return nll + self.hparams.l2 * self.W.float().pow(2).mean(), nll
+    def objective(
+        self, x: Tensor, y: Tensor, counts: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(loss, nll): the data's mean cross-entropy, and that plus the L2 term.
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, y = batch
-        loss, nll = self.objective(x, y)
+        With `counts`, row i stands for counts[i] identical examples: the mean is weighted.
+        """
+        logits = at_least_float32(self(x))
+        if counts is None:
+            nll = F.cross_entropy(logits, y)
+        else:
+            nll = (F.cross_entropy(logits, y, reduction="none") * counts).sum() / counts.sum()
+        return nll + self.hparams.l2 * at_least_float32(self.W).pow(2).mean(), nll
+
+    def _shared_step(self, batch: Batch, stage: str) -> Tensor:
+        x, y, counts = batch
+        loss, nll = self.objective(x, y, counts)
         metric = self.nll[f"{stage}_nll"]
         if stage != "train" or self._first_evaluation_of_step():
-            metric.update(nll.detach().double(), weight=len(y))
+            metric.update(nll.detach().double(), weight=counts.sum())
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
         self.log(f"{stage}_nll", metric, prog_bar=stage == "val", **epochwise)
         if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
@@ -101,18 +116,18 @@ class BigramLitModule(LightningModule):
         self._counted_step = self.global_step
         return first
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         """(B, V) next-character probabilities for the batch's contexts."""
         return torch.softmax(self(batch[0]).float(), dim=-1)
 

@@ -1,0 +1,267 @@
+"""Benchmarks against the lecture's code, measured in the same run; prints one table.
+
+    python benchmarks/run.py            # a few minutes on 2 cores
+    python benchmarks/run.py --quick    # fewer repeats and sizes: checks every row runs
+
+Every figure is a median over repeats; "ratio" is reference / package (higher is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from lecture import lecture_counts, lecture_step, steps_to_optimum  # noqa: E402
+from measure import child_peak_rss, epoch_times, median_time, trainer_step_time  # noqa: E402
+
+from makemore_pl import (  # noqa: E402
+    BigramLitModule,
+    CountingBaseline,
+    Vocabulary,
+    build_ngrams,
+    load_words,
+)
+from makemore_pl.batches import count_table  # noqa: E402
+
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(name: str, package: float | str, reference: float | str = "", unit: str = "ms") -> None:
+    """Adds a table row; numbers are seconds, shown in `unit`."""
+    scale = {"ms": 1e3, "s": 1.0}[unit] if unit in ("ms", "s") else 1.0
+
+    def show(v):
+        return v if isinstance(v, str) else f"{v * scale:,.2f} {unit}"
+
+    ratio = (
+        ""
+        if isinstance(reference, str) or isinstance(package, str)
+        else f"{reference / package:,.0f}×"
+    )
+    ROWS.append((name, show(package), show(reference), ratio))
+    print(f"  {name}: {show(package)} | {show(reference)} {ratio}", file=sys.stderr, flush=True)
+
+
+def bench_counting(words: list[str], repeats: int) -> None:
+    def package():
+        vocab = Vocabulary.from_words(words)
+        CountingBaseline(len(vocab), 1).fit(*build_ngrams(words, vocab, 1))
+
+    lecture = median_time(lambda: lecture_counts(words), max(1, repeats // 3))
+    row("names.txt → bigram counts (encode + bincount)", median_time(package, repeats), lecture)
+    vocab = Vocabulary.from_words(words)
+    row(
+        "names.txt → n-gram tensors, build_ngrams c=2",
+        median_time(lambda: build_ngrams(words, vocab, 2), repeats),
+    )
+
+
+def raw_step(model: BigramLitModule, batch, optimizer) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss, _ = model.objective(*batch)
+    loss.backward()
+    optimizer.step()
+
+
+def bench_steps(words: list[str], repeats: int) -> None:
+    vocab = Vocabulary.from_words(words)
+    for c in (1, 2):
+        x, y = build_ngrams(words, vocab, c)
+        lecture = median_time(lecture_step(x, y, len(vocab)), repeats)
+        raw = {}
+        for label, batch in (
+            ("index full batch", (x, y, None)),
+            ("count table", count_table(x, y, len(vocab))),
+        ):
+            model = BigramLitModule(len(vocab), c, optimizer="sgd", l2=0.01)
+            step = partial(raw_step, model, batch, model.configure_optimizers())
+            raw[label] = median_time(step, repeats)
+            row(
+                f"c={c} one step, {label} ({len(batch[1]):,} rows), raw PyTorch",
+                raw[label],
+                lecture,
+            )
+        in_trainer = trainer_step_time(c, repeats)
+        row(f"c={c} one step, count table, inside Lightning Trainer", in_trainer, lecture)
+        row(f"c={c} Lightning overhead per step (Trainer − raw)", in_trainer - raw["count table"])
+
+
+def bench_epoch_parts(repeats: int) -> None:
+    """What an epoch of the CLI's default fit costs, adding one part at a time (trigram)."""
+    import tempfile
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from makemore_pl.callbacks import LogSnapshots
+    from makemore_pl.cli import checkpoint_callbacks
+
+    epochs, folder = 10 + 10 * repeats, tempfile.mkdtemp()
+    parts = {"bare Trainer": {}, "+ validation every epoch": {"limit_val_batches": 1.0}}
+    parts["+ TensorBoard logging"] = {
+        **parts["+ validation every epoch"],
+        "logger": TensorBoardLogger(folder),
+    }
+    parts["+ best and last checkpoints"] = {
+        **parts["+ TensorBoard logging"],
+        "enable_checkpointing": True,
+        "callbacks": checkpoint_callbacks(),
+    }
+    parts["+ snapshots every 100 epochs (the CLI default)"] = {
+        **parts["+ best and last checkpoints"],
+        "callbacks": [*checkpoint_callbacks(), LogSnapshots(every_n_epochs=100)],
+    }
+    for label, options in parts.items():
+        options.setdefault("default_root_dir", folder)
+        times = epoch_times(2, epochs, **options)
+        row(f"c=2 fit epoch, {label} (mean)", statistics.mean(times[5:]))
+
+
+def bench_time_to_optimum(words: list[str], quick: bool) -> None:
+    """Whole `fit` processes with the shipped configs and l2 = 0, against the lecture loop."""
+    vocab = Vocabulary.from_words(words)
+    for c, config, lecture_steps in ((1, "bigram", None), (2, "trigram", 12_000)):
+        x, y = build_ngrams(words, vocab, c)
+        per_step = median_time(lecture_step(x, y, len(vocab)), 3)
+        if lecture_steps is None:  # cheap enough to count for real
+            lecture_steps = steps_to_optimum(x, y, len(vocab), limit=100 if quick else 2_000)
+        seconds, gap = fit_to_optimum(config, c)
+        row(
+            f"c={c} time to within 0.005 nats of the optimum, whole `fit` process (gap {gap:.4f})",
+            seconds,
+            per_step * lecture_steps,
+            unit="s",
+        )
+        row(
+            f"c={c} lecture loop: {lecture_steps:,} SGD steps × one-hot step time",
+            per_step * lecture_steps,
+            unit="s",
+        )
+
+
+def fit_to_optimum(config: str, context_size: int) -> tuple[float, float]:
+    """Wall time of `python -m makemore_pl fit --config configs/<config>.yaml --model.l2 0`, and
+    the final model's train NLL minus the counting optimum (add-0) on the same split."""
+    workdir = ROOT / "benchmarks" / "_runs" / config
+    subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    workdir.mkdir(parents=True)
+    args = [
+        sys.executable,
+        "-m",
+        "makemore_pl",
+        "fit",
+        "--config",
+        str(ROOT / "configs" / f"{config}.yaml"),
+        "--model.l2",
+        "0",
+        "--data.path",
+        str(ROOT / "names.txt"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    ]
+    start = time.perf_counter()
+    subprocess.run(args, cwd=workdir, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    return seconds, optimum_gap(workdir, context_size)
+
+
+def optimum_gap(workdir: Path, context_size: int) -> float:
+    from makemore_pl import NamesDataModule
+
+    ckpt = torch.load(workdir / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    dm = NamesDataModule(str(ROOT / "names.txt"), context_size=context_size)
+    dm.setup()
+    x, y = dm.splits["train"]
+    model = BigramLitModule(dm.vocab_size, context_size, l2=0.0)
+    model.load_state_dict(ckpt["state_dict"])
+    with torch.no_grad():
+        nll = model.objective(x, y)[1].item()
+    return nll - CountingBaseline(dm.vocab_size, context_size, 0.0).fit(x, y).nll(x, y)
+
+
+def bench_scaling(quick: bool) -> None:
+    """Per-step time and peak memory, each in a fresh process, as data and order grow."""
+    cases = [
+        (1, 2, "index"),
+        (4, 2, "index"),
+        (16, 2, "index"),
+        (1, 2, "table"),
+        (4, 2, "table"),
+        (16, 2, "table"),
+        (1, 2, "onehot"),
+        (1, 2, "onehot-table"),
+    ]
+    cases += [(1, c, "table") for c in (1, 3, 4)]
+    if quick:
+        cases = cases[:2] + cases[3:5]
+    for times, c, path in cases:
+        result = child_peak_rss(ROOT / "names.txt", times, c, path)
+        row(
+            f"scaling: {times}× data, c={c}, {path}: step time / peak memory "
+            f"({result['rows']:,} rows)",
+            result["step"],
+            f"{result['peak_mb']:,.0f} MB",
+        )
+
+
+def bench_startup() -> None:
+    args = [sys.executable, "-X", "importtime", "-m", "makemore_pl", "--help"]
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, check=True)
+    row("start-up: python -m makemore_pl --help", time.perf_counter() - start, unit="s")
+    spent = defaultdict(int)
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*([\w.]+)", line)
+        if match:
+            spent[match.group(2).split(".")[0]] += int(match.group(1))
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:6]
+    row(
+        "start-up: imports by package (self time)",
+        ", ".join(f"{name} {us / 1e6:.2f} s" for name, us in top),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and cases")
+    quick = parser.parse_args().quick
+    repeats = 3 if quick else 15
+    words = load_words(ROOT / "names.txt")
+    bench_counting(words, repeats)
+    bench_steps(words, repeats)
+    bench_epoch_parts(repeats)
+    bench_time_to_optimum(words, quick)
+    bench_scaling(quick)
+    bench_startup()
+    print_table()
+
+
+def print_table() -> None:
+    models = [line.split(":")[1].strip() for line in open("/proc/cpuinfo") if "model name" in line]
+    cpu = models[0] if models else "unknown CPU"
+    threads = torch.get_num_threads()
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {cpu}; torch {torch.__version__}, {threads} threads\n"
+    )
+    print("| benchmark | makemore_pl | reference (lecture) | ratio |")
+    print("|---|---|---|---|")
+    for name, package, reference, ratio in ROWS:
+        print(f"| {name} | {package} | {reference} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

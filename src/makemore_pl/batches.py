@@ -1,0 +1,71 @@
+"""How examples reach the Trainer: whole batches sliced from tensors, or the count table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
+
+
+def count_table(x: Tensor, y: Tensor, vocab_size: int) -> Batch:
+    """The distinct (context, next) rows of X (N, c), Y (N,) with how often each occurs.
+
+    A count-weighted mean over these rows equals the mean over all N examples, in value and in
+    gradient, at a few thousand rows instead of hundreds of thousands.
+    """
+    c, v = x.shape[1], vocab_size
+    powers = v ** torch.arange(c, -1, -1)  # base-V digits of the (context, next) pair
+    pairs = (torch.cat([x, y[:, None]], 1) * powers).sum(1)
+    unique, counts = torch.unique(pairs, return_counts=True)  # sorted: deterministic order
+    digits = unique[:, None] // powers % v  # (U, c + 1)
+    return digits[:, :c].contiguous(), digits[:, c].contiguous(), counts.float()
+
+
+def example_table(x: Tensor, y: Tensor) -> Batch:
+    """Every example once: a count of 1 per row."""
+    return x, y, torch.ones(len(y))
+
+
+class TensorBatches(Dataset):
+    """(X, Y, counts) tensors whose item is a whole batch: indexed by a slice or index tensor."""
+
+    def __init__(self, table: Batch) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table[1])
+
+    def __getitem__(self, rows: slice | Tensor) -> Batch:
+        return tuple(t[rows] for t in self.table)
+
+
+class BatchSlices(Sampler):
+    """Yields one batch's rows at a time: slices in order, or a fresh permutation per epoch.
+
+    The permutation is a function of (seed, epoch) alone, so a resumed run sees the same batches
+    as an uninterrupted one; Lightning calls `set_epoch` before each epoch.
+    """
+
+    def __init__(self, num_rows: int, batch_size: int | None, shuffle: bool, seed: int) -> None:
+        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
+        self.batch_size = batch_size or max(num_rows, 1)
+        self.shuffle = shuffle and self.batch_size < num_rows  # order is moot in a full batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[slice | Tensor]:
+        if not self.shuffle:
+            for start in range(0, self.num_rows, self.batch_size):
+                yield slice(start, start + self.batch_size)
+            return
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)
