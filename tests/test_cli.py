@@ -134,7 +134,7 @@ def test_test_prints_test_nll_beside_the_counting_model(workdir):
     dm.setup()
     from makemore_pl.baseline import tune_smoothing
 
-    counting = tune_smoothing(27, 2, dm.splits["train"], dm.splits["val"])
+    counting = tune_smoothing(CountingBaseline(27, 2).fit(*dm.splits["train"]), dm.splits["val"])
     printed = float(out.split("counting_test_nll")[1].split()[0])
     assert printed == pytest.approx(counting.nll(*dm.splits["test"]), abs=1e-9)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from makemore_pl import NamesDataModule
+from makemore_pl import CountingBaseline, NamesDataModule
 from makemore_pl.baseline import tune_smoothing
 
 from .test_cli import QUIET, events, makemore
@@ -27,5 +27,6 @@ def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_p
     data = yaml.safe_load(config.read_text())["data"]
     dm = NamesDataModule(str(tmp_path / "names.txt"), context_size=data["context_size"])
     dm.setup()
-    counting = tune_smoothing(dm.vocab_size, dm.context_size, dm.splits["train"], dm.splits["val"])
+    fitted = CountingBaseline(dm.vocab_size, dm.context_size).fit(*dm.splits["train"])
+    counting = tune_smoothing(fitted, dm.splits["val"])
     assert best_val < counting.nll(*dm.splits["val"]) + 0.01

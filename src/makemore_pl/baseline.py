@@ -65,20 +65,10 @@ SMOOTHING_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 def tune_smoothing(
-    vocab_size: int,
-    context_size: int,
-    train: tuple[Tensor, Tensor],
-    val: tuple[Tensor, Tensor],
-    grid: tuple[float, ...] = SMOOTHING_GRID,
+    counting: CountingBaseline, val: tuple[Tensor, Tensor], grid: tuple[float, ...] = SMOOTHING_GRID
 ) -> CountingBaseline:
-    """The counting model fitted on `train` whose add-k smoothing has the lowest val NLL."""
+    """The fitted counting model under the add-k smoothing with the lowest NLL on `val`."""
     if len(val[1]) == 0:
         raise ValueError("choosing the smoothing needs validation words: set val_fraction > 0")
-    fitted = CountingBaseline(vocab_size, context_size, 0.0).fit(*train)
-    best, best_nll = None, float("inf")
-    for k in grid:
-        candidate = fitted.with_smoothing(k)
-        nll = candidate.nll(*val)
-        if nll < best_nll:
-            best, best_nll = candidate, nll
-    return best
+    candidates = [counting.with_smoothing(k) for k in grid]
+    return min(candidates, key=lambda candidate: candidate.nll(*val))

@@ -32,16 +32,27 @@ def example_table(x: Tensor, y: Tensor) -> Batch:
 
 
 class TensorBatches(Dataset):
-    """(X, Y, counts) tensors whose item is a whole batch: indexed by a slice or index tensor."""
+    """(X, Y, counts) tensors whose item is a whole batch: indexed by a slice or index tensor.
 
-    def __init__(self, table: Batch) -> None:
-        self.table = table
+    With several processes, each keeps the rows of the batch whose context it owns (`owner`,
+    one rank per row). A context's rows thus meet on one process in their usual order, so each
+    row of W gets its gradient summed as on one device and the all-reduce adds zeros to it:
+    one and several processes train the same weights, instead of drifting apart where Adam
+    magnifies the rounding noise of a split sum.
+    """
+
+    def __init__(self, table: Batch, owner: Tensor | None = None, rank: int = 0) -> None:
+        self.table, self.owner, self.rank = table, owner, rank
 
     def __len__(self) -> int:
         return len(self.table[1])
 
     def __getitem__(self, rows: slice | Tensor) -> Batch:
-        return tuple(t[rows] for t in self.table)
+        batch = tuple(t[rows] for t in self.table)
+        if self.owner is None:
+            return batch
+        mine = self.owner[rows] == self.rank
+        return tuple(t[mine] for t in batch)
 
 
 class BatchSlices(Sampler):

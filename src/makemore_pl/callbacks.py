@@ -7,7 +7,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from makemore_pl.baseline import tune_smoothing
+from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.data import joint_context
 from makemore_pl.model import BigramLitModule
 from makemore_pl.plots import probability_heatmap
@@ -70,8 +70,17 @@ class CountingReference(Callback):
         splits = getattr(trainer.datamodule, "splits", {})
         if not splits or len(splits["val"][1]) == 0:
             return
-        hp = pl_module.hparams
-        counting = tune_smoothing(hp.vocab_size, hp.context_size, splits["train"], splits["val"])
+        counting = tune_smoothing(self.fit_counts(trainer, pl_module), splits["val"])
         rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
         nll = torch.tensor(counting.nll(*splits["test"]), dtype=torch.float64)
         pl_module.log("counting_test_nll", nll)
+
+    @staticmethod
+    def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
+        """Each process counts its share of the training rows, on its device; the counts are
+        summed across processes."""
+        hp, rank, world = pl_module.hparams, trainer.global_rank, trainer.world_size
+        x, y = (t[rank::world].to(pl_module.device) for t in trainer.datamodule.splits["train"])
+        counting = CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit(x, y)
+        counting.counts = trainer.strategy.reduce(counting.counts, reduce_op="sum")
+        return counting

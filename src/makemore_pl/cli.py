@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.callbacks import CountingReference, LogSnapshots
@@ -85,7 +86,7 @@ class MakemoreTrainer(Trainer):
         datamodule.setup("fit")
         splits, c, v = datamodule.splits, datamodule.context_size, datamodule.vocab_size
         if smoothing == "auto":
-            counting = tune_smoothing(v, c, splits["train"], splits["val"])
+            counting = tune_smoothing(CountingBaseline(v, c).fit(*splits["train"]), splits["val"])
             how = "lowest val_nll on the grid"
         else:
             if smoothing < 0:
@@ -102,9 +103,8 @@ class MakemoreTrainer(Trainer):
 def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
     datamodule.setup("fit")
     splits = datamodule.splits
-    return tune_smoothing(
-        datamodule.vocab_size, datamodule.context_size, splits["train"], splits["val"]
-    )
+    fitted = CountingBaseline(datamodule.vocab_size, datamodule.context_size).fit(*splits["train"])
+    return tune_smoothing(fitted, splits["val"])
 
 
 def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
@@ -252,6 +252,9 @@ def main(args: list[str] | None = None) -> None:
             trainer_defaults={
                 "max_epochs": 100,
                 "log_every_n_steps": 1,
+                # the data module splits every batch between processes itself, exactly: the
+                # DistributedSampler Lightning would add pads by repeating examples
+                "use_distributed_sampler": False,
                 "callbacks": [*checkpoint_callbacks(), CountingReference()],
             },
             seed_everything_default=42,
@@ -259,5 +262,7 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             args=args,
         )
-    except (DataError, CommandError) as err:
+    except (DataError, CommandError, MisconfigurationException) as err:
+        # mistakes in the user's data, options or machine (e.g. --trainer.accelerator gpu on a
+        # machine without one): the message says what to fix, a traceback would only hide it
         sys.exit(f"makemore_pl: error: {err}")

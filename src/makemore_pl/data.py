@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from makemore_pl.batches import BatchSlices, TensorBatches, count_table, example_table
+from makemore_pl.batches import Batch, BatchSlices, TensorBatches, count_table, example_table
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -255,10 +255,16 @@ class NamesDataModule(LightningDataModule):
     def _loader(self, split: str, batch_size: int | None, aggregate: bool) -> DataLoader:
         x, y = self.splits[split]
         table = count_table(x, y, self.vocab_size) if aggregate else example_table(x, y)
-        sampler = BatchSlices(
-            len(table[1]), batch_size, shuffle=batch_size is not None, seed=self.seed
-        )
-        return DataLoader(TensorBatches(table), sampler=sampler, batch_size=None)
+        sampler = BatchSlices(len(table[1]), batch_size, batch_size is not None, self.seed)
+        return DataLoader(self._shard(table), sampler=sampler, batch_size=None)
+
+    def _shard(self, table: Batch) -> TensorBatches:
+        """Every process sees the same global batches and keeps its contexts' rows of each."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if world == 1:
+            return TensorBatches(table)
+        owner = joint_context(table[0], self.vocab_size) % world
+        return TensorBatches(table, owner, self.trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
         aggregate = self.hparams.aggregate and self.batch_size is None

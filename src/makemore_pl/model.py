@@ -75,40 +75,73 @@ class BigramLitModule(LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
-        if x.is_floating_point():
-            return x.to(self.W.dtype) @ self.W
-        rows = joint_context(x, self.hparams.vocab_size)
-        if self.hparams.encoding == "onehot":
-            return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-        # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its gradient
-        # in a thread-dependent order, so two identical runs would drift apart by ~1e-4)
-        return F.embedding(rows, self.W)
+        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
+        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
+        with torch.autocast(x.device.type, enabled=False):
+            if x.is_floating_point():
+                return x.to(self.W.dtype) @ self.W
+            rows = joint_context(x, self.hparams.vocab_size)
+            if self.hparams.encoding == "onehot":
+                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
+            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
+            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
+            return F.embedding(rows, self.W)
 
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """(loss, nll): the data's mean cross-entropy, and that plus the L2 term.
+        """(loss, nll) on these examples: the mean cross-entropy, and that plus the L2 term.
 
         With `counts`, row i stands for counts[i] identical examples: the mean is weighted.
         """
-        logits = at_least_float32(self(x))
+        nll = self.data_nll(x, y, counts)
+        return nll + self.penalty(), nll
+
+    def data_nll(self, x: Tensor, y: Tensor, counts: Tensor | None = None) -> Tensor:
         if counts is None:
-            nll = F.cross_entropy(logits, y)
-        else:
-            nll = (F.cross_entropy(logits, y, reduction="none") * counts).sum() / counts.sum()
-        return nll + self.hparams.l2 * at_least_float32(self.W).pow(2).mean(), nll
+            return F.cross_entropy(at_least_float32(self(x)), y)
+        nll_sum, total = self._nll_sum(x, y, counts)
+        return nll_sum / total.clamp_min(1)  # an empty shard gives 0
+
+    def _nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum of counts[i] * cross-entropy of row i, sum of counts)."""
+        per_row = F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
+        return (per_row * counts).sum(), counts.sum()
+
+    def penalty(self) -> Tensor:
+        return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
 
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
-        loss, nll = self.objective(x, y, counts)
+        nll_sum, total = self._nll_sum(x, y, counts)
+        nll = nll_sum / total.clamp_min(1)
         metric = self.nll[f"{stage}_nll"]
         if stage != "train" or self._first_evaluation_of_step():
-            metric.update(nll.detach().double(), weight=counts.sum())
+            metric.update(nll.detach().double(), weight=total)
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
         self.log(f"{stage}_nll", metric, prog_bar=stage == "val", **epochwise)
         if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
             self.log("hp_metric", metric, **epochwise)
-        return loss
+        if stage == "train" and self.trainer.world_size > 1:
+            return self._global_objective(nll_sum, total)
+        return nll + self.penalty()
+
+    def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
+        """This process's share of the global batch's objective.
+
+        DDP averages gradients over the R processes, so the local NLL sum is scaled by
+        R / (global example count), and process 0 alone carries R times the L2 term: their
+        average is then exactly the one-device gradient, however unevenly the rows are split
+        (bit for bit when R is a power of two and each context's rows are on one process).
+        The value is the global objective, so that L-BFGS line searches agree across processes.
+        """
+        strategy, world = self.trainer.strategy, self.trainer.world_size
+        global_total = strategy.reduce(total.detach().clone(), reduce_op="sum")
+        penalty = self.penalty()
+        share = nll_sum * (world / global_total)
+        share = share + penalty * world if self.trainer.global_rank == 0 else share + 0 * penalty
+        global_nll = strategy.reduce(nll_sum.detach().clone(), reduce_op="sum") / global_total
+        return share + (global_nll + penalty - share).detach()
 
     def _first_evaluation_of_step(self) -> bool:
         """L-BFGS evaluates the loss several times per step; a step's examples count once."""
