@@ -262,7 +262,7 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             args=args,
         )
-    except (DataError, CommandError, MisconfigurationException) as err:
-        # mistakes in the user's data, options or machine (e.g. --trainer.accelerator gpu on a
-        # machine without one): the message says what to fix, a traceback would only hide it
+    except (DataError, CommandError) as err:  # the message says what to fix; no traceback
         sys.exit(f"makemore_pl: error: {err}")
+    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
+        sys.exit(f"makemore_pl: error: {err} (Lightning refused the --trainer options)")
