@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -15,9 +17,19 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
+from makemore_pl.batches import count_table
 from makemore_pl.callbacks import CountingReference, LogSnapshots
 from makemore_pl.data import DataError, NamesDataModule, Vocabulary
 from makemore_pl.model import BigramLitModule
+from makemore_pl.sweep import (
+    SweepPoint,
+    best_on_val,
+    fit_optimum,
+    sweep_counting,
+    sweep_figure,
+    sweep_neural,
+    table_nll,
+)
 
 
 class CommandError(ValueError):
@@ -99,6 +111,69 @@ class MakemoreTrainer(Trainer):
             print(f"{split}_nll {results[f'{split}_nll']:.5f} ({len(y):,} examples)")
         return results
 
+    def sweep(
+        self,
+        model: BigramLitModule | None = None,
+        datamodule: NamesDataModule | None = None,
+        models: Literal["both", "counting", "neural"] = "both",
+        plot: str | None = None,
+    ) -> list[SweepPoint]:
+        """Sweep regularisation on val, print the table, plot it and test the best once.
+
+        Args:
+            models: which models to sweep: the counting model's add-k smoothing, the neural
+                model's l2 weight (each fitted to its optimum), or both.
+            plot: where to write the PNG; default: sweep.png in the run's log folder.
+        """
+        datamodule.setup("fit")
+        c, v, splits = datamodule.context_size, datamodule.vocab_size, datamodule.splits
+        started = time.perf_counter()
+        points = []
+        if models in ("both", "counting"):
+            points += sweep_counting(v, c, splits)
+        if models in ("both", "neural"):
+            points += sweep_neural(v, c, splits)
+        print(f"{'model':<9} {'strength':>8} {'train_nll':>9} {'val_nll':>9}")
+        for p in points:
+            print(f"{p.model:<9} {p.strength:>8g} {p.train_nll:>9.5f} {p.val_nll:>9.5f}")
+        for kind in dict.fromkeys(p.model for p in points):
+            best = best_on_val([p for p in points if p.model == kind])
+            test = test_nll(best, v, c, splits)
+            print(
+                f"best {kind}: strength {best.strength:g}, val_nll {best.val_nll:.5f}, "
+                f"test_nll {test:.5f}"
+            )
+        print(f"plot: {save_sweep_plot(self, points, plot, c)}")
+        print(
+            f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr
+        )
+        return points
+
+
+def test_nll(point: SweepPoint, vocab_size: int, context_size: int, splits) -> float:
+    """The one look at the test split: the chosen model, refitted on train."""
+    if point.model == "counting":
+        fitted = CountingBaseline(vocab_size, context_size, point.strength).fit(*splits["train"])
+        return fitted.nll(*splits["test"])
+    train, test = (count_table(*splits[s], vocab_size) for s in ("train", "test"))
+    return table_nll(fit_optimum(vocab_size, context_size, point.strength, train).log_probs, test)
+
+
+def save_sweep_plot(trainer: Trainer, points: list[SweepPoint], path: str | None, c: int) -> Path:
+    """Writes the PNG (atomically) and logs the figure to TensorBoard when there is a logger."""
+    logger = trainer.logger
+    folder = Path(logger.log_dir) if logger is not None else Path(".")
+    path = Path(path) if path else folder / "sweep.png"
+    fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fig.savefig(partial, format="png", dpi=110)
+    os.replace(partial, path)
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_figure("sweep", fig, 0)
+        logger.experiment.flush()
+    return path
+
 
 def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
     datamodule.setup("fit")
@@ -160,7 +235,7 @@ class MakemoreCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         extra = {"model", "datamodule"}
-        return {**LightningCLI.subcommands(), "sample": extra, "baseline": extra}
+        return {**LightningCLI.subcommands(), "sample": extra, "baseline": extra, "sweep": extra}
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.context_size")
