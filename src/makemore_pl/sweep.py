@@ -77,26 +77,39 @@ def fit_optimum(
 
 
 def newton_rows(n: Tensor, total: Tensor, mu: float, iterations: int) -> Tensor:
-    """argmin over w (S, V) of sum_r [N_r logsumexp(w_r) - n_r . w_r] / total + mu |w|^2."""
-    row_total = n.sum(1, keepdim=True)
-    eye = torch.eye(n.shape[1], dtype=n.dtype, device=n.device)
+    """argmin over w (S, V) of sum_r [N_r logsumexp(w_r) - n_r . w_r] / total + mu |w_r|^2.
 
-    def objective(w: Tensor) -> Tensor:  # (S,) one value per row
-        return (row_total[:, 0] * w.logsumexp(1) - (n * w).sum(1)) / total + mu * w.pow(2).sum(1)
-
+    Rows are independent problems: each stops as soon as its own Newton decrement is below the
+    float64 noise of its objective, and later steps only touch the rows still moving.
+    """
     w = torch.zeros_like(n)
+    active = torch.arange(len(n), device=n.device)
     for _ in range(iterations):
-        p = w.softmax(1)
-        grad = (row_total * p - n) / total + 2 * mu * w
-        curvature = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-        # the tiny ridge keeps the solve defined along the all-ones direction when mu = 0
-        hessian = (row_total / total)[:, :, None] * curvature + (2 * mu + 1e-12) * eye
-        step = -torch.linalg.solve(hessian, grad)
-        slope = (grad * step).sum(1)  # minus the Newton decrement: the gain still to be had
-        if -slope.min() < 1e-15:  # below float64 noise of the objective: converged
+        step, slope = newton_step(w[active], n[active], total, mu)
+        moving = -slope >= 1e-15  # minus the decrement: the gain still to be had
+        active, step, slope = active[moving], step[moving], slope[moving]
+        if len(active) == 0:
             break
-        w = w + backtrack(objective, w, step, slope)
+        counts = n[active]
+
+        def objective(rows: Tensor, counts: Tensor = counts) -> Tensor:  # (A,) per row
+            gain = counts.sum(1) * rows.logsumexp(1) - (counts * rows).sum(1)
+            return gain / total + mu * rows.pow(2).sum(1)
+
+        w[active] += backtrack(objective, w[active], step, slope)
     return w
+
+
+def newton_step(w: Tensor, n: Tensor, total: Tensor, mu: float) -> tuple[Tensor, Tensor]:
+    """The Newton step of every row, and its slope (gradient . step)."""
+    row_total = n.sum(1, keepdim=True)
+    p = w.softmax(1)
+    grad = (row_total * p - n) / total + 2 * mu * w
+    curvature = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    # the tiny ridge keeps the solve defined along the all-ones direction when mu = 0
+    ridge = (2 * mu + 1e-12) * torch.eye(n.shape[1], dtype=n.dtype, device=n.device)
+    step = -torch.linalg.solve((row_total / total)[:, :, None] * curvature + ridge, grad)
+    return step, (grad * step).sum(1)
 
 
 def backtrack(objective, w: Tensor, step: Tensor, slope: Tensor) -> Tensor:
