@@ -16,12 +16,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.baseline import CountingBaseline, tune_smoothing
+from makemore_pl.baseline import SMOOTHING_GRID, CountingBaseline, tune_smoothing
 from makemore_pl.batches import count_table
 from makemore_pl.callbacks import CountingReference, LogSnapshots
 from makemore_pl.data import DataError, NamesDataModule, Vocabulary
 from makemore_pl.model import BigramLitModule
 from makemore_pl.sweep import (
+    L2_GRID,
     SweepPoint,
     best_on_val,
     fit_optimum,
@@ -116,6 +117,8 @@ class MakemoreTrainer(Trainer):
         model: BigramLitModule | None = None,
         datamodule: NamesDataModule | None = None,
         models: Literal["both", "counting", "neural"] = "both",
+        smoothing_grid: tuple[float, ...] = SMOOTHING_GRID,
+        l2_grid: tuple[float, ...] = L2_GRID,
         plot: str | None = None,
     ) -> list[SweepPoint]:
         """Sweep regularisation on val, print the table, plot it and test the best once.
@@ -123,6 +126,8 @@ class MakemoreTrainer(Trainer):
         Args:
             models: which models to sweep: the counting model's add-k smoothing, the neural
                 model's l2 weight (each fitted to its optimum), or both.
+            smoothing_grid: add-k values for the counting model.
+            l2_grid: l2 weights for the neural model.
             plot: where to write the PNG; default: sweep.png in the run's log folder.
         """
         datamodule.setup("fit")
@@ -130,9 +135,9 @@ class MakemoreTrainer(Trainer):
         started = time.perf_counter()
         points = []
         if models in ("both", "counting"):
-            points += sweep_counting(v, c, splits)
+            points += sweep_counting(v, c, splits, smoothing_grid)
         if models in ("both", "neural"):
-            points += sweep_neural(v, c, splits)
+            points += sweep_neural(v, c, splits, l2_grid)
         print(f"{'model':<9} {'strength':>8} {'train_nll':>9} {'val_nll':>9}")
         for p in points:
             print(f"{p.model:<9} {p.strength:>8g} {p.train_nll:>9.5f} {p.val_nll:>9.5f}")
