@@ -29,4 +29,3 @@ def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_p
     dm.setup()
     counting = tune_smoothing(dm.vocab_size, dm.context_size, dm.splits["train"], dm.splits["val"])
     assert best_val < counting.nll(*dm.splits["val"]) + 0.01
-

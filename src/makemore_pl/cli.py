@@ -6,15 +6,23 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.callbacks import CountingReference, LogSnapshots
+from makemore_pl.checkpoints import (
+    CheckpointError,
+    check_fits_data,
+    check_writable,
+    read_checkpoint,
+    require_weights_only,
+    with_atomic_checkpoints,
+)
 from makemore_pl.data import DataError, NamesDataModule, Vocabulary
 from makemore_pl.model import BigramLitModule
 
@@ -121,29 +129,6 @@ def novelty_summary(names: list[str], train_words: set[str] | None) -> str:
     return f"{len(names)} names: {len(names) - seen} new, {seen} in the training words"
 
 
-def read_checkpoint(path: str) -> dict:
-    """Loads a checkpoint's plain contents (weights_only: a crafted file cannot run code)."""
-    if not Path(path).is_file():
-        raise CommandError(f"--ckpt_path {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        if "Weights only load failed" in str(err):
-            raise CommandError(
-                f"--ckpt_path {path}: refused, the file holds objects other than tensors and plain "
-                "values, which could run code when loaded; use a checkpoint written by makemore_pl"
-            ) from None
-        raise CommandError(
-            f"--ckpt_path {path}: not a readable checkpoint (truncated or not a checkpoint: "
-            f"{str(err).splitlines()[0]})"
-        ) from None
-    if not isinstance(checkpoint, dict) or "vocab_size" not in checkpoint.get(
-        "hyper_parameters", {}
-    ):
-        raise CommandError(f"--ckpt_path {path}: not a makemore_pl model checkpoint")
-    return checkpoint
-
-
 def find_run_checkpoint(logs: Path, which: str) -> Path | None:
     """`which`.ckpt ('best' or 'last') of the newest run (version_N) under `logs`, if any."""
     runs = logs.glob("version_*")
@@ -156,6 +141,7 @@ class MakemoreCLI(LightningCLI):
     """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
 
     resumed_run: Path | None = None
+    checkpoint_hparams: dict | None = None  # the model settings of --ckpt_path
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -174,13 +160,32 @@ class MakemoreCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config is not None and "weights_only" in config:
+            require_weights_only(config)
         if config is None or not config.get("ckpt_path"):
             return
         if config.ckpt_path in ("best", "last"):
             config.ckpt_path = self.resolve_run_checkpoint(subcommand, config)
         if config.ckpt_path is not None:
             checkpoint = read_checkpoint(config.ckpt_path)
+            self.checkpoint_hparams = checkpoint["hyper_parameters"]
             self.use_checkpoint_data_settings(subcommand, checkpoint)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning merges the checkpoint's model settings into the config here and checks the
+        whole config, data settings taken from the checkpoint included: settings that do not
+        parse are a checkpoint error, not a usage message."""
+        self.parser.exit_on_error = False
+        try:
+            super()._parse_ckpt_path()
+        except ArgumentError as err:
+            path = self.config[self.config.subcommand].ckpt_path
+            raise CheckpointError(
+                f"--ckpt_path {path}: its settings do not fit makemore_pl "
+                f"({' '.join(str(err).split())})"
+            ) from None
+        finally:
+            self.parser.exit_on_error = True
 
     def resolve_run_checkpoint(self, subcommand: str, config) -> str | None:
         """'best' or 'last' -> that checkpoint of the newest run under default_root_dir."""
@@ -227,8 +232,30 @@ class MakemoreCLI(LightningCLI):
             return
         super().instantiate_classes()
 
+    def after_instantiate_classes(self) -> None:
+        """Fails before the run starts: on a checkpoint of another order or vocabulary than the
+        data, and on a folder the run could not write its logs and checkpoints to."""
+        if self.subcommand not in ("fit", "validate", "test", "predict"):
+            return
+        if self.checkpoint_hparams is not None:
+            data = self.datamodule
+            args = (str(data.path), data.context_size, data.chars)
+            check_fits_data(self.config[self.subcommand].ckpt_path, self.checkpoint_hparams, *args)
+        self.check_run_folders()
+
+    @rank_zero_only  # another rank would take the next free version_N and create it for nothing
+    def check_run_folders(self) -> None:
+        trainer = self.trainer
+        if trainer.logger is not None:
+            check_writable(trainer.log_dir)
+        if self.subcommand == "fit":
+            for callback in trainer.checkpoint_callbacks:
+                check_writable(callback.dirpath or Path(trainer.log_dir, "checkpoints"))
+
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        logger = self._get(self.config_init, "trainer", {}).get("logger")
+        trainer_config = self._get(self.config_init, "trainer", {})
+        kwargs["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
+        logger = trainer_config.get("logger")
         if self.resumed_run is not None and logger in (None, True):
             root = self.resumed_run.parent.parent
             kwargs["logger"] = TensorBoardLogger(root, version=self.resumed_run.name)
@@ -259,5 +286,5 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             args=args,
         )
-    except (DataError, CommandError) as err:
+    except (DataError, CommandError, CheckpointError) as err:
         sys.exit(f"makemore_pl: error: {err}")
