@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
@@ -73,8 +74,7 @@ class MakemoreTrainer(Trainer):
             num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
         )
         names = [vocab.decode(w) for w in ids]
-        if names:
-            print("\n".join(names), flush=True)
+        print_utf8(names)
         train_words = set(datamodule.split()["train"]) if datamodule is not None else None
         print(novelty_summary(names, train_words), file=sys.stderr)
         return names
@@ -115,9 +115,17 @@ def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
     )
 
 
+def print_utf8(lines: list[str]) -> None:
+    """One per line on stdout, as UTF-8 like the data file, whatever the terminal's locale says
+    (a latin-1 or ASCII stdout could not print every name)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
 def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
-    try:
-        return vocab.encode(prefix)
+    try:  # NFC, as the data: an "é" typed as e + combining accent is still "é"
+        return vocab.encode(unicodedata.normalize("NFC", prefix))
     except DataError as err:
         raise CommandError(f"--prefix {prefix!r}: {err}") from None
 
