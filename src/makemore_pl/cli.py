@@ -272,9 +272,13 @@ class MakemoreCLI(LightningCLI):
 
 def checkpoint_callbacks() -> list[ModelCheckpoint]:
     # a monitored ModelCheckpoint writes last.ckpt only when it saves a top-k one: keep the best
-    # and the true last step with two callbacks
+    # and the true last step with two callbacks. In Lightning 2.6 save_last=True writes nothing
+    # mid-run even with save_top_k=0 (only at the end of training, too late for a killed run),
+    # so "last" is the single top-1 checkpoint of an unmonitored callback, rewritten every epoch
     best = ModelCheckpoint(monitor="val_nll", mode="min", filename="best", save_top_k=1)
-    last = ModelCheckpoint(save_top_k=0, save_last=True, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(
+        filename="last", save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False
+    )
     return [best, last]
 
 
