@@ -86,20 +86,29 @@ def uninterrupted(tmp_path_factory) -> dict:
     return torch.load(last_ckpt(folder), weights_only=True)
 
 
+def older_run(folder: Path, checkpoint: dict) -> None:
+    """An earlier, finished run in version_0 whose weights differ from this one's."""
+    other = {**checkpoint, "state_dict": {"W": torch.zeros_like(checkpoint["state_dict"]["W"])}}
+    last_ckpt(folder).parent.mkdir(parents=True)
+    torch.save(other, last_ckpt(folder))
+
+
 @pytest.mark.parametrize("moment", ["mid-run", "before the first checkpoint"])
 def test_a_killed_fit_resumes_to_the_weights_of_an_uninterrupted_one(
     tmp_path, uninterrupted, moment
 ):
     folder = new_folder(tmp_path, "run")
-    proc = start_fit(folder)
     if moment == "mid-run":
+        proc = start_fit(folder)
         kill_when(proc, lambda: saved_epoch(last_ckpt(folder)) >= 2)
         assert saved_epoch(last_ckpt(folder)) < 11  # killed before the end
         resumed_version = 0  # continued in its own folder
-    else:
-        kill_when(proc, lambda: (folder / "lightning_logs" / "version_0").is_dir())
-        assert not last_ckpt(folder).exists()
-        resumed_version = 1  # nothing to resume: a new run
+    else:  # and an older run is at hand, which `last` must not continue instead
+        older_run(folder, uninterrupted)
+        proc = start_fit(folder)
+        kill_when(proc, lambda: last_ckpt(folder, 1).parent.is_dir())
+        assert not last_ckpt(folder, 1).exists()
+        resumed_version = 2  # nothing to resume in the newest run: a new one
     finish_fit(folder, "--ckpt_path", "last")
     resumed = torch.load(last_ckpt(folder, resumed_version), weights_only=True)
     assert resumed["epoch"] == uninterrupted["epoch"] == 11

@@ -128,8 +128,8 @@ ROWS = [
     ("checkpoint missing", [*TEST, "--ckpt_path", "missing.ckpt"],
      "--ckpt_path missing.ckpt: no such file"),
     ("no run to take best/last from", [*TEST, "--ckpt_path", "best"],
-     "--ckpt_path best: no best.ckpt in any run under lightning_logs; train one with `fit` or "
-     "pass a checkpoint path"),
+     "--ckpt_path best: no best.ckpt in the newest training run under lightning_logs; train one "
+     "with `fit` or pass a checkpoint path"),
     ("checkpoint truncated", [*TEST, "--ckpt_path", "truncated.ckpt"],
      "--ckpt_path truncated.ckpt: the checkpoint is damaged (truncated or corrupted); use another "
      "checkpoint or train again"),

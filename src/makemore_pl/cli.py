@@ -138,11 +138,16 @@ def novelty_summary(names: list[str], train_words: set[str] | None) -> str:
 
 
 def find_run_checkpoint(logs: Path, which: str) -> Path | None:
-    """`which`.ckpt ('best' or 'last') of the newest run (version_N) under `logs`, if any."""
-    runs = logs.glob("version_*")
-    found = [run / "checkpoints" / f"{which}.ckpt" for run in runs]
-    found = [path for path in found if path.is_file()]
-    return max(found, key=lambda p: int(p.parent.parent.name.split("_")[-1]), default=None)
+    """`which`.ckpt ('best' or 'last') of the newest training run under `logs`, if it has one.
+
+    A training run is a version_N folder with a checkpoints folder, which `fit` creates before
+    its first step: a run killed before its first checkpoint is still the newest, so that `last`
+    starts it afresh instead of continuing an older run with other options.
+    """
+    runs = [run for run in logs.glob("version_*") if (run / "checkpoints").is_dir()]
+    newest = max(runs, key=lambda run: int(run.name.split("_")[-1]), default=None)
+    path = None if newest is None else newest / "checkpoints" / f"{which}.ckpt"
+    return path if path is not None and path.is_file() else None
 
 
 class MakemoreCLI(LightningCLI):
@@ -203,11 +208,13 @@ class MakemoreCLI(LightningCLI):
         )
         path = find_run_checkpoint(logs, which)
         if path is None and subcommand == "fit":
-            rank_zero_info(f"no {which}.ckpt under {logs}: a new run starts")
+            rank_zero_info(
+                f"no {which}.ckpt in the newest training run under {logs}: a new run starts"
+            )
             return None
         if path is None:
             raise CommandError(
-                f"--ckpt_path {which}: no {which}.ckpt in any run under {logs}; "
+                f"--ckpt_path {which}: no {which}.ckpt in the newest training run under {logs}; "
                 "train one with `fit` or pass a checkpoint path"
             )
         if subcommand == "fit":
