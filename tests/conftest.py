@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,27 @@ def tiny_file(tmp_path: Path):
         return path
 
     return write
+
+
+TINY_WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def run_cli(*args: str, cwd: Path) -> None:
+    """Runs `python -m makemore_pl ARGS` inside this process, in `cwd`."""
+    from makemore_pl.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+        main([*args])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A folder with words.txt (TINY_WORDS) and lightning_logs/version_0, a bigram trained on it
+    for 2 epochs."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", *QUIET, cwd=folder)
+    return folder

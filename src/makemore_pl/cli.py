@@ -5,20 +5,29 @@ from __future__ import annotations
 import os
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
-import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.baseline import SMOOTHING_GRID, CountingBaseline, tune_smoothing
 from makemore_pl.batches import count_table
 from makemore_pl.callbacks import CountingReference, LogSnapshots
+from makemore_pl.checkpoints import (
+    CheckpointError,
+    check_fits_data,
+    check_writable,
+    read_checkpoint,
+    require_weights_only,
+    with_atomic_checkpoints,
+)
 from makemore_pl.data import DataError, NamesDataModule, Vocabulary
 from makemore_pl.model import BigramLitModule
 from makemore_pl.sweep import (
@@ -79,8 +88,7 @@ class MakemoreTrainer(Trainer):
             num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
         )
         names = [vocab.decode(w) for w in ids]
-        if names:
-            print("\n".join(names), flush=True)
+        print_utf8(names)
         train_words = set(datamodule.split()["train"]) if datamodule is not None else None
         print(novelty_summary(names, train_words), file=sys.stderr)
         return names
@@ -187,9 +195,17 @@ def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
     return tune_smoothing(fitted, splits["val"])
 
 
+def print_utf8(lines: list[str]) -> None:
+    """One per line on stdout, as UTF-8 like the data file, whatever the terminal's locale says
+    (a latin-1 or ASCII stdout could not print every name)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
 def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
-    try:
-        return vocab.encode(prefix)
+    try:  # NFC, as the data: an "é" typed as e + combining accent is still "é"
+        return vocab.encode(unicodedata.normalize("NFC", prefix))
     except DataError as err:
         raise CommandError(f"--prefix {prefix!r}: {err}") from None
 
@@ -201,41 +217,24 @@ def novelty_summary(names: list[str], train_words: set[str] | None) -> str:
     return f"{len(names)} names: {len(names) - seen} new, {seen} in the training words"
 
 
-def read_checkpoint(path: str) -> dict:
-    """Loads a checkpoint's plain contents (weights_only: a crafted file cannot run code)."""
-    if not Path(path).is_file():
-        raise CommandError(f"--ckpt_path {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        if "Weights only load failed" in str(err):
-            raise CommandError(
-                f"--ckpt_path {path}: refused, the file holds objects other than tensors and plain "
-                "values, which could run code when loaded; use a checkpoint written by makemore_pl"
-            ) from None
-        raise CommandError(
-            f"--ckpt_path {path}: not a readable checkpoint (truncated or not a checkpoint: "
-            f"{str(err).splitlines()[0]})"
-        ) from None
-    if not isinstance(checkpoint, dict) or "vocab_size" not in checkpoint.get(
-        "hyper_parameters", {}
-    ):
-        raise CommandError(f"--ckpt_path {path}: not a makemore_pl model checkpoint")
-    return checkpoint
-
-
 def find_run_checkpoint(logs: Path, which: str) -> Path | None:
-    """`which`.ckpt ('best' or 'last') of the newest run (version_N) under `logs`, if any."""
-    runs = logs.glob("version_*")
-    found = [run / "checkpoints" / f"{which}.ckpt" for run in runs]
-    found = [path for path in found if path.is_file()]
-    return max(found, key=lambda p: int(p.parent.parent.name.split("_")[-1]), default=None)
+    """`which`.ckpt ('best' or 'last') of the newest training run under `logs`, if it has one.
+
+    A training run is a version_N folder with a checkpoints folder, which `fit` creates before
+    its first step: a run killed before its first checkpoint is still the newest, so that `last`
+    starts it afresh instead of continuing an older run with other options.
+    """
+    runs = [run for run in logs.glob("version_*") if (run / "checkpoints").is_dir()]
+    newest = max(runs, key=lambda run: int(run.name.split("_")[-1]), default=None)
+    path = None if newest is None else newest / "checkpoints" / f"{which}.ckpt"
+    return path if path is not None and path.is_file() else None
 
 
 class MakemoreCLI(LightningCLI):
     """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
 
     resumed_run: Path | None = None
+    checkpoint_hparams: dict | None = None  # the model settings of --ckpt_path
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -254,13 +253,32 @@ class MakemoreCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
+        if config is not None and "weights_only" in config:
+            require_weights_only(config)
         if config is None or not config.get("ckpt_path"):
             return
         if config.ckpt_path in ("best", "last"):
             config.ckpt_path = self.resolve_run_checkpoint(subcommand, config)
         if config.ckpt_path is not None:
             checkpoint = read_checkpoint(config.ckpt_path)
+            self.checkpoint_hparams = checkpoint["hyper_parameters"]
             self.use_checkpoint_data_settings(subcommand, checkpoint)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning merges the checkpoint's model settings into the config here and checks the
+        whole config, data settings taken from the checkpoint included: settings that do not
+        parse are a checkpoint error, not a usage message."""
+        self.parser.exit_on_error = False
+        try:
+            super()._parse_ckpt_path()
+        except ArgumentError as err:
+            path = self.config[self.config.subcommand].ckpt_path
+            raise CheckpointError(
+                f"--ckpt_path {path}: its settings do not fit makemore_pl "
+                f"({' '.join(str(err).split())})"
+            ) from None
+        finally:
+            self.parser.exit_on_error = True
 
     def resolve_run_checkpoint(self, subcommand: str, config) -> str | None:
         """'best' or 'last' -> that checkpoint of the newest run under default_root_dir."""
@@ -270,11 +288,13 @@ class MakemoreCLI(LightningCLI):
         )
         path = find_run_checkpoint(logs, which)
         if path is None and subcommand == "fit":
-            rank_zero_info(f"no {which}.ckpt under {logs}: a new run starts")
+            rank_zero_info(
+                f"no {which}.ckpt in the newest training run under {logs}: a new run starts"
+            )
             return None
         if path is None:
             raise CommandError(
-                f"--ckpt_path {which}: no {which}.ckpt in any run under {logs}; "
+                f"--ckpt_path {which}: no {which}.ckpt in the newest training run under {logs}; "
                 "train one with `fit` or pass a checkpoint path"
             )
         if subcommand == "fit":
@@ -307,8 +327,30 @@ class MakemoreCLI(LightningCLI):
             return
         super().instantiate_classes()
 
+    def after_instantiate_classes(self) -> None:
+        """Fails before the run starts: on a checkpoint of another order or vocabulary than the
+        data, and on a folder the run could not write its logs and checkpoints to."""
+        if self.subcommand not in ("fit", "validate", "test", "predict"):
+            return
+        if self.checkpoint_hparams is not None:
+            data = self.datamodule
+            args = (str(data.path), data.context_size, data.chars)
+            check_fits_data(self.config[self.subcommand].ckpt_path, self.checkpoint_hparams, *args)
+        self.check_run_folders()
+
+    @rank_zero_only  # another rank would take the next free version_N and create it for nothing
+    def check_run_folders(self) -> None:
+        trainer = self.trainer
+        if trainer.logger is not None:
+            check_writable(trainer.log_dir)
+        if self.subcommand == "fit":
+            for callback in trainer.checkpoint_callbacks:
+                check_writable(callback.dirpath or Path(trainer.log_dir, "checkpoints"))
+
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        logger = self._get(self.config_init, "trainer", {}).get("logger")
+        trainer_config = self._get(self.config_init, "trainer", {})
+        kwargs["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
+        logger = trainer_config.get("logger")
         if self.resumed_run is not None and logger in (None, True):
             root = self.resumed_run.parent.parent
             kwargs["logger"] = TensorBoardLogger(root, version=self.resumed_run.name)
@@ -317,9 +359,13 @@ class MakemoreCLI(LightningCLI):
 
 def checkpoint_callbacks() -> list[ModelCheckpoint]:
     # a monitored ModelCheckpoint writes last.ckpt only when it saves a top-k one: keep the best
-    # and the true last step with two callbacks
+    # and the true last step with two callbacks. In Lightning 2.6 save_last=True writes nothing
+    # mid-run even with save_top_k=0 (only at the end of training, too late for a killed run),
+    # so "last" is the single top-1 checkpoint of an unmonitored callback, rewritten every epoch
     best = ModelCheckpoint(monitor="val_nll", mode="min", filename="best", save_top_k=1)
-    last = ModelCheckpoint(save_top_k=0, save_last=True, save_on_train_epoch_end=True)
+    last = ModelCheckpoint(
+        filename="last", save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False
+    )
     return [best, last]
 
 
@@ -342,7 +388,7 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             args=args,
         )
-    except (DataError, CommandError) as err:  # the message says what to fix; no traceback
+    except (DataError, CommandError, CheckpointError) as err:  # says what to fix; no traceback
         sys.exit(f"makemore_pl: error: {err}")
     except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
         sys.exit(f"makemore_pl: error: {err} (Lightning refused the --trainer options)")

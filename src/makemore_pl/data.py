@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,7 @@ class DataError(ValueError):
 
 def load_words(path: str | Path) -> list[str]:
     """One word per line, UTF-8; surrounding whitespace and blank lines dropped; order, case and
-    duplicates kept."""
+    duplicates kept; characters in NFC form (an "é" written as e + combining accent is "é")."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -41,7 +42,7 @@ def load_words(path: str | Path) -> list[str]:
             f"data file {str(path)!r}, line {line}: bytes that are not UTF-8 ({err.reason}); "
             "save the file as UTF-8, one name per line"
         ) from None
-    words = [line.strip() for line in text.splitlines()]
+    words = [line.strip() for line in unicodedata.normalize("NFC", text).splitlines()]
     words = [w for w in words if w]
     if not words:
         raise DataError(f"data file {str(path)!r} holds no words (it is empty or only whitespace)")

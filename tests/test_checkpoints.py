@@ -1,0 +1,172 @@
+"""Checkpoints are written atomically and loaded without running code, on every path."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.strategies import Strategy
+
+from makemore_pl import checkpoints
+from makemore_pl.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    require_weights_only,
+    with_atomic_checkpoints,
+)
+from makemore_pl.cli import MakemoreCLI, MakemoreTrainer, find_run_checkpoint
+from makemore_pl.data import NamesDataModule
+from makemore_pl.model import BigramLitModule
+from tests.conftest import QUIET, run_cli
+
+MARKER = "code_ran.txt"
+
+
+class RunsCode:
+    """Unpickling this runs a shell command that leaves code_ran.txt in the current folder."""
+
+    def __reduce__(self):
+        return os.system, (f"echo code ran > {MARKER}",)
+
+
+def folder_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_save_replaces_the_file_whole_and_leaves_nothing_else(tmp_path):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+    io.save_checkpoint({"step": 2, "W": torch.ones(2)}, path)
+    assert io.load_checkpoint(path)["step"] == 2
+    assert folder_names(path.parent) == ["last.ckpt"]
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+
+    def disk_full(obj, file):
+        Path(file).write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert folder_names(tmp_path) == ["last.ckpt"]  # the partial file is gone
+
+
+KILLED_MIDWAY = """
+import os, signal, sys, torch
+from makemore_pl import checkpoints
+io, path = checkpoints.AtomicCheckpointIO(), sys.argv[1]
+io.save_checkpoint({"step": 1, "W": torch.ones(3)}, path)
+def killed_midway(obj, file):
+    with open(file, "wb") as out:
+        out.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
+        out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+checkpoints.torch.save = killed_midway
+io.save_checkpoint({"step": 2, "W": torch.zeros(3)}, path)
+"""
+
+
+@pytest.mark.slow
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path):
+    logs = tmp_path / "lightning_logs"
+    path = logs / "version_0" / "checkpoints" / "last.ckpt"
+    proc = subprocess.run([sys.executable, "-c", KILLED_MIDWAY, str(path)], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    left = folder_names(path.parent)
+    assert left[0] == "last.ckpt" and len(left) == 2 and left[1].endswith(".partial")
+    assert find_run_checkpoint(logs, "last") == path  # the partial file is never taken
+    assert torch.load(path, weights_only=True)["step"] == 1
+    AtomicCheckpointIO().save_checkpoint({"step": 3}, path)  # and the next save is unhindered
+    assert torch.load(path, weights_only=True)["step"] == 3
+
+
+def test_the_trainer_gets_atomic_checkpoints_unless_it_has_its_own(tiny_file):
+    assert [type(p) for p in with_atomic_checkpoints(None)] == [AtomicCheckpointIO]
+    own = TorchCheckpointIO()
+    assert with_atomic_checkpoints(own) == [own]
+    path = str(tiny_file(["emma", "ava"]))
+    cli = MakemoreCLI(
+        BigramLitModule,
+        NamesDataModule,
+        trainer_class=MakemoreTrainer,
+        run=False,
+        args=["--data.path", path, "--trainer.logger", "false"],
+    )
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_weights_only_defaults_to_true_and_false_is_refused():
+    config = Namespace(weights_only=None)
+    require_weights_only(config)
+    assert config.weights_only is True
+    with pytest.raises(CheckpointError, match="--weights_only false"):
+        require_weights_only(Namespace(weights_only=False))
+
+
+@pytest.fixture
+def evil_checkpoint(tiny_run, tmp_path, monkeypatch) -> Path:
+    """tiny_run's checkpoint with a setting whose unpickling runs code; tmp_path is the cwd."""
+    checkpoint = torch.load(
+        tiny_run / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True
+    )
+    checkpoint["hyper_parameters"]["l2"] = RunsCode()
+    torch.save(checkpoint, tmp_path / "evil.ckpt")
+    shutil.copy(tiny_run / "words.txt", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    # the switch that turns torch.load's default to weights_only=False must change nothing
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    return tmp_path / "evil.ckpt"
+
+
+def test_the_crafted_checkpoint_does_run_code_when_loaded_unsafely(evil_checkpoint):
+    torch.load(evil_checkpoint, weights_only=False)
+    assert Path(MARKER).read_text() == "code ran\n"
+
+
+def test_the_checkpoint_plugin_refuses_code(evil_checkpoint):
+    with pytest.raises(Exception, match="Weights only load failed"):
+        AtomicCheckpointIO().load_checkpoint(evil_checkpoint)
+    assert not Path(MARKER).exists()
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "sample"])
+def test_every_command_refuses_a_checkpoint_that_would_run_code(evil_checkpoint, command):
+    args = [command, "--ckpt_path", "evil.ckpt", "--data.path", "words.txt", *QUIET]
+    with pytest.raises(SystemExit, match="refused, the file holds objects other than tensors"):
+        run_cli(*args, cwd=evil_checkpoint.parent)
+    assert not Path(MARKER).exists()
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "sample"])
+def test_every_checkpoint_load_is_weights_only(tiny_run, tmp_path, monkeypatch, command):
+    shutil.copytree(tiny_run, tmp_path, dirs_exist_ok=True)
+    asked, loaded = [], []  # what Lightning is asked for, what torch.load gets
+    lightning_load, torch_load = Strategy.load_checkpoint, torch.load
+
+    def recording_lightning_load(self, path, weights_only=None):
+        asked.append(weights_only)
+        return lightning_load(self, path, weights_only=weights_only)
+
+    def recording_torch_load(*args, **kwargs):
+        loaded.append(kwargs.get("weights_only"))
+        return torch_load(*args, **kwargs)
+
+    monkeypatch.setattr(Strategy, "load_checkpoint", recording_lightning_load)
+    monkeypatch.setattr(torch, "load", recording_torch_load)
+    more = ["--trainer.max_epochs", "3"] if command == "fit" else []
+    run_cli(command, "--ckpt_path", "last", "--data.path", "words.txt", *QUIET, *more, cwd=tmp_path)
+    assert asked == ([] if command == "sample" else [True])  # sample loads the model itself
+    assert len(loaded) >= 2 and set(loaded) == {True}  # our check, then Lightning's own loads

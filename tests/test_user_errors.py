@@ -1,0 +1,237 @@
+"""Every user error of the README's table: its exact one-paragraph message, exit status 1.
+
+The CLI runs in this process (`cli.main`, as `python -m makemore_pl` calls it), so a row costs
+under a second; the last tests repeat a few rows through a real process to see what a user sees.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from makemore_pl import DataError, NamesDataModule
+from makemore_pl.cli import main
+from tests.conftest import QUIET
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
+
+
+class RunsCode:
+    """Unpickling this runs a shell command that leaves code_ran.txt in the current folder."""
+
+    def __reduce__(self):
+        return os.system, ("echo code ran > code_ran.txt",)
+
+
+def run_cli(*args: str) -> str | int:
+    """Runs the CLI and returns what it exits with: the error message, or the exit status."""
+    with pytest.raises(SystemExit) as exited:
+        main([*args])
+    return exited.value.code
+
+
+def edited(checkpoint: dict, path: Path, weights=None, data=None, **settings) -> None:
+    """Saves a copy of `checkpoint` with other model settings, weights or data settings."""
+    copy = {**checkpoint, "hyper_parameters": {**checkpoint["hyper_parameters"], **settings}}
+    if weights is not None:
+        copy["state_dict"] = {**checkpoint["state_dict"], "W": weights}
+    if data is not None:
+        copy["datamodule_hyper_parameters"] = {**checkpoint["datamodule_hyper_parameters"], **data}
+    torch.save(copy, path)
+
+
+def write_checkpoints(folder: Path) -> None:
+    """model.ckpt, trained on words.txt, and broken or foreign variations of it."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    data = (folder / "model.ckpt").read_bytes()
+    (folder / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    (folder / "empty.ckpt").write_bytes(b"")
+    torch.save({"W": torch.zeros(3, 3)}, folder / "weights.pt")
+    edited(model, folder / "other_model.ckpt", width=64)
+    edited(model, folder / "bad_settings.ckpt", optimizer="rmsprop")
+    edited(model, folder / "bad_weights.ckpt", weights=torch.zeros(5))
+    edited(model, folder / "bad_data.ckpt", data={"context_size": "two"})
+    edited(model, folder / "odd_builder.ckpt", _instantiator="os.system")
+    edited(model, folder / "evil.ckpt", l2=RunsCode())
+    damaged = folder / "damaged_run" / "lightning_logs" / "version_0" / "checkpoints"
+    damaged.mkdir(parents=True)
+    (damaged / "last.ckpt").write_bytes(data[: len(data) // 2])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_run) -> Path:
+    """A folder holding the data files and checkpoints the rows use."""
+    folder = tmp_path_factory.mktemp("files")
+    shutil.copy(tiny_run / "words.txt", folder)
+    shutil.copy(tiny_run / "lightning_logs/version_0/checkpoints/last.ckpt", folder / "model.ckpt")
+    (folder / "other.txt").write_text("zed\nquinn\nxu\n", encoding="utf-8")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.txt").write_bytes(b"  \n\t\n\r\n")
+    (folder / "latin1.txt").write_bytes("emma\nzoë\n".encode("latin-1"))
+    (folder / "folder").mkdir()
+    (folder / "blocker").write_text("a file where a folder should be\n")
+    write_checkpoints(folder)
+    return folder
+
+
+@pytest.fixture
+def cwd(files, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the files, as the current folder."""
+    folder = tmp_path / "cwd"
+    shutil.copytree(files, folder)
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+    return folder
+
+
+FIT = ["fit", "--data.path", "words.txt"]
+TEST = ["test", "--data.path", "words.txt"]
+SAMPLE = ["sample", "--ckpt_path", "model.ckpt"]
+
+# (case, command, the message after "makemore_pl: error: "); the README's table lists them all
+ROWS = [
+    ("data file missing", ["fit", "--data.path", "missing.txt"],
+     "data file 'missing.txt' does not exist"),
+    ("data file empty", ["fit", "--data.path", "empty.txt"],
+     "data file 'empty.txt' holds no words (it is empty or only whitespace)"),
+    ("data file only whitespace", ["fit", "--data.path", "blank.txt"],
+     "data file 'blank.txt' holds no words (it is empty or only whitespace)"),
+    ("data file not UTF-8", ["fit", "--data.path", "latin1.txt"],
+     "data file 'latin1.txt', line 2: bytes that are not UTF-8 (invalid continuation byte); "
+     "save the file as UTF-8, one name per line"),
+    ("data path is a folder", ["fit", "--data.path", "folder"],
+     "cannot read data file 'folder': Is a directory"),
+    ("context size below 1", [*FIT, "--data.context_size", "0"],
+     "context_size must be at least 1, got 0"),
+    ("a fraction of 1 or more", [*FIT, "--data.val_fraction", "1"],
+     "val_fraction must be in [0, 1), got 1.0"),
+    ("a negative fraction", [*FIT, "--data.test_fraction", "-0.1"],
+     "test_fraction must be in [0, 1), got -0.1"),
+    ("fractions summing to 1 or more", [*FIT, "--data.val_fraction", "0.5",
+                                        "--data.test_fraction", "0.5"],
+     "val_fraction + test_fraction must be below 1 to leave training words, got 0.5 + 0.5"),
+    ("batch size 0 or less", [*FIT, "--data.batch_size", "0"],
+     "batch_size must be positive or None (full batch), got 0"),
+    ("negative number of samples", [*SAMPLE, "--num_samples", "-1"],
+     "--num_samples must be 0 or more, got -1"),
+    ("temperature 0 or less", [*SAMPLE, "--temperature", "0"],
+     "--temperature must be positive, got 0.0"),
+    ("prefix outside the vocabulary", [*SAMPLE, "--prefix", "zoë"],
+     f"--prefix 'zoë': character 'z' in 'zoë' is not in the vocabulary '{CHARS}'"),
+    ("sample without a checkpoint", ["sample"],
+     "sample needs --ckpt_path PATH|best|last (or --counting true)"),
+    ("checkpoint missing", [*TEST, "--ckpt_path", "missing.ckpt"],
+     "--ckpt_path missing.ckpt: no such file"),
+    ("no run to take best/last from", [*TEST, "--ckpt_path", "best"],
+     "--ckpt_path best: no best.ckpt in the newest training run under lightning_logs; train one "
+     "with `fit` or pass a checkpoint path"),
+    ("checkpoint truncated", [*TEST, "--ckpt_path", "truncated.ckpt"],
+     "--ckpt_path truncated.ckpt: the checkpoint is damaged (truncated or corrupted); use another "
+     "checkpoint or train again"),
+    ("resuming a run whose last.ckpt is damaged",
+     [*FIT, "--trainer.default_root_dir", "damaged_run", "--ckpt_path", "last"],
+     "--ckpt_path damaged_run/lightning_logs/version_0/checkpoints/last.ckpt: the checkpoint is "
+     "damaged (truncated or corrupted); use another checkpoint or train again"),
+    ("checkpoint empty", [*TEST, "--ckpt_path", "empty.ckpt"],
+     "--ckpt_path empty.ckpt: the file is empty, not a checkpoint"),
+    ("not a checkpoint at all", [*TEST, "--ckpt_path", "words.txt"],
+     "--ckpt_path words.txt: not a checkpoint (expected a file written by torch.save)"),
+    ("a torch file of something else", [*TEST, "--ckpt_path", "weights.pt"],
+     "--ckpt_path weights.pt: not a makemore_pl model checkpoint (it has no model settings)"),
+    ("checkpoint of another model", [*TEST, "--ckpt_path", "other_model.ckpt"],
+     "--ckpt_path other_model.ckpt: not a makemore_pl model checkpoint (unknown model settings: "
+     "width)"),
+    ("checkpoint weights that do not fit its settings", [*TEST, "--ckpt_path", "bad_weights.ckpt"],
+     "--ckpt_path bad_weights.ckpt: not a makemore_pl model checkpoint (its weights W, of shape "
+     "(5,), do not fit vocab_size 15 and context_size 1)"),
+    ("checkpoint settings of the wrong type", [*TEST, "--ckpt_path", "bad_settings.ckpt"],
+     "--ckpt_path bad_settings.ckpt: its settings do not fit makemore_pl (Parser key "
+     "\"model.optimizer\": Expected a typing.Literal['sgd', 'adam', 'lbfgs']. Got value: rmsprop)"),
+    ("checkpoint data settings of the wrong type", [*TEST, "--ckpt_path", "bad_data.ckpt"],
+     "--ckpt_path bad_data.ckpt: its settings do not fit makemore_pl (Parser key "
+     "\"data.context_size\": Expected a <class 'int'>. Got value: two)"),
+    ("checkpoint that names its own model builder", ["sample", "--ckpt_path", "odd_builder.ckpt"],
+     "--ckpt_path odd_builder.ckpt: not a makemore_pl model checkpoint (it asks for its model to "
+     "be built by 'os.system')"),
+    ("checkpoint vocabulary differs from the data",
+     ["test", "--data.path", "other.txt", "--ckpt_path", "model.ckpt"],
+     f"--ckpt_path model.ckpt: the model knows the characters '{CHARS}' but data file "
+     "'other.txt' has 'deinquxz'; pass the --data.path it was trained on"),
+    ("checkpoint order differs from the data",
+     [*TEST, "--data.context_size", "2", "--ckpt_path", "model.ckpt"],
+     "--ckpt_path model.ckpt: the model has context_size 1 but --data.context_size is 2; use the "
+     "context size it was trained with"),
+    ("checkpoint whose pickle would run code", [*TEST, "--ckpt_path", "evil.ckpt"],
+     "--ckpt_path evil.ckpt: refused, the file holds objects other than tensors and plain values, "
+     "which could run code when loaded; use a checkpoint written by makemore_pl"),
+    ("asking to load code", [*TEST, "--ckpt_path", "model.ckpt", "--weights_only", "false"],
+     "--weights_only false: makemore_pl loads checkpoints with weights_only=True only, so that a "
+     "checkpoint cannot run code; its own checkpoints need nothing more"),
+    ("log/checkpoint folder not writable", [*FIT, "--trainer.default_root_dir", "blocker"],
+     "cannot write the run's logs and checkpoints to 'blocker/lightning_logs/version_0' (Not a "
+     "directory); set --trainer.default_root_dir to a folder you can write to"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case, args, message", ROWS, ids=[row[0] for row in ROWS])
+def test_user_error(cwd, case, args, message):
+    before = sorted(p.name for p in cwd.rglob("*"))
+    assert run_cli(*args, *QUIET) == f"makemore_pl: error: {message}"
+    assert sorted(p.name for p in cwd.rglob("*")) == before  # nothing written or lost
+    assert not (cwd / "code_ran.txt").exists()
+
+
+def test_an_option_of_the_wrong_type_is_a_usage_error(cwd, capsys):
+    assert run_cli(*FIT, "--data.context_size", "two") == 2
+    assert capsys.readouterr().err.endswith(
+        "error: Parser key \"data.context_size\":\n  Expected a <class 'int'>. Got value: two\n"
+    )
+
+
+def test_the_readme_table_shows_every_message():
+    readme = README.read_text(encoding="utf-8").replace("\\|", "|")  # escaped pipes in the table
+    for case, args, message in ROWS:
+        assert f"| {case} | `{' '.join(args)}` |" in readme, case
+        assert f"makemore_pl: error: {message}" in readme, case
+    assert "error: Parser key \"data.context_size\": Expected a <class 'int'>" in readme
+
+
+def test_a_run_folder_with_no_logger_is_checked_before_training(cwd, monkeypatch):
+    def must_not_train(*args):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("makemore_pl.model.BigramLitModule.training_step", must_not_train)
+    message = run_cli(*FIT, "--trainer.logger", "false", "--trainer.default_root_dir", "blocker")
+    assert message == (
+        "makemore_pl: error: cannot write the run's logs and checkpoints to 'blocker/checkpoints' "
+        "(Not a directory); set --trainer.default_root_dir to a folder you can write to"
+    )
+
+
+def test_an_error_inside_a_lightning_hook_is_one_message(cwd, monkeypatch):
+    def setup(self, stage=None):
+        raise DataError("data file 'words.txt' changed while the run started")
+
+    monkeypatch.setattr(NamesDataModule, "setup", setup)
+    assert run_cli(*FIT, "--trainer.max_epochs", "1", *QUIET) == (
+        "makemore_pl: error: data file 'words.txt' changed while the run started"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case", ["data file missing", "checkpoint vocabulary differs from the data"]
+)
+def test_a_user_sees_one_line_and_no_traceback(cwd, case):
+    _, args, message = next(row for row in ROWS if row[0] == case)
+    proc = subprocess.run(
+        [sys.executable, "-m", "makemore_pl", *args, *QUIET], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == f"makemore_pl: error: {message}"
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
