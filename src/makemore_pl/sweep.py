@@ -14,7 +14,7 @@ from makemore_pl.data import joint_context
 from makemore_pl.model import BigramLitModule
 
 # l2 weights the mean over all V**c * V cells, so higher orders want larger values
-L2_GRID = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+L2_GRID = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 @dataclass
