@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.baseline import CountingBaseline, tune_smoothing
+from makemore_pl.baseline import KNESER_NEY, CountingBaseline, tune_discounts, tune_smoothing
 from makemore_pl.callbacks import CountingReference, LogSnapshots
 from makemore_pl.data import DataError, NamesDataModule, Vocabulary
 from makemore_pl.model import BigramLitModule
@@ -22,6 +22,10 @@ from makemore_pl.model import BigramLitModule
 
 class CommandError(ValueError):
     """A command-line mistake the user can fix; printed without a traceback."""
+
+
+# --smoothing of `baseline` and `sample --counting`: add-k k, or how to choose the smoothing
+Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
 
 
 class MakemoreTrainer(Trainer):
@@ -37,6 +41,7 @@ class MakemoreTrainer(Trainer):
         temperature: float = 1.0,
         prefix: str = "",
         counting: bool = False,
+        smoothing: Smoothing = "auto",
     ) -> list[str]:
         """Generate names and print them on stdout, one per line.
 
@@ -46,15 +51,18 @@ class MakemoreTrainer(Trainer):
             seed: the same seed prints the same names.
             temperature: below 1 favours likely characters, above 1 flattens the distribution.
             prefix: every name starts with these characters.
-            counting: sample from the counting model (add-k chosen on val) fitted on the data's
-                train split instead of a checkpoint.
+            counting: sample from the counting model fitted on the data's train split instead
+                of a checkpoint.
+            smoothing: the counting model's smoothing, as for `baseline`.
         """
         if num_samples < 0:
             raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
         if temperature <= 0:
             raise CommandError(f"--temperature must be positive, got {temperature}")
+        if not counting and smoothing != "auto":
+            raise CommandError("--smoothing is the counting model's: it needs --counting true")
         if counting:
-            source, vocab, train_words = counting_model(datamodule), datamodule.vocab, None
+            source, vocab = counting_model(datamodule, smoothing), datamodule.vocab
         else:
             if ckpt_path is None:
                 raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
@@ -76,35 +84,54 @@ class MakemoreTrainer(Trainer):
         self,
         model: BigramLitModule | None = None,
         datamodule: NamesDataModule | None = None,
-        smoothing: float | Literal["auto"] = "auto",
+        smoothing: Smoothing = "auto",
     ) -> dict[str, float]:
         """Fit the counting model on the train split and print its NLL on every split.
 
         Args:
-            smoothing: add-k smoothing k, or "auto" for the k with the lowest val NLL on a grid.
+            smoothing: add-k smoothing k; "auto" for the k with the lowest val NLL on a grid;
+                "kneser-ney" for interpolated modified Kneser-Ney with discounts estimated from
+                the counts; "kneser-ney-auto" for those discounts scaled by the factor with the
+                lowest val NLL on a grid.
         """
-        datamodule.setup("fit")
-        splits, c, v = datamodule.splits, datamodule.context_size, datamodule.vocab_size
-        if smoothing == "auto":
-            counting = tune_smoothing(CountingBaseline(v, c).fit(*splits["train"]), splits["val"])
-            how = "lowest val_nll on the grid"
-        else:
-            if smoothing < 0:
-                raise CommandError(f"--smoothing must be 0 or more or 'auto', got {smoothing}")
-            counting, how = CountingBaseline(v, c, smoothing).fit(*splits["train"]), "given"
-        print(f"counting model, context_size {c}, smoothing {counting.smoothing:g} ({how})")
+        counting, c = counting_model(datamodule, smoothing), datamodule.context_size
+        print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
         results = {}
-        for split, (x, y) in splits.items():
-            results[f"{split}_nll"] = counting.nll(x, y) if len(y) else float("nan")
-            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({len(y):,} examples)")
+        for split in ("train", "val", "test"):
+            x, y, weights = datamodule.examples(split)
+            results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
+            examples = len(y) if weights is None else int(weights.sum())
+            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
         return results
 
 
-def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
+def counting_model(datamodule: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
+    """The counting model fitted on the train split, its smoothing given or chosen on val."""
+    if not isinstance(smoothing, str) and smoothing < 0:
+        raise CommandError(
+            f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
+            f"got {smoothing}"
+        )
     datamodule.setup("fit")
-    splits = datamodule.splits
-    fitted = CountingBaseline(datamodule.vocab_size, datamodule.context_size).fit(*splits["train"])
-    return tune_smoothing(fitted, splits["val"])
+    train, val = datamodule.examples("train"), datamodule.examples("val")
+    if smoothing in ("auto", "kneser-ney-auto") and len(val[1]) == 0:
+        raise CommandError(f"--smoothing {smoothing} chooses on the val split, which is empty")
+    v, c = datamodule.vocab_size, datamodule.context_size
+    if smoothing == "auto":
+        return tune_smoothing(CountingBaseline(v, c).fit(*train), val)
+    if smoothing == "kneser-ney-auto":
+        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit(*train), val)
+    return CountingBaseline(v, c, smoothing).fit(*train)
+
+
+def describe(counting: CountingBaseline, smoothing: Smoothing) -> str:
+    """How the counting model smooths and why, e.g. 'smoothing 0.2 (lowest val_nll on the grid)'."""
+    chosen = "lowest val_nll on the grid"
+    if not counting.is_kneser_ney:
+        return f"smoothing {counting.smoothing:g} ({chosen if smoothing == 'auto' else 'given'})"
+    if smoothing == "kneser-ney-auto":
+        return f"smoothing kneser-ney, discounts scaled by {counting.discount_scale:g} ({chosen})"
+    return "smoothing kneser-ney (discounts from the counts of counts)"
 
 
 def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
