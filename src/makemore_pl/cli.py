@@ -240,11 +240,14 @@ class MakemoreCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, {})
-        if self.subcommand == "sample" and not config.get("counting"):
-            # the checkpoint holds the model and its vocabulary: the data file may be absent
+        if self.subcommand in ("sample", "baseline"):
+            # no neural model: a checkpoint holds it and its vocabulary, so the data file may be
+            # absent; the counting model needs none (W of context_size 6 would take 42 GB)
             self.config_init, self.model = self.config, None
+            counting = self.subcommand == "baseline" or config.get("counting")
             path = Path(config.data.path)
-            self.datamodule = NamesDataModule(**config.data.as_dict()) if path.is_file() else None
+            needed = counting or path.is_file()
+            self.datamodule = NamesDataModule(**config.data.as_dict()) if needed else None
             self.trainer = self.trainer_class(
                 logger=False,
                 accelerator=config.trainer.accelerator,
