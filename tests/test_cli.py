@@ -200,6 +200,22 @@ def test_baseline_matches_the_counting_model(workdir):
     assert "smoothing 0.2 (lowest val_nll on the grid)" in auto
 
 
+def test_baseline_and_sample_with_kneser_ney(workdir):
+    args = ["--data.context_size", "6", "--smoothing", "kneser-ney"]  # no W: 42 GB at c = 6
+    out = makemore("baseline", *args, cwd=workdir).stdout
+    assert "smoothing kneser-ney (discounts from the counts of counts)" in out
+    printed = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[1:]}
+    dm = NamesDataModule(str(workdir / "names.txt"), context_size=6)
+    dm.setup()
+    counting = CountingBaseline(27, 6, "kneser-ney").fit(*dm.splits["train"])
+    for split in ("train", "val", "test"):
+        assert printed[f"{split}_nll"] == pytest.approx(counting.nll(*dm.splits[split]), abs=1e-5)
+    assert printed["test_nll"] <= 2.0
+    sampled = makemore("sample", "--counting", "true", *args, "--seed", "2", cwd=workdir).stdout
+    expected = [dm.vocab.decode(w) for w in counting.sample(20, seed=2)]
+    assert sampled.splitlines() == expected
+
+
 def test_print_config_round_trips(tmp_path):
     printed = makemore(
         "fit",

@@ -18,7 +18,8 @@ def sweeps(names_path):
     for c in (1, 2):
         dm = NamesDataModule(str(names_path), context_size=c)
         dm.setup()
-        results[c] = (dm, sweep_counting(27, c, dm.splits) + sweep_neural(27, c, dm.splits))
+        examples = {split: dm.examples(split) for split in ("train", "val", "test")}
+        results[c] = (dm, sweep_counting(27, c, examples) + sweep_neural(27, c, examples))
     return results
 
 

@@ -7,6 +7,7 @@ from makemore_pl.data import (
     Vocabulary,
     build_ngrams,
     download_names,
+    load_counted_words,
     load_words,
     split_words,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Vocabulary",
     "build_ngrams",
     "download_names",
+    "load_counted_words",
     "load_words",
     "sample",
     "split_words",

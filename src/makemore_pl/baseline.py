@@ -1,74 +1,186 @@
-"""The counting model: n-gram counts with add-k smoothing, in closed form."""
+"""The counting model: n-gram counts with add-k or Kneser-Ney smoothing, in closed form."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from makemore_pl.data import joint_context
+from makemore_pl.kneser_ney import KneserNey
+from makemore_pl.ngrams import NgramCounts, check_weights, lookup, ngram_keys
 from makemore_pl.sampling import sample
+
+KNESER_NEY = "kneser-ney"
+# cells of the largest dense (V**c, V) table `counts` and `probs` build: 27**5 (c = 4) fits
+DENSE_LIMIT = 2**25
 
 
 class CountingBaseline:
-    """P(next | context) = (N[context, next] + k) / (N[context].sum() + k * V).
+    """P(next | context) from the counts of (context, next) pairs, under one of two smoothings:
 
-    Contexts never seen (with k = 0) get the uniform distribution, so every row sums to 1.
+    - add-k (`smoothing` a number k): (N[context, next] + k) / (N[context].sum() + k * V); a
+      context never seen (with k = 0) gets the uniform distribution, so every row sums to 1;
+    - `smoothing="kneser-ney"`: interpolated modified Kneser-Ney over every order up to c, its
+      discounts estimated from the counts of counts (`makemore_pl.kneser_ney`).
+
+    Only the pairs that occur are stored, so every order whose keys fit in int64 works
+    (c = 6 on names.txt); the dense `counts` and `probs` tables are built on request.
     """
 
-    def __init__(self, vocab_size: int, context_size: int = 1, smoothing: float = 1.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        context_size: int = 1,
+        smoothing: float | Literal["kneser-ney"] = 1.0,
+        discount_scale: float = 1.0,
+    ) -> None:
         if context_size < 1:
             raise ValueError(f"context_size must be at least 1, got {context_size}")
-        if smoothing < 0:
-            raise ValueError(f"smoothing must be 0 or more, got {smoothing}")
+        if smoothing != KNESER_NEY and (isinstance(smoothing, str) or smoothing < 0):
+            raise ValueError(f"smoothing must be 0 or more, or {KNESER_NEY!r}, got {smoothing!r}")
+        if vocab_size ** (context_size + 1) >= 2**63:
+            raise ValueError(f"V**(c + 1) = {vocab_size}**{context_size + 1} overflows int64 keys")
+        if discount_scale <= 0:
+            raise ValueError(f"discount_scale must be positive, got {discount_scale}")
         self.vocab_size, self.context_size, self.smoothing = vocab_size, context_size, smoothing
-        self.counts = torch.zeros(vocab_size**context_size, vocab_size, dtype=torch.long)
+        self.discount_scale = discount_scale  # Kneser-Ney only: a factor on every discount
+        empty = torch.zeros(0, dtype=torch.long)
+        self.table = NgramCounts(vocab_size, context_size, empty, empty)
+        self._kneser_ney: KneserNey | None = None
 
-    def fit(self, x: Tensor, y: Tensor) -> CountingBaseline:
-        """Count every (context, next) pair of X (N, c), Y (N,) in one bincount."""
-        v = self.vocab_size
-        pair = joint_context(x, v) * v + y
-        self.counts = torch.bincount(pair, minlength=v**self.context_size * v).view(-1, v)
+    def fit(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> CountingBaseline:
+        """Count every (context, next) pair of X (N, c), Y (N,); example i counts `weights[i]`
+        times (int64, e.g. its name's count), once without weights."""
+        self.table = NgramCounts.from_examples(x, y, self.vocab_size, weights)
+        self._kneser_ney = None
         return self
 
-    def with_smoothing(self, smoothing: float) -> CountingBaseline:
-        """The same counts under another add-k smoothing."""
-        other = CountingBaseline(self.vocab_size, self.context_size, smoothing)
-        other.counts = self.counts
+    @property
+    def counts(self) -> Tensor:
+        """(V**c, V) int64 counts N[context, next]."""
+        self._check_dense("counts")
+        return self.table.dense()
+
+    @counts.setter
+    def counts(self, counts: Tensor) -> None:
+        self.table = NgramCounts.from_dense(counts, self.context_size)
+        self._kneser_ney = None
+
+    @property
+    def is_kneser_ney(self) -> bool:
+        return self.smoothing == KNESER_NEY
+
+    @property
+    def kneser_ney(self) -> KneserNey:
+        """The Kneser-Ney tables of every order, built from the counts on first use."""
+        if self._kneser_ney is None:
+            self._kneser_ney = KneserNey(self.table, self.discount_scale)
+        return self._kneser_ney
+
+    def with_smoothing(self, smoothing: float | Literal["kneser-ney"]) -> CountingBaseline:
+        """The same counts under another smoothing."""
+        other = CountingBaseline(self.vocab_size, self.context_size, smoothing, self.discount_scale)
+        other.table = self.table
+        if other.is_kneser_ney and self.is_kneser_ney:
+            other._kneser_ney = self._kneser_ney
         return other
+
+    def with_discount_scale(self, discount_scale: float) -> CountingBaseline:
+        """The same counts under Kneser-Ney with every discount scaled (no recounting)."""
+        source = self if self.is_kneser_ney else self.with_smoothing(KNESER_NEY)
+        other = CountingBaseline(self.vocab_size, self.context_size, KNESER_NEY, discount_scale)
+        other.table = self.table
+        other._kneser_ney = source.kneser_ney.with_discount_scale(discount_scale)
+        return other
+
+    def next_probs(self, x: Tensor) -> Tensor:
+        """(B, c) contexts -> (B, V) float64 next-character distributions."""
+        everything = torch.arange(self.vocab_size, device=x.device).expand(len(x), -1)
+        return self._probs(x, everything)
+
+    def _probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
+        """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
+        if self.is_kneser_ney:
+            return self.kneser_ney.probs(x, next_ids)
+        return add_k_probs(self.table.to(x.device), self.smoothing, x, next_ids)
 
     @property
     def probs(self) -> Tensor:
-        """(V**c, V) float64 next-character distributions."""
-        counts = self.counts.double() + self.smoothing
-        totals = counts.sum(1, keepdim=True)
-        uniform = torch.full_like(counts, 1 / self.vocab_size)
-        return torch.where(totals > 0, counts / totals.clamp_min(1), uniform)
+        """(V**c, V) float64 next-character distributions, one row per joint context."""
+        self._check_dense("probs")
+        v, c = self.vocab_size, self.context_size
+        rows = torch.arange(v**c)
+        powers = v ** torch.arange(c - 1, -1, -1)
+        return self.next_probs(rows[:, None] // powers % v)  # row id -> its c characters
+
+    def _check_dense(self, name: str) -> None:
+        cells = self.vocab_size ** (self.context_size + 1)
+        if cells > DENSE_LIMIT:
+            raise ValueError(
+                f"the dense `{name}` table of context_size {self.context_size} would have "
+                f"{cells:,} cells, too many to build (nll, next_probs and sample need none)"
+            )
 
     def log_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) log-probabilities."""
-        return self.probs.to(x.device)[joint_context(x, self.vocab_size)].log()
+        return self.next_probs(x).log()
 
-    def nll(self, x: Tensor, y: Tensor) -> float:
-        """Mean negative log-likelihood in nats over the examples, accumulated in float64."""
-        rows = joint_context(x, self.vocab_size)
-        return -self.probs.to(x.device)[rows, y].log().mean().item()
+    def nll(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> float:
+        """Mean negative log-likelihood in nats over the examples, accumulated in float64;
+        with `weights`, example i counts weights[i] times."""
+        log_p = self._probs(x, y[:, None])[:, 0].log()
+        if weights is None:
+            return -log_p.mean().item()
+        check_weights(weights, len(y))
+        weights = weights.to(log_p.device, torch.float64)
+        return -((log_p * weights).sum() / weights.sum()).item()
 
     def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
         """Character ids of generated words; see `makemore_pl.sampling.sample`."""
-        probs = self.probs.float()
-        next_logprobs = lambda ctx: probs[joint_context(ctx, self.vocab_size)].log()  # noqa: E731
+        next_logprobs = lambda ctx: self.next_probs(ctx).log()  # noqa: E731
         return sample(next_logprobs, self.context_size, num_samples, seed, **kwargs)
+
+
+def add_k_probs(table: NgramCounts, k: float, x: Tensor, next_ids: Tensor) -> Tensor:
+    """(B, c) contexts, (B, K) next ids -> (B, K) float64 (N + k) / (N[context] + k * V)."""
+    contexts, totals = table.contexts()
+    total = lookup(contexts, totals, joint_context(x, table.vocab_size)).double()
+    total = total[:, None] + k * table.vocab_size
+    count = lookup(table.keys, table.counts, ngram_keys(x, next_ids, table.vocab_size)).double()
+    uniform = torch.full_like(count, 1 / table.vocab_size)  # a context never seen, with k = 0
+    return torch.where(total > 0, (count + k) / torch.where(total > 0, total, 1.0), uniform)
 
 
 # add-k values `baseline --smoothing auto` and the test-time reference choose from
 SMOOTHING_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+# factors on the Kneser-Ney discounts `--smoothing kneser-ney-auto` chooses from
+DISCOUNT_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
 
 
 def tune_smoothing(
-    counting: CountingBaseline, val: tuple[Tensor, Tensor], grid: tuple[float, ...] = SMOOTHING_GRID
+    counting: CountingBaseline, val: tuple[Tensor, ...], grid: tuple[float, ...] = SMOOTHING_GRID
 ) -> CountingBaseline:
-    """The fitted counting model under the add-k smoothing with the lowest NLL on `val`."""
-    if len(val[1]) == 0:
-        raise ValueError("choosing the smoothing needs validation words: set val_fraction > 0")
+    """The fitted counting model under the add-k smoothing with the lowest NLL on `val`:
+    (x, y) or (x, y, weights)."""
+    _check_val(val)
     candidates = [counting.with_smoothing(k) for k in grid]
     return min(candidates, key=lambda candidate: candidate.nll(*val))
+
+
+def tune_discounts(
+    counting: CountingBaseline, val: tuple[Tensor, ...], grid: tuple[float, ...] = DISCOUNT_SCALES
+) -> CountingBaseline:
+    """The fitted counting model under Kneser-Ney, its discounts scaled by the factor with the
+    lowest NLL on `val`: (x, y) or (x, y, weights)."""
+    _check_val(val)
+    if not counting.is_kneser_ney:
+        counting = counting.with_smoothing(KNESER_NEY)  # built once, shared by the candidates
+    candidates = [counting.with_discount_scale(scale) for scale in grid]
+    return min(candidates, key=lambda candidate: candidate.nll(*val))
+
+
+def _check_val(val: tuple[Tensor, ...]) -> None:
+    if len(val[1]) == 0:
+        raise ValueError("choosing the smoothing needs validation words: set val_fraction > 0")

@@ -12,23 +12,28 @@ from torch.utils.data import Dataset, Sampler
 Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
 
 
-def count_table(x: Tensor, y: Tensor, vocab_size: int) -> Batch:
+def count_table(x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None) -> Batch:
     """The distinct (context, next) rows of X (N, c), Y (N,) with how often each occurs.
 
     A count-weighted mean over these rows equals the mean over all N examples, in value and in
-    gradient, at a few thousand rows instead of hundreds of thousands.
+    gradient, at a few thousand rows instead of hundreds of thousands. With `weights` (N,),
+    example i counts weights[i] times.
     """
     c, v = x.shape[1], vocab_size
     powers = v ** torch.arange(c, -1, -1)  # base-V digits of the (context, next) pair
     pairs = (torch.cat([x, y[:, None]], 1) * powers).sum(1)
-    unique, counts = torch.unique(pairs, return_counts=True)  # sorted: deterministic order
+    if weights is None:
+        unique, counts = torch.unique(pairs, return_counts=True)  # sorted: deterministic order
+    else:
+        unique, inverse = torch.unique(pairs, return_inverse=True)
+        counts = torch.zeros_like(unique).index_add_(0, inverse, weights.long())
     digits = unique[:, None] // powers % v  # (U, c + 1)
     return digits[:, :c].contiguous(), digits[:, c].contiguous(), counts.float()
 
 
-def example_table(x: Tensor, y: Tensor) -> Batch:
-    """Every example once: a count of 1 per row."""
-    return x, y, torch.ones(len(y))
+def example_table(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Batch:
+    """Every example once: a count of 1 per row, or its weight."""
+    return x, y, torch.ones(len(y)) if weights is None else weights.float()
 
 
 class TensorBatches(Dataset):

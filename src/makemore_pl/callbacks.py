@@ -57,8 +57,9 @@ class LogSnapshots(Callback):
         table_rows = len(model.W)
         if table_rows <= self.max_rows:
             return list(range(table_rows))
-        x, _ = trainer.datamodule.splits["train"]
-        counts = torch.bincount(joint_context(x, model.hparams.vocab_size), minlength=table_rows)
+        x, _, weights = trainer.datamodule.examples("train")
+        rows = joint_context(x, model.hparams.vocab_size)
+        counts = torch.bincount(rows, weights, minlength=table_rows)
         return sorted(counts.topk(self.max_rows).indices.tolist())
 
 
@@ -67,12 +68,12 @@ class CountingReference(Callback):
     order on the same split, its add-k smoothing chosen on val."""
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        splits = getattr(trainer.datamodule, "splits", {})
-        if not splits or len(splits["val"][1]) == 0:
+        datamodule = trainer.datamodule
+        if not getattr(datamodule, "splits", {}) or len(datamodule.splits["val"][1]) == 0:
             return
-        counting = tune_smoothing(self.fit_counts(trainer, pl_module), splits["val"])
+        counting = tune_smoothing(self.fit_counts(trainer, pl_module), datamodule.examples("val"))
         rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
-        nll = torch.tensor(counting.nll(*splits["test"]), dtype=torch.float64)
+        nll = torch.tensor(counting.nll(*datamodule.examples("test")), dtype=torch.float64)
         pl_module.log("counting_test_nll", nll)
 
     @staticmethod
@@ -80,7 +81,9 @@ class CountingReference(Callback):
         """Each process counts its share of the training rows, on its device; the counts are
         summed across processes."""
         hp, rank, world = pl_module.hparams, trainer.global_rank, trainer.world_size
-        x, y = (t[rank::world].to(pl_module.device) for t in trainer.datamodule.splits["train"])
-        counting = CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit(x, y)
-        counting.counts = trainer.strategy.reduce(counting.counts, reduce_op="sum")
+        examples = trainer.datamodule.examples("train")
+        x, y, weights = (t if t is None else t[rank::world].to(pl_module.device) for t in examples)
+        counting = CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit(x, y, weights)
+        if world > 1:  # summed as a dense table: fine at the orders a neural table W fits
+            counting.counts = trainer.strategy.reduce(counting.counts, reduce_op="sum")
         return counting

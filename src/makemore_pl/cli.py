@@ -17,7 +17,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.baseline import SMOOTHING_GRID, CountingBaseline, tune_smoothing
+from makemore_pl.baseline import (
+    KNESER_NEY,
+    SMOOTHING_GRID,
+    CountingBaseline,
+    tune_discounts,
+    tune_smoothing,
+)
 from makemore_pl.batches import count_table
 from makemore_pl.callbacks import CountingReference, LogSnapshots
 from makemore_pl.checkpoints import (
@@ -46,6 +52,10 @@ class CommandError(ValueError):
     """A command-line mistake the user can fix; printed without a traceback."""
 
 
+# --smoothing of `baseline` and `sample --counting`: add-k k, or how to choose the smoothing
+Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
+
+
 class MakemoreTrainer(Trainer):
     """The Lightning Trainer plus the `sample` and `baseline` commands."""
 
@@ -59,6 +69,7 @@ class MakemoreTrainer(Trainer):
         temperature: float = 1.0,
         prefix: str = "",
         counting: bool = False,
+        smoothing: Smoothing = "auto",
     ) -> list[str]:
         """Generate names and print them on stdout, one per line.
 
@@ -68,15 +79,18 @@ class MakemoreTrainer(Trainer):
             seed: the same seed prints the same names.
             temperature: below 1 favours likely characters, above 1 flattens the distribution.
             prefix: every name starts with these characters.
-            counting: sample from the counting model (add-k chosen on val) fitted on the data's
-                train split instead of a checkpoint.
+            counting: sample from the counting model fitted on the data's train split instead
+                of a checkpoint.
+            smoothing: the counting model's smoothing, as for `baseline`.
         """
         if num_samples < 0:
             raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
         if temperature <= 0:
             raise CommandError(f"--temperature must be positive, got {temperature}")
+        if not counting and smoothing != "auto":
+            raise CommandError("--smoothing is the counting model's: it needs --counting true")
         if counting:
-            source, vocab, train_words = counting_model(datamodule), datamodule.vocab, None
+            source, vocab = counting_model(datamodule, smoothing), datamodule.vocab
         else:
             if ckpt_path is None:
                 raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
@@ -97,27 +111,24 @@ class MakemoreTrainer(Trainer):
         self,
         model: BigramLitModule | None = None,
         datamodule: NamesDataModule | None = None,
-        smoothing: float | Literal["auto"] = "auto",
+        smoothing: Smoothing = "auto",
     ) -> dict[str, float]:
         """Fit the counting model on the train split and print its NLL on every split.
 
         Args:
-            smoothing: add-k smoothing k, or "auto" for the k with the lowest val NLL on a grid.
+            smoothing: add-k smoothing k; "auto" for the k with the lowest val NLL on a grid;
+                "kneser-ney" for interpolated modified Kneser-Ney with discounts estimated from
+                the counts; "kneser-ney-auto" for those discounts scaled by the factor with the
+                lowest val NLL on a grid.
         """
-        datamodule.setup("fit")
-        splits, c, v = datamodule.splits, datamodule.context_size, datamodule.vocab_size
-        if smoothing == "auto":
-            counting = tune_smoothing(CountingBaseline(v, c).fit(*splits["train"]), splits["val"])
-            how = "lowest val_nll on the grid"
-        else:
-            if smoothing < 0:
-                raise CommandError(f"--smoothing must be 0 or more or 'auto', got {smoothing}")
-            counting, how = CountingBaseline(v, c, smoothing).fit(*splits["train"]), "given"
-        print(f"counting model, context_size {c}, smoothing {counting.smoothing:g} ({how})")
+        counting, c = counting_model(datamodule, smoothing), datamodule.context_size
+        print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
         results = {}
-        for split, (x, y) in splits.items():
-            results[f"{split}_nll"] = counting.nll(x, y) if len(y) else float("nan")
-            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({len(y):,} examples)")
+        for split in ("train", "val", "test"):
+            x, y, weights = datamodule.examples(split)
+            results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
+            examples = len(y) if weights is None else int(weights.sum())
+            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
         return results
 
     def sweep(
@@ -139,7 +150,8 @@ class MakemoreTrainer(Trainer):
             plot: where to write the PNG; default: sweep.png in the run's log folder.
         """
         datamodule.setup("fit")
-        c, v, splits = datamodule.context_size, datamodule.vocab_size, datamodule.splits
+        c, v = datamodule.context_size, datamodule.vocab_size
+        splits = {split: datamodule.examples(split) for split in ("train", "val", "test")}
         started = time.perf_counter()
         points = []
         if models in ("both", "counting"):
@@ -168,7 +180,7 @@ def test_nll(point: SweepPoint, vocab_size: int, context_size: int, splits) -> f
     if point.model == "counting":
         fitted = CountingBaseline(vocab_size, context_size, point.strength).fit(*splits["train"])
         return fitted.nll(*splits["test"])
-    train, test = (count_table(*splits[s], vocab_size) for s in ("train", "test"))
+    train, test = (count_table(*splits[s][:2], vocab_size, splits[s][2]) for s in ("train", "test"))
     return table_nll(fit_optimum(vocab_size, context_size, point.strength, train).log_probs, test)
 
 
@@ -188,11 +200,33 @@ def save_sweep_plot(trainer: Trainer, points: list[SweepPoint], path: str | None
     return path
 
 
-def counting_model(datamodule: NamesDataModule) -> CountingBaseline:
+def counting_model(datamodule: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
+    """The counting model fitted on the train split, its smoothing given or chosen on val."""
+    if not isinstance(smoothing, str) and smoothing < 0:
+        raise CommandError(
+            f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
+            f"got {smoothing}"
+        )
     datamodule.setup("fit")
-    splits = datamodule.splits
-    fitted = CountingBaseline(datamodule.vocab_size, datamodule.context_size).fit(*splits["train"])
-    return tune_smoothing(fitted, splits["val"])
+    train, val = datamodule.examples("train"), datamodule.examples("val")
+    if smoothing in ("auto", "kneser-ney-auto") and len(val[1]) == 0:
+        raise CommandError(f"--smoothing {smoothing} chooses on the val split, which is empty")
+    v, c = datamodule.vocab_size, datamodule.context_size
+    if smoothing == "auto":
+        return tune_smoothing(CountingBaseline(v, c).fit(*train), val)
+    if smoothing == "kneser-ney-auto":
+        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit(*train), val)
+    return CountingBaseline(v, c, smoothing).fit(*train)
+
+
+def describe(counting: CountingBaseline, smoothing: Smoothing) -> str:
+    """How the counting model smooths and why, e.g. 'smoothing 0.2 (lowest val_nll on the grid)'."""
+    chosen = "lowest val_nll on the grid"
+    if not counting.is_kneser_ney:
+        return f"smoothing {counting.smoothing:g} ({chosen if smoothing == 'auto' else 'given'})"
+    if smoothing == "kneser-ney-auto":
+        return f"smoothing kneser-ney, discounts scaled by {counting.discount_scale:g} ({chosen})"
+    return "smoothing kneser-ney (discounts from the counts of counts)"
 
 
 def print_utf8(lines: list[str]) -> None:
@@ -313,11 +347,14 @@ class MakemoreCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, {})
-        if self.subcommand == "sample" and not config.get("counting"):
-            # the checkpoint holds the model and its vocabulary: the data file may be absent
+        if self.subcommand in ("sample", "baseline"):
+            # no neural model: a checkpoint holds it and its vocabulary, so the data file may be
+            # absent; the counting model needs none (W of context_size 6 would take 42 GB)
             self.config_init, self.model = self.config, None
+            counting = self.subcommand == "baseline" or config.get("counting")
             path = Path(config.data.path)
-            self.datamodule = NamesDataModule(**config.data.as_dict()) if path.is_file() else None
+            needed = counting or path.is_file()
+            self.datamodule = NamesDataModule(**config.data.as_dict()) if needed else None
             self.trainer = self.trainer_class(
                 logger=False,
                 accelerator=config.trainer.accelerator,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -18,15 +20,53 @@ from makemore_pl.batches import Batch, BatchSlices, TensorBatches, count_table, 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 BOUNDARY = "."  # how index 0, the start/end-of-word token, is shown
+Word = TypeVar("Word", bound=Hashable)
 
 
 class DataError(ValueError):
     """Bad data or data options; the message names the file, line or option."""
 
 
+COUNTED_LINE = re.compile(r"([^,]*),\s*([0-9]+)")  # name,count: the count a whole number
+MAX_COUNT = 10**12  # far above any real name count; keeps sums of counts well inside int64
+
+
 def load_words(path: str | Path) -> list[str]:
     """One word per line, UTF-8; surrounding whitespace and blank lines dropped; order, case and
-    duplicates kept; characters in NFC form (an "é" written as e + combining accent is "é")."""
+    duplicates kept; characters in NFC form (an "é" written as e + combining accent is "é").
+    A `name,count` file is refused: `load_counted_words` reads it."""
+    words, counts = load_counted_words(path)
+    if counts is not None:
+        raise DataError(
+            f"data file {str(path)!r} holds name,count lines: read it with load_counted_words"
+        )
+    return words
+
+
+def load_counted_words(path: str | Path) -> tuple[list[str], list[int] | None]:
+    """The words of a data file, and their counts if it is a `name,count` file (else None).
+
+    A file whose first non-blank line holds a comma is a `name,count` file (`Olivia,17728`): every
+    non-blank line must then be a name, a comma and a whole count of at least 1, and the lines
+    of one name are merged, their counts added. Otherwise it holds one word per line, and a line
+    of the `name,count` form among them is an error (a mixed file).
+    """
+    lines = read_lines(path)
+    if "," in lines[0][1]:
+        return parse_counted_lines(str(path), lines)
+    for number, line in lines:
+        if COUNTED_LINE.fullmatch(line):
+            raise DataError(
+                f"data file {str(path)!r}, line {number}: {line!r} is a name,count line, but "
+                f"line {lines[0][0]} is a plain name; a file holds either one name per line or "
+                "name,count on every line"
+            )
+    return [line for _, line in lines], None
+
+
+def read_lines(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a UTF-8 file, surrounding whitespace
+    dropped."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -42,11 +82,46 @@ def load_words(path: str | Path) -> list[str]:
             f"data file {str(path)!r}, line {line}: bytes that are not UTF-8 ({err.reason}); "
             "save the file as UTF-8, one name per line"
         ) from None
-    words = [line.strip() for line in unicodedata.normalize("NFC", text).splitlines()]
-    words = [w for w in words if w]
-    if not words:
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(unicodedata.normalize("NFC", text).splitlines(), start=1)
+    ]
+    lines = [(number, line) for number, line in lines if line]
+    if not lines:
         raise DataError(f"data file {str(path)!r} holds no words (it is empty or only whitespace)")
-    return words
+    return lines
+
+
+def parse_counted_lines(path: str, lines: list[tuple[int, str]]) -> tuple[list[str], list[int]]:
+    """(line number, text) of a name,count file -> names in order of first line, summed counts."""
+    counts: dict[str, int] = {}
+    for number, line in lines:
+        fields = [field.strip() for field in line.split(",")]
+        problem = counted_line_problem(fields)
+        if problem:
+            raise DataError(
+                f"data file {path!r}, line {number}: {line!r}: {problem}; a name,count file "
+                "(its first line holds a comma) has `name,count` on every line, e.g. Olivia,17728"
+            )
+        counts[fields[0]] = counts.get(fields[0], 0) + int(fields[1])
+    return list(counts), list(counts.values())
+
+
+def counted_line_problem(fields: list[str]) -> str | None:
+    """What is wrong with the comma-separated fields of a name,count line, if anything."""
+    if len(fields) == 1:
+        return "no comma, so no count"
+    if len(fields) > 2:
+        hint = " (for name,sex,count files drop the sex column: cut -d, -f1,3)"
+        return f"{len(fields)} comma-separated fields, not 2" + (hint if len(fields) == 3 else "")
+    name, count = fields
+    if not name:
+        return "the name is empty"
+    if not (count.isascii() and count.isdigit()):
+        return f"the count {count!r} is not a whole number"
+    if not 1 <= int(count) <= MAX_COUNT:
+        return f"the count {count} is not between 1 and {MAX_COUNT:,}"
+    return None
 
 
 class Vocabulary:
@@ -121,11 +196,16 @@ def build_ngrams(
 
 
 def split_words(
-    words: Sequence[str], val_fraction: float, test_fraction: float, seed: int, dedupe: bool = False
-) -> tuple[list[str], list[str], list[str]]:
+    words: Sequence[Word],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    dedupe: bool = False,
+) -> tuple[list[Word], list[Word], list[Word]]:
     """A seeded random split by word into (train, val, test); never splits a word's n-grams.
 
-    With `dedupe`, repeated words are kept once, so no name can appear in two splits.
+    With `dedupe`, repeated words are kept once, so no name can appear in two splits. A word may
+    be a (name, count) pair: the name goes to one split with its count.
     """
     check_fractions(val_fraction, test_fraction)
     if dedupe:
@@ -184,7 +264,8 @@ class NamesDataModule(LightningDataModule):
     ) -> None:
         """
         Args:
-            path: text file with one name per line (UTF-8). A missing file named names.txt is
+            path: text file with one name per line (UTF-8), or with `name,count` lines, whose
+                counts weigh each name's examples. A missing file named names.txt is
                 downloaded from the makemore repository and checked against its sha256.
             context_size: characters of context: 1 = bigram, 2 = trigram, ...
             encoding: batch form the model sees: "index" (context ids) or "onehot" (one-hot rows
@@ -193,7 +274,8 @@ class NamesDataModule(LightningDataModule):
             val_fraction: share of words held out for validation.
             test_fraction: share of words held out for testing.
             seed: seed of the word split and of the minibatch order.
-            dedupe: keep each distinct word once, so no name is in two splits.
+            dedupe: keep each distinct word once, so no name is in two splits (a name,count
+                file already lists each name once).
             aggregate: feed full batches as the table of distinct (context, next) rows with
                 their counts: the same loss and gradient as every example, hundreds of times
                 cheaper. Minibatches (batch_size set) always hold examples.
@@ -210,17 +292,28 @@ class NamesDataModule(LightningDataModule):
         self.path, self.context_size, self.encoding = Path(path), context_size, encoding
         self.batch_size, self.seed = batch_size, seed
         self._words: list[str] | None = None
+        self._name_counts: list[int] | None = None
         self._vocab: Vocabulary | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}  # (X, Y) of every example
+        self.weights: dict[str, Tensor] = {}  # (N,) example weights, for a name,count file
 
     # the vocabulary is needed before setup (the CLI links vocab_size into the model), so words
     # are loaded lazily, on first use, by whichever comes first
     @property
     def words(self) -> list[str]:
+        self._load()
+        return self._words
+
+    @property
+    def name_counts(self) -> list[int] | None:
+        """Each word's count, from a name,count file; None for a plain file."""
+        self._load()
+        return self._name_counts
+
+    def _load(self) -> None:
         if self._words is None:
             self.prepare_data()
-            self._words = load_words(self.path)
-        return self._words
+            self._words, self._name_counts = load_counted_words(self.path)
 
     @property
     def vocab(self) -> Vocabulary:
@@ -242,20 +335,39 @@ class NamesDataModule(LightningDataModule):
             download_names(self.path, NAMES_URL, NAMES_SHA256)
 
     def split(self) -> dict[str, list[str]]:
-        hp = self.hparams
-        parts = split_words(self.words, hp.val_fraction, hp.test_fraction, hp.seed, hp.dedupe)
+        """The words of each split."""
+        return {name: [w for w, _ in part] for name, part in self.counted_split().items()}
+
+    def counted_split(self) -> dict[str, list[tuple[str, int]]]:
+        """(word, count) of each split: by word, a name,count file's names with their counts
+        (a plain file's words with count 1)."""
+        hp, counts = self.hparams, self.name_counts or [1] * len(self.words)
+        entries = list(zip(self.words, counts, strict=True))
+        parts = split_words(entries, hp.val_fraction, hp.test_fraction, hp.seed, hp.dedupe)
         return dict(zip(("train", "val", "test"), parts, strict=True))
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         vocab = self.vocab
-        for name, words in self.split().items():
+        for name, part in self.counted_split().items():
+            words = [w for w, _ in part]
             self.splits[name] = build_ngrams(words, vocab, self.context_size)
+            if self.name_counts is not None:  # every example of a name weighs its count
+                lengths = torch.tensor([len(w) + 1 for w in words], dtype=torch.long)
+                counts = torch.tensor([n for _, n in part], dtype=torch.long)
+                self.weights[name] = torch.repeat_interleave(counts, lengths)
+
+    def examples(self, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """X (N, c), Y (N,) and the (N,) int64 example weights of a split (None: all 1)."""
+        return *self.splits[split], self.weights.get(split)
 
     def _loader(self, split: str, batch_size: int | None, aggregate: bool) -> DataLoader:
-        x, y = self.splits[split]
-        table = count_table(x, y, self.vocab_size) if aggregate else example_table(x, y)
+        x, y, weights = self.examples(split)
+        if aggregate:
+            table = count_table(x, y, self.vocab_size, weights)
+        else:
+            table = example_table(x, y, weights)
         sampler = BatchSlices(len(table[1]), batch_size, batch_size is not None, self.seed)
         return DataLoader(self._shard(table), sampler=sampler, batch_size=None)
 

@@ -25,28 +25,27 @@ class SweepPoint:
     val_nll: float
 
 
-Splits = dict[str, tuple[Tensor, Tensor]]  # split name -> (X, Y) of its examples
+Examples = dict[str, tuple[Tensor, Tensor, Tensor | None]]  # split -> (X, Y, weights or None)
 
 
 def sweep_counting(
-    vocab_size: int, context_size: int, splits: Splits, grid=SMOOTHING_GRID
+    vocab_size: int, context_size: int, examples: Examples, grid=SMOOTHING_GRID
 ) -> list[SweepPoint]:
     """The counting model fitted on train under every add-k in `grid`."""
-    fitted = CountingBaseline(vocab_size, context_size, 0.0).fit(*splits["train"])
+    fitted = CountingBaseline(vocab_size, context_size, 0.0).fit(*examples["train"])
     points = []
     for k in grid:
         model = fitted.with_smoothing(k)
-        points.append(
-            SweepPoint("counting", k, model.nll(*splits["train"]), model.nll(*splits["val"]))
-        )
+        train, val = model.nll(*examples["train"]), model.nll(*examples["val"])
+        points.append(SweepPoint("counting", k, train, val))
     return points
 
 
 def sweep_neural(
-    vocab_size: int, context_size: int, splits: Splits, grid=L2_GRID
+    vocab_size: int, context_size: int, examples: Examples, grid=L2_GRID
 ) -> list[SweepPoint]:
     """The neural model trained to its optimum on train under every l2 in `grid`."""
-    tables = {name: count_table(x, y, vocab_size) for name, (x, y) in splits.items()}
+    tables = {name: count_table(*xyw[:2], vocab_size, xyw[2]) for name, xyw in examples.items()}
     points = []
     for l2 in grid:
         model = fit_optimum(vocab_size, context_size, l2, tables["train"])

@@ -1,0 +1,137 @@
+"""Interpolated modified Kneser-Ney smoothing (Chen & Goodman, 1998), vectorised and sparse.
+
+For context h (length k) and next character w, with h' = h minus its first character:
+
+    p_k(w | h) = (a(hw) - D_k(a(hw))) / A(h) + gamma(h) * p_{k-1}(w | h'),
+    gamma(h)   = (D_k1 N1(h.) + D_k2 N2(h.) + D_k3 N3+(h.)) / A(h),     A(h) = sum_w a(hw),
+
+down to p_{-1}(w) = 1/V; a context never seen passes p_{k-1} on unchanged. The adjusted count
+a is the raw count at the highest order, and below it the number of distinct characters seen
+before hw (how many contexts w continues, not how often), as in Kneser-Ney. Two rules follow
+from the framing (c boundaries, index 0, before every word), as KenLM does for <s>:
+- an n-gram whose context starts with a boundary sits at the start of a word: nothing precedes
+  it, so its adjusted count is its raw count;
+- a context starting with two boundaries says nothing more than the same context one boundary
+  shorter: such n-grams are dropped, and the shorter context's distribution is used as is.
+D_k1, D_k2, D_k3+ come from the counts of counts t_j of the adjusted counts of the order:
+Y = t1 / (t1 + 2 t2), D_kj = j - (j + 1) Y t_{j+1} / t_j.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from makemore_pl.data import joint_context
+from makemore_pl.ngrams import NgramCounts, find, lookup
+
+
+@dataclass
+class Order:
+    """One order's share of the interpolation, for the contexts of length k that occur."""
+
+    contexts: Tensor  # (H,) sorted joint ids of the contexts
+    gamma: Tensor  # (H,) float64 weight of the next lower order
+    keys: Tensor  # (U,) sorted (context, next) keys
+    alpha: Tensor  # (U,) float64 discounted probability (a - D(a)) / A(context)
+
+
+class KneserNey:
+    """The model of every order 0..c from the counts of the highest; rows sum to 1 exactly."""
+
+    def __init__(self, counts: NgramCounts, discount_scale: float = 1.0) -> None:
+        """
+        Args:
+            counts: raw counts of the (context, next) pairs of the highest order.
+            discount_scale: factor on every estimated discount (each kept within [0, j]); 1 is
+                Chen & Goodman's estimate, other values are for tuning on held-out data.
+        """
+        self.vocab_size, self.context_size = counts.vocab_size, counts.context_size
+        self.adjusted = adjusted_counts(counts)
+        self.estimated = torch.stack([estimate_discounts(a) for _, a in self.adjusted])
+        self._interpolate(discount_scale)
+
+    def with_discount_scale(self, discount_scale: float) -> KneserNey:
+        """The same counts under scaled discounts (no recounting)."""
+        other = copy.copy(self)
+        other._interpolate(discount_scale)
+        return other
+
+    def _interpolate(self, discount_scale: float) -> None:
+        if discount_scale <= 0:
+            raise ValueError(f"discount_scale must be positive, got {discount_scale}")
+        limits = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+        self.discount_scale = discount_scale
+        self.discounts = (self.estimated * discount_scale).minimum(limits)  # (c + 1, 3)
+        self.orders = [
+            interpolation_table(keys, adjusted, d, self.vocab_size)
+            for (keys, adjusted), d in zip(self.adjusted, self.discounts, strict=True)
+        ]
+
+    def probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
+        """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
+        v, c = self.vocab_size, self.context_size
+        p = torch.full(next_ids.shape, 1 / v, dtype=torch.float64, device=x.device)
+        for k, order in enumerate(self.orders):
+            context = joint_context(x[:, c - k :], v)  # the last k characters; k = 0: all 0
+            row, seen = find(order.contexts.to(x.device), context)
+            keys = context[:, None] * v + next_ids
+            alpha = lookup(order.keys.to(x.device), order.alpha.to(x.device), keys)
+            gamma = order.gamma.to(x.device)[row] if len(order.gamma) else p.new_zeros(len(row))
+            p = torch.where(seen[:, None], alpha + gamma[:, None] * p, p)
+        return p
+
+
+def adjusted_counts(counts: NgramCounts) -> list[tuple[Tensor, Tensor]]:
+    """For each order k = 0..c: the sorted distinct (k + 1)-gram keys and their adjusted counts."""
+    v, c = counts.vocab_size, counts.context_size
+    keys, raw = counts.keys, counts.counts
+    orders = [(keys, raw)]
+    for k in range(c - 1, -1, -1):
+        # each distinct (k + 2)-gram u h w adds 1 to the continuation count of its suffix h w
+        lower, inverse = torch.unique(keys % v ** (k + 1), return_inverse=True)
+        raw = torch.zeros_like(lower).index_add_(0, inverse, raw)
+        continuations = torch.bincount(inverse, minlength=len(lower))
+        starts_word = lower < v**k if k > 0 else torch.zeros_like(lower, dtype=torch.bool)
+        orders.append((lower, torch.where(starts_word, raw, continuations)))
+        keys = lower
+    orders.reverse()
+    return [drop_padded(keys, adjusted, k, v) for k, (keys, adjusted) in enumerate(orders)]
+
+
+def drop_padded(keys: Tensor, adjusted: Tensor, k: int, v: int) -> tuple[Tensor, Tensor]:
+    """Drops the (k + 1)-grams whose context starts with two boundaries (keys below V**(k-1))."""
+    if k < 2:
+        return keys, adjusted
+    keep = keys >= v ** (k - 1)
+    return keys[keep], adjusted[keep]
+
+
+def estimate_discounts(adjusted: Tensor) -> Tensor:
+    """(3,) float64 D1, D2, D3+ from the counts of counts (Chen & Goodman, eq. 26).
+
+    Where a formula is undefined or out of (0, j] (tiny data without, say, any count of 3), the
+    discount falls back to Y, the single absolute discount of Ney et al., or to 0.5 without Y.
+    """
+    t = [int((adjusted == j).sum()) for j in range(5)]
+    y = t[1] / (t[1] + 2 * t[2]) if t[1] > 0 else 0.0
+    fallback = y if y > 0 else 0.5
+    discounts = []
+    for j in (1, 2, 3):
+        d = j - (j + 1) * y * t[j + 1] / t[j] if t[j] > 0 and y > 0 else float("nan")
+        discounts.append(d if 0 < d <= j else fallback)
+    return torch.tensor(discounts, dtype=torch.float64)
+
+
+def interpolation_table(keys: Tensor, adjusted: Tensor, discounts: Tensor, v: int) -> Order:
+    """alpha of every (context, next) key and gamma of every context of one order."""
+    contexts, context_of = torch.unique_consecutive(keys // v, return_inverse=True)
+    adjusted = adjusted.double()
+    total = adjusted.new_zeros(len(contexts)).index_add_(0, context_of, adjusted)
+    discount = discounts.to(adjusted.device)[adjusted.clamp(max=3).long() - 1]
+    alpha = (adjusted - discount) / total[context_of]
+    gamma = torch.zeros_like(total).index_add_(0, context_of, discount) / total
+    return Order(contexts, gamma, keys, alpha)
