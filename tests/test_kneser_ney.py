@@ -13,7 +13,7 @@ from makemore_pl import (
     split_words,
 )
 from makemore_pl.baseline import tune_discounts, tune_smoothing
-from makemore_pl.cli import CommandError, MakemoreTrainer
+from makemore_pl.commands import CommandError, MakemoreTrainer
 
 TINY = ["emma", "ava", "anna", "ann", "eve", "mae", "emma", "ma", "van", "nan", "anne", "ava"]
 TINY += ["emmanuel", "nev", "manu", "ema", "mave", "vera", "nev", "ava", "ana", "mae"]

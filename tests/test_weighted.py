@@ -16,7 +16,7 @@ from makemore_pl import (
 )
 from makemore_pl.baseline import tune_smoothing
 from makemore_pl.callbacks import CountingReference
-from makemore_pl.cli import MakemoreTrainer
+from makemore_pl.commands import MakemoreTrainer
 
 COUNTED = {"emma": 3, "olivia": 1, "ava": 5, "mia": 2, "sophia": 4, "isabella": 1, "amelia": 2}
 
