@@ -105,27 +105,29 @@ def bench_epoch_parts(repeats: int) -> None:
 
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from makemore_pl.callbacks import LogSnapshots
-    from makemore_pl.cli import checkpoint_callbacks
+    from makemore_pl.callbacks import BestCheckpoint, LastCheckpoint, LogSnapshots
 
-    epochs, folder = 10 + 10 * repeats, tempfile.mkdtemp()
-    parts = {"bare Trainer": {}, "+ validation every epoch": {"limit_val_batches": 1.0}}
-    parts["+ TensorBoard logging"] = {
-        **parts["+ validation every epoch"],
-        "logger": TensorBoardLogger(folder),
-    }
-    parts["+ best and last checkpoints"] = {
-        **parts["+ TensorBoard logging"],
-        "enable_checkpointing": True,
-        "callbacks": checkpoint_callbacks(),
-    }
-    parts["+ snapshots every 100 epochs (the CLI default)"] = {
-        **parts["+ best and last checkpoints"],
-        "callbacks": [*checkpoint_callbacks(), LogSnapshots(every_n_epochs=100)],
+    def checkpoints(every: int) -> list:
+        return [BestCheckpoint(every), LastCheckpoint(every)]
+
+    epochs, folder = 20 + 20 * repeats, tempfile.mkdtemp()
+    logged = {"limit_val_batches": 1.0, "logger": TensorBoardLogger(folder)}
+    parts = {
+        "bare Trainer": {},
+        "+ validation every epoch": {"limit_val_batches": 1.0},
+        "+ TensorBoard logging": logged,
+        "+ best and last checkpoints every epoch": {**logged, "callbacks": checkpoints(1)},
+        "+ best and last checkpoints every 10 epochs (default)": {
+            **logged,
+            "callbacks": checkpoints(10),
+        },
+        "+ snapshots every 100 epochs (the CLI's defaults)": {
+            **logged,
+            "callbacks": [*checkpoints(10), LogSnapshots(every_n_epochs=100)],
+        },
     }
     for label, options in parts.items():
-        options.setdefault("default_root_dir", folder)
-        times = epoch_times(2, epochs, **options)
+        times = epoch_times(2, epochs, default_root_dir=tempfile.mkdtemp(), **options)
         row(f"c=2 fit epoch, {label} (mean)", statistics.mean(times[5:]))
 
 

@@ -30,6 +30,8 @@ FIT = [
     "1024",  # 11 steps an epoch
     "--snapshots.every_n_epochs",
     "0",
+    "--last_checkpoint.every_n_epochs",
+    "1",  # so that a kill after any epoch has a checkpoint to resume from
     "--trainer.max_epochs",
     "12",
     *QUIET,

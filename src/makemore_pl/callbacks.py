@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
@@ -87,3 +88,56 @@ class CountingReference(Callback):
         if world > 1:  # summed as a dense table: fine at the orders a neural table W fits
             counting.counts = trainer.strategy.reduce(counting.counts, reduce_op="sum")
         return counting
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """checkpoints/best.ckpt: the lowest val_nll among those seen every `every_n_epochs` epochs
+    and at the end of training."""
+
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between looks (a save costs a few ms, about what a full-batch
+                epoch does: saving every epoch would double a run's time).
+        """
+        super().__init__(
+            monitor="val_nll",
+            mode="min",
+            filename="best",
+            save_top_k=1,
+            every_n_epochs=every_n_epochs,
+        )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        score = trainer.callback_metrics.get("val_nll")  # of the final weights
+        if score is not None and (self.best_model_score is None or score < self.best_model_score):
+            self.best_model_path = self.format_checkpoint_name({})
+            self.best_model_score = score
+            trainer.save_checkpoint(self.best_model_path)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt: rewritten every `every_n_epochs` epochs and when training ends,
+    so it always holds the final weights and a killed run loses at most those epochs (replayed
+    exactly on resume, as training is deterministic)."""
+
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between saves of last.ckpt (1: after every epoch).
+        """
+        # an unmonitored top-1 checkpoint named "last": in Lightning 2.6 save_last=True writes
+        # nothing mid-run even with save_top_k=0, too late for a killed run
+        super().__init__(
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            every_n_epochs=every_n_epochs,
+        )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if trainer.global_step != self._last_global_step_saved:  # the final epochs, if unsaved
+            trainer.save_checkpoint(self.format_checkpoint_name({}))

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from jsonargparse import ArgumentError
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.callbacks import CountingReference, LogSnapshots
+from makemore_pl.callbacks import BestCheckpoint, CountingReference, LastCheckpoint, LogSnapshots
 from makemore_pl.checkpoints import (
     CheckpointError,
     check_fits_data,
@@ -58,6 +57,8 @@ class MakemoreCLI(LightningCLI):
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.chars", "model.chars", apply_on="instantiate")
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
@@ -170,18 +171,6 @@ class MakemoreCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def checkpoint_callbacks() -> list[ModelCheckpoint]:
-    # a monitored ModelCheckpoint writes last.ckpt only when it saves a top-k one: keep the best
-    # and the true last step with two callbacks. In Lightning 2.6 save_last=True writes nothing
-    # mid-run even with save_top_k=0 (only at the end of training, too late for a killed run),
-    # so "last" is the single top-1 checkpoint of an unmonitored callback, rewritten every epoch
-    best = ModelCheckpoint(monitor="val_nll", mode="min", filename="best", save_top_k=1)
-    last = ModelCheckpoint(
-        filename="last", save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False
-    )
-    return [best, last]
-
-
 def main(args: list[str] | None = None) -> None:
     try:
         MakemoreCLI(
@@ -194,7 +183,7 @@ def main(args: list[str] | None = None) -> None:
                 # the data module splits every batch between processes itself, exactly: the
                 # DistributedSampler Lightning would add pads by repeating examples
                 "use_distributed_sampler": False,
-                "callbacks": [*checkpoint_callbacks(), CountingReference()],
+                "callbacks": [CountingReference()],
             },
             seed_everything_default=42,
             auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
