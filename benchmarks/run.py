@@ -107,8 +107,11 @@ def bench_epoch_parts(repeats: int) -> None:
 
     from makemore_pl.callbacks import BestCheckpoint, LastCheckpoint, LogSnapshots
 
-    def checkpoints(every: int) -> list:
-        return [BestCheckpoint(every), LastCheckpoint(every)]
+    def checkpoints(every: int, *others) -> dict:
+        return {
+            "enable_checkpointing": True,
+            "callbacks": [BestCheckpoint(every), LastCheckpoint(every), *others],
+        }
 
     epochs, folder = 20 + 20 * repeats, tempfile.mkdtemp()
     logged = {"limit_val_batches": 1.0, "logger": TensorBoardLogger(folder)}
@@ -116,14 +119,11 @@ def bench_epoch_parts(repeats: int) -> None:
         "bare Trainer": {},
         "+ validation every epoch": {"limit_val_batches": 1.0},
         "+ TensorBoard logging": logged,
-        "+ best and last checkpoints every epoch": {**logged, "callbacks": checkpoints(1)},
-        "+ best and last checkpoints every 10 epochs (default)": {
-            **logged,
-            "callbacks": checkpoints(10),
-        },
+        "+ best and last checkpoints every epoch": {**logged, **checkpoints(1)},
+        "+ best and last checkpoints every 10 epochs (default)": {**logged, **checkpoints(10)},
         "+ snapshots every 100 epochs (the CLI's defaults)": {
             **logged,
-            "callbacks": [*checkpoints(10), LogSnapshots(every_n_epochs=100)],
+            **checkpoints(10, LogSnapshots(every_n_epochs=100)),
         },
     }
     for label, options in parts.items():
