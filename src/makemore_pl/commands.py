@@ -43,7 +43,7 @@ Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
 
 
 class MakemoreTrainer(Trainer):
-    """The Lightning Trainer plus the `sample` and `baseline` commands."""
+    """The Lightning Trainer plus the `sample`, `baseline` and `sweep` commands."""
 
     def sample(
         self,
