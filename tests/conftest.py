@@ -1,6 +1,7 @@
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,15 @@ def tiny_run(tmp_path_factory) -> Path:
     (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
     run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", *QUIET, cwd=folder)
     return folder
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    """A Trainer for in-process tests: CPU, no logger, checkpoints, progress bar or summary."""
+    return L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **kwargs,
+    )

@@ -1,4 +1,3 @@
-import lightning as L
 import pytest
 import torch
 
@@ -10,6 +9,7 @@ from makemore_pl import (
     build_ngrams,
     load_words,
 )
+from tests.conftest import quiet_trainer
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
 
@@ -17,17 +17,6 @@ WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper
 def data(words=WORDS, context_size=1):
     vocab = Vocabulary.from_words(words)
     return vocab, *build_ngrams(words, vocab, context_size)
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        **kwargs,
-    )
 
 
 @pytest.mark.parametrize("context_size", [1, 2, 3])

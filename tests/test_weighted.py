@@ -2,7 +2,6 @@
 
 import itertools
 
-import lightning as L
 import pytest
 import torch
 
@@ -17,6 +16,7 @@ from makemore_pl import (
 from makemore_pl.baseline import tune_smoothing
 from makemore_pl.callbacks import CountingReference
 from makemore_pl.commands import MakemoreTrainer
+from tests.conftest import quiet_trainer
 
 COUNTED = {"emma": 3, "olivia": 1, "ava": 5, "mia": 2, "sophia": 4, "isabella": 1, "amelia": 2}
 
@@ -34,17 +34,6 @@ def counted_file(tmp_path, counted=COUNTED):
 def repeated_file(tmp_path, counted=COUNTED):
     lines = [name for name, n in counted.items() for _ in range(n)]
     return write(tmp_path, "\n".join(lines) + "\n", "repeated.txt")
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        **kwargs,
-    )
 
 
 def test_counted_file_is_read_with_its_counts(tmp_path):
