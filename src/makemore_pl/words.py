@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from pathlib import Path
@@ -128,7 +127,3 @@ def download_names(path: str | Path, url: str = NAMES_URL, sha256: str = NAMES_S
             f"data file {str(path)!r} is missing and could not be downloaded from {url} ({err}); "
             f"download names.txt yourself and put it at {str(path)!r}, or pass --data.path"
         ) from None
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
