@@ -17,7 +17,7 @@ from makemore_pl import DataError, NamesDataModule
 from makemore_pl.cli import main
 from tests.conftest import QUIET
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
 
 
