@@ -16,6 +16,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 
+from makemore_pl.errors import CheckpointError
 from makemore_pl.model import BigramLitModule
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
@@ -26,10 +27,6 @@ INSTANTIATORS = {
     "lightning.pytorch.cli.instantiate_module",
     "pytorch_lightning.cli.instantiate_module",
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or run folder the command cannot use; the message names the file."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

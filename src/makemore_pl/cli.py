@@ -14,15 +14,15 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.callbacks import BestCheckpoint, CountingReference, LastCheckpoint, LogSnapshots
 from makemore_pl.checkpoints import (
-    CheckpointError,
     check_fits_data,
     check_writable,
     read_checkpoint,
     require_weights_only,
     with_atomic_checkpoints,
 )
-from makemore_pl.commands import CommandError, MakemoreTrainer
-from makemore_pl.data import DataError, NamesDataModule
+from makemore_pl.commands import MakemoreTrainer
+from makemore_pl.data import NamesDataModule
+from makemore_pl.errors import CheckpointError, CommandError, UserError
 from makemore_pl.model import BigramLitModule
 
 
@@ -190,7 +190,7 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config
             args=args,
         )
-    except (DataError, CommandError, CheckpointError) as err:  # says what to fix; no traceback
+    except UserError as err:  # says what to fix; no traceback
         sys.exit(f"makemore_pl: error: {err}")
     except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
         sys.exit(f"makemore_pl: error: {err} (Lightning refused the --trainer options)")

@@ -20,7 +20,8 @@ from makemore_pl.baseline import (
     tune_smoothing,
 )
 from makemore_pl.batches import count_table
-from makemore_pl.data import DataError, NamesDataModule, Vocabulary
+from makemore_pl.data import NamesDataModule, Vocabulary
+from makemore_pl.errors import CommandError, DataError
 from makemore_pl.model import BigramLitModule
 from makemore_pl.sweep import (
     L2_GRID,
@@ -32,11 +33,6 @@ from makemore_pl.sweep import (
     sweep_neural,
     table_nll,
 )
-
-
-class CommandError(ValueError):
-    """A command-line mistake the user can fix; printed without a traceback."""
-
 
 # --smoothing of `baseline` and `sample --counting`: add-k k, or how to choose the smoothing
 Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]

@@ -9,12 +9,10 @@ from pathlib import Path
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from makemore_pl.errors import DataError
+
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
-
-
-class DataError(ValueError):
-    """Bad data or data options; the message names the file, line or option."""
 
 
 COUNTED_LINE = re.compile(r"([^,]*),\s*([0-9]+)")  # name,count: the count a whole number
