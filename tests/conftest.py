@@ -44,12 +44,19 @@ def run_cli(*args: str, cwd: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A folder with words.txt (TINY_WORDS) and lightning_logs/version_0, a bigram trained on it
+    """A folder with words.txt (TINY_WORDS) and its run folder lightning_logs/version_0_*, a bigram trained on it
     for 2 epochs."""
     folder = tmp_path_factory.mktemp("tiny_run")
     (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
     run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", *QUIET, cwd=folder)
     return folder
+
+
+def run_folder(root: Path, number: int = 0) -> Path:
+    """The run folder `version_<number>_<name>` under root/lightning_logs."""
+    found = sorted((Path(root) / "lightning_logs").glob(f"version_{number}_*"))
+    assert len(found) == 1, f"expected one run {number} under {root}, found {found}"
+    return found[0]
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:

@@ -20,10 +20,11 @@ from makemore_pl.checkpoints import (
     require_weights_only,
     with_atomic_checkpoints,
 )
-from makemore_pl.cli import MakemoreCLI, MakemoreTrainer, find_run_checkpoint
 from makemore_pl.data import NamesDataModule
 from makemore_pl.model import BigramLitModule
-from tests.conftest import QUIET, run_cli
+from makemore_pl.runs import find_run_checkpoint
+from makemore_pl.training import MakemoreCLI, MakemoreTrainer
+from tests.conftest import QUIET, run_cli, run_folder
 
 MARKER = "code_ran.txt"
 
@@ -82,7 +83,7 @@ io.save_checkpoint({"step": 2, "W": torch.zeros(3)}, path)
 @pytest.mark.slow
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path):
     logs = tmp_path / "lightning_logs"
-    path = logs / "version_0" / "checkpoints" / "last.ckpt"
+    path = logs / "version_0_bigram" / "checkpoints" / "last.ckpt"
     proc = subprocess.run([sys.executable, "-c", KILLED_MIDWAY, str(path)], capture_output=True)
     assert proc.returncode == -signal.SIGKILL
     left = folder_names(path.parent)
@@ -119,9 +120,7 @@ def test_weights_only_defaults_to_true_and_false_is_refused():
 @pytest.fixture
 def evil_checkpoint(tiny_run, tmp_path, monkeypatch) -> Path:
     """tiny_run's checkpoint with a setting whose unpickling runs code; tmp_path is the cwd."""
-    checkpoint = torch.load(
-        tiny_run / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True
-    )
+    checkpoint = torch.load(run_folder(tiny_run) / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["hyper_parameters"]["l2"] = RunsCode()
     torch.save(checkpoint, tmp_path / "evil.ckpt")
     shutil.copy(tiny_run / "words.txt", tmp_path)
@@ -144,7 +143,8 @@ def test_the_checkpoint_plugin_refuses_code(evil_checkpoint):
 
 @pytest.mark.parametrize("command", ["fit", "validate", "test", "predict", "sample"])
 def test_every_command_refuses_a_checkpoint_that_would_run_code(evil_checkpoint, command):
-    args = [command, "--ckpt_path", "evil.ckpt", "--data.path", "words.txt", *QUIET]
+    quiet = [] if command == "sample" else QUIET  # sample has no Trainer options
+    args = [command, "--ckpt_path", "evil.ckpt", "--data.path", "words.txt", *quiet]
     with pytest.raises(SystemExit, match="refused, the file holds objects other than tensors"):
         run_cli(*args, cwd=evil_checkpoint.parent)
     assert not Path(MARKER).exists()
@@ -167,6 +167,7 @@ def test_every_checkpoint_load_is_weights_only(tiny_run, tmp_path, monkeypatch, 
     monkeypatch.setattr(Strategy, "load_checkpoint", recording_lightning_load)
     monkeypatch.setattr(torch, "load", recording_torch_load)
     more = ["--trainer.max_epochs", "3"] if command == "fit" else []
-    run_cli(command, "--ckpt_path", "last", "--data.path", "words.txt", *QUIET, *more, cwd=tmp_path)
+    quiet = [] if command == "sample" else QUIET  # sample has no Trainer options
+    run_cli(command, "--ckpt_path", "last", "--data.path", "words.txt", *quiet, *more, cwd=tmp_path)
     assert asked == ([] if command == "sample" else [True])  # sample loads the model itself
     assert len(loaded) >= 2 and set(loaded) == {True}  # our check, then Lightning's own loads

@@ -13,6 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from makemore_pl import CountingBaseline, NamesDataModule
+from tests.conftest import run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -59,30 +60,32 @@ def workdir(tmp_path_factory, names_path) -> Path:
 
 
 def test_fit_writes_checkpoints_and_tensorboard_logs(workdir):
-    run = workdir / "lightning_logs" / "version_0"
+    run = run_folder(workdir)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 5
     logged = events(run)
     tags = logged.Tags()
-    assert {"train_loss", "train_nll", "val_nll", "hp_metric"} <= set(tags["scalars"])
-    assert [e.step for e in logged.Scalars("val_nll")] == [0, 1, 2, 3, 4]  # after each epoch
+    assert {"curves/train_loss", "curves/train_nll", "curves/val_nll", "hp_metric"} <= set(
+        tags["scalars"]
+    )
+    assert [e.step for e in logged.Scalars("curves/val_nll")] == [0, 1, 2, 3, 4]  # after each epoch
     assert "next_char_probs" in tags["images"]
     assert "samples/text_summary" in tags["tensors"]
     text = logged.Tensors("samples/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert len([name for name in text.split("  \n") if name]) == 20
-    val = [e.value for e in logged.Scalars("val_nll")]
+    val = [e.value for e in logged.Scalars("curves/val_nll")]
     assert val[-1] < val[0]  # it learns
 
 
 def test_logged_val_nll_is_the_exact_nll_of_the_val_split(workdir):
-    run = workdir / "lightning_logs" / "version_0"
+    run = run_folder(workdir)
     ckpt = checkpoint(run / "checkpoints" / "last.ckpt")
     dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
     dm.setup()
     x, y = dm.splits["val"]
     logits = torch.nn.functional.embedding(x[:, 0] * 27 + x[:, 1], ckpt["state_dict"]["W"])
     exact = torch.nn.functional.cross_entropy(logits.double(), y).item()
-    logged = events(run).Scalars("val_nll")[-1].value
+    logged = events(run).Scalars("curves/val_nll")[-1].value
     assert logged == pytest.approx(exact, abs=1e-5)
 
 
@@ -121,7 +124,7 @@ def test_tensorboard_serves_the_run(workdir):
             if time.monotonic() > deadline:
                 pytest.fail("tensorboard did not list the run's scalars within 90 s")
             time.sleep(0.5)
-        assert "version_0" in body and "train_loss" in body and "train_nll" in body
+        assert "version_0_" in body and "train_loss" in body and "train_nll" in body
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -146,17 +149,19 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, names_path):
     fit(tmp_path, *common, "stopped", "--trainer.max_epochs", "4", "--ckpt_path", "last")
     fit(tmp_path, *common, "straight", "--trainer.max_epochs", "4")
     runs = {name: tmp_path / name / "lightning_logs" for name in ("stopped", "straight")}
-    assert [p.name for p in runs["stopped"].iterdir()] == ["version_0"]  # resumed in place
-    resumed = checkpoint(runs["stopped"] / "version_0" / "checkpoints" / "last.ckpt")
-    straight = checkpoint(runs["straight"] / "version_0" / "checkpoints" / "last.ckpt")
+    assert len(list(runs["stopped"].glob("version_*"))) == 1  # resumed in place
+    resumed = checkpoint(run_folder(runs["stopped"].parent) / "checkpoints" / "last.ckpt")
+    straight = checkpoint(run_folder(runs["straight"].parent) / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == straight["global_step"] == 4 * 7  # 7 batches per epoch
     assert torch.allclose(resumed["state_dict"]["W"], straight["state_dict"]["W"], atol=1e-5)
-    steps = [e.step for e in events(runs["stopped"] / "version_0").Scalars("val_nll")]
-    assert steps == [e.step for e in events(runs["straight"] / "version_0").Scalars("val_nll")]
+    steps = [e.step for e in events(run_folder(runs["stopped"].parent)).Scalars("curves/val_nll")]
+    assert steps == [
+        e.step for e in events(run_folder(runs["straight"].parent)).Scalars("curves/val_nll")
+    ]
 
 
 def test_sample_is_deterministic_and_needs_no_data_file(workdir, tmp_path):
-    ckpt = workdir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = run_folder(workdir) / "checkpoints" / "last.ckpt"
     args = ["sample", "--ckpt_path", str(ckpt), "--num_samples", "25", "--seed", "3"]
     first = makemore(*args, cwd=tmp_path)  # no names.txt here
     names = first.stdout.splitlines()

@@ -8,6 +8,7 @@ import yaml
 
 from makemore_pl import CountingBaseline, NamesDataModule
 from makemore_pl.baseline import tune_smoothing
+from tests.conftest import run_folder
 
 from .test_cli import QUIET, events, makemore
 
@@ -21,9 +22,7 @@ def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_p
     makemore(
         "fit", "--config", str(config), *QUIET, "--snapshots.every_n_epochs", "0", cwd=tmp_path
     )
-    best_val = min(
-        e.value for e in events(tmp_path / "lightning_logs" / "version_0").Scalars("val_nll")
-    )
+    best_val = min(e.value for e in events(run_folder(tmp_path)).Scalars("curves/val_nll"))
     data = yaml.safe_load(config.read_text())["data"]
     dm = NamesDataModule(str(tmp_path / "names.txt"), context_size=data["context_size"])
     dm.setup()

@@ -5,6 +5,8 @@ import shutil
 import pytest
 import torch
 
+from tests.conftest import run_folder
+
 from .test_cli import QUIET, checkpoint, events, makemore
 
 pytestmark = pytest.mark.slow
@@ -38,7 +40,7 @@ def fit_both(workdir, name: str, *args: str) -> dict:
             *args,
             cwd=workdir,
         )
-        runs[devices] = root / "lightning_logs" / "version_0"
+        runs[devices] = run_folder(root)
     return runs
 
 
@@ -73,7 +75,7 @@ def test_lbfgs_line_searches_agree_across_processes(workdir):
 
 
 def held_out(workdir, command: str, devices: list[str], *args: str) -> dict[str, float]:
-    ckpt = workdir / "adam-one" / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = run_folder(workdir / "adam-one") / "checkpoints" / "last.ckpt"
     out = makemore(
         command,
         "--ckpt_path",
@@ -121,7 +123,7 @@ def test_bf16_mixed_precision_reports_float32_nlls(workdir):
         str(root),
         cwd=workdir,
     )
-    run = root / "lightning_logs" / "version_0"
+    run = run_folder(root)
     W = checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"]
     assert W.dtype == torch.float32
     from makemore_pl import NamesDataModule
@@ -131,7 +133,7 @@ def test_bf16_mixed_precision_reports_float32_nlls(workdir):
     x, y = dm.splits["val"]
     exact = torch.nn.functional.cross_entropy(W.double()[x[:, 0]], y).item()
     # bf16 logits would be off by ~1e-2; the reported NLL is the float32 one
-    assert events(run).Scalars("val_nll")[-1].value == pytest.approx(exact, abs=1e-5)
+    assert events(run).Scalars("curves/val_nll")[-1].value == pytest.approx(exact, abs=1e-5)
 
 
 def test_asking_for_a_missing_gpu_is_a_clear_error(workdir):

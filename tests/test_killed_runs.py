@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from makemore_pl import download_names
-from tests.conftest import QUIET
+from tests.conftest import QUIET, run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def new_folder(parent: Path, name: str) -> Path:
 
 
 def last_ckpt(folder: Path, version: int = 0) -> Path:
-    return folder / "lightning_logs" / f"version_{version}" / "checkpoints" / "last.ckpt"
+    return run_folder(folder, version) / "checkpoints" / "last.ckpt"
 
 
 def saved_epoch(path: Path) -> int:

@@ -9,11 +9,12 @@ from makemore_pl import (
     NamesDataModule,
     Vocabulary,
     build_ngrams,
+    commands,
     load_words,
     split_words,
 )
 from makemore_pl.baseline import tune_discounts, tune_smoothing
-from makemore_pl.commands import CommandError, MakemoreTrainer
+from makemore_pl.errors import CommandError
 
 TINY = ["emma", "ava", "anna", "ann", "eve", "mae", "emma", "ma", "van", "nan", "anne", "ava"]
 TINY += ["emmanuel", "nev", "manu", "ema", "mave", "vera", "nev", "ava", "ana", "mae"]
@@ -262,22 +263,18 @@ def test_bad_weights():
 
 def test_command_smoothing_options(tiny_file, capsys):
     dm = NamesDataModule(str(tiny_file(TINY * 3)), context_size=2, val_fraction=0.3)
-    trainer = MakemoreTrainer(logger=False)
-    results = trainer.baseline(datamodule=dm, smoothing="kneser-ney-auto")
+    results = commands.baseline(dm, smoothing="kneser-ney-auto")
     tuned = tune_discounts(
         CountingBaseline(dm.vocab_size, 2, "kneser-ney").fit(*dm.splits["train"]), dm.splits["val"]
     )
     assert results["val_nll"] == tuned.nll(*dm.splits["val"])
     out = capsys.readouterr().out
     assert f"discounts scaled by {tuned.discount_scale:g} (lowest val_nll on the grid)" in out
-    assert (
-        len(trainer.sample(datamodule=dm, counting=True, smoothing="kneser-ney", num_samples=7))
-        == 7
-    )
+    assert len(commands.sample(dm, counting=True, smoothing="kneser-ney", num_samples=7)) == 7
     with pytest.raises(CommandError, match="needs --counting true"):
-        trainer.sample(datamodule=dm, ckpt_path="x.ckpt", smoothing="kneser-ney")
+        commands.sample(dm, ckpt_path="x.ckpt", smoothing="kneser-ney")
     with pytest.raises(CommandError, match="0 or more"):
-        trainer.baseline(datamodule=dm, smoothing=-1.0)
+        commands.baseline(dm, smoothing=-1.0)
     empty_val = NamesDataModule(str(tiny_file(TINY)), val_fraction=0)
     with pytest.raises(CommandError, match="val split"):
-        trainer.baseline(datamodule=empty_val, smoothing="kneser-ney-auto")
+        commands.baseline(empty_val, smoothing="kneser-ney-auto")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from makemore_pl import NamesDataModule, load_words
-from tests.conftest import QUIET, run_cli
+from tests.conftest import QUIET, run_cli, run_folder
 
 NAMES = ["emma", "åsa", "björn", "zoë", "søren", "łucja", "renée", "olivia", "ava", "mia"]
 NAMES = NAMES * 3  # enough words for a train/val/test split of each
@@ -33,7 +33,7 @@ def messy(words: list[str]) -> bytes:
 
 
 def last_checkpoint(folder: Path) -> dict:
-    path = folder / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    path = run_folder(folder) / "checkpoints" / "last.ckpt"
     return torch.load(path, weights_only=True)
 
 

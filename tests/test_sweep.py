@@ -6,7 +6,9 @@ import torch.nn.functional as F
 
 from makemore_pl import NamesDataModule
 from makemore_pl.batches import count_table
-from makemore_pl.sweep import best_on_val, fit_optimum, sweep_counting, sweep_neural, table_nll
+from makemore_pl.optimum import fit_optimum, table_nll
+from makemore_pl.sweep import best_on_val, sweep_counting, sweep_neural
+from tests.conftest import run_folder
 
 from .test_cli import events, makemore
 
@@ -86,5 +88,5 @@ def test_sweep_command_prints_plots_and_logs(tmp_path, names_path):
     assert sum("test_nll" in line for line in lines) == 1  # the test split is looked at once
     assert "best counting: strength 0.5, val_nll 2.45044" in out
     assert (tmp_path / "out" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = run_folder(tmp_path)
     assert "sweep" in events(run).Tags()["images"]

@@ -10,12 +10,12 @@ from makemore_pl import (
     CountingBaseline,
     DataError,
     NamesDataModule,
+    commands,
     load_counted_words,
     load_words,
 )
 from makemore_pl.baseline import tune_smoothing
 from makemore_pl.callbacks import CountingReference
-from makemore_pl.commands import MakemoreTrainer
 from tests.conftest import quiet_trainer
 
 COUNTED = {"emma": 3, "olivia": 1, "ava": 5, "mia": 2, "sophia": 4, "isabella": 1, "amelia": 2}
@@ -150,7 +150,7 @@ def test_counting_reference_and_baseline_use_the_weights(tmp_path, capsys):
     fitted = CountingBaseline(dm.vocab_size, 1).fit(*dm.examples("train"))
     expected = tune_smoothing(fitted, dm.examples("val")).nll(*dm.examples("test"))
     assert logged == pytest.approx(expected, abs=1e-6)
-    MakemoreTrainer(logger=False).baseline(datamodule=dm, smoothing="kneser-ney")
+    commands.baseline(dm, smoothing="kneser-ney")
     out = capsys.readouterr().out
     kneser_ney = CountingBaseline(dm.vocab_size, 1, "kneser-ney").fit(*dm.examples("train"))
     weights = dm.examples("test")[2]

@@ -1,29 +1,29 @@
 """makemore_pl: character-level n-gram language models, counted and trained with Lightning."""
 
-from makemore_pl.baseline import CountingBaseline
-from makemore_pl.data import (
-    DataError,
-    NamesDataModule,
-    Vocabulary,
-    build_ngrams,
-    download_names,
-    load_counted_words,
-    load_words,
-    split_words,
-)
-from makemore_pl.model import BigramLitModule
-from makemore_pl.sampling import sample
+from __future__ import annotations
 
-__all__ = [
-    "BigramLitModule",
-    "CountingBaseline",
-    "DataError",
-    "NamesDataModule",
-    "Vocabulary",
-    "build_ngrams",
-    "download_names",
-    "load_counted_words",
-    "load_words",
-    "sample",
-    "split_words",
-]
+import importlib
+
+# public name -> its module; imported on first use, so that `makemore --help`, `sample` and
+# `baseline` pay only for the modules they run (Lightning alone takes longer to import than torch)
+EXPORTS = {
+    "BigramLitModule": "makemore_pl.model",
+    "CountingBaseline": "makemore_pl.baseline",
+    "DataError": "makemore_pl.errors",
+    "UserError": "makemore_pl.errors",
+    "NamesDataModule": "makemore_pl.data",
+    "Vocabulary": "makemore_pl.data",
+    "build_ngrams": "makemore_pl.data",
+    "split_words": "makemore_pl.data",
+    "download_names": "makemore_pl.words",
+    "load_counted_words": "makemore_pl.words",
+    "load_words": "makemore_pl.words",
+    "sample": "makemore_pl.sampling",
+}
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'makemore_pl' has no attribute {name!r}")
+    return getattr(importlib.import_module(EXPORTS[name]), name)

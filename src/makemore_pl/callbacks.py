@@ -1,12 +1,17 @@
-"""Callbacks the CLI adds to every run: TensorBoard snapshots and the counting reference on test."""
+"""Callbacks the CLI adds to every run: checkpoints, TensorBoard snapshots, the counting
+reference on test, and a clean stop on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.data import joint_context
@@ -17,8 +22,9 @@ from makemore_pl.plots import probability_heatmap
 class LogSnapshots(Callback):
     """Logs TensorBoard snapshots: the next-character heatmap and a few generated names.
 
-    Taken every `every_n_epochs` epochs and at the end of training. Only the final heatmap
-    prints its values, so periodic snapshots stay cheap (about 0.15 s)."""
+    Taken every `every_n_epochs` epochs and at the end of training, after the final checkpoints
+    are written; a snapshot that fails is a warning, never the end of the run. Only the final
+    heatmap prints its values, so periodic snapshots stay cheap (about 0.15 s)."""
 
     def __init__(
         self, every_n_epochs: int = 100, num_samples: int = 20, max_rows: int = 27
@@ -37,11 +43,18 @@ class LogSnapshots(Callback):
         if n > 0 and (trainer.current_epoch + 1) % n == 0 and not trainer.sanity_checking:
             self.snapshot(trainer, pl_module, annotate=False)
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # on_fit_end, not on_train_end: Lightning runs checkpoint callbacks' on_train_end last
         self.snapshot(trainer, pl_module, annotate=True)
 
     @rank_zero_only
     def snapshot(self, trainer: Trainer, model: BigramLitModule, annotate: bool) -> None:
+        try:
+            self.log_snapshot(trainer, model, annotate)
+        except Exception as err:  # optional: the run and its checkpoints matter more
+            rank_zero_warn(f"TensorBoard snapshot at step {trainer.global_step} failed: {err}")
+
+    def log_snapshot(self, trainer: Trainer, model: BigramLitModule, annotate: bool) -> None:
         logger, vocab = trainer.logger, model.vocab
         if not isinstance(logger, TensorBoardLogger) or vocab is None:
             return
@@ -105,6 +118,7 @@ class BestCheckpoint(ModelCheckpoint):
             mode="min",
             filename="best",
             save_top_k=1,
+            enable_version_counter=False,  # one best.ckpt per run, across resumes
             every_n_epochs=every_n_epochs,
         )
 
@@ -114,7 +128,7 @@ class BestCheckpoint(ModelCheckpoint):
         if score is not None and (self.best_model_score is None or score < self.best_model_score):
             self.best_model_path = self.format_checkpoint_name({})
             self.best_model_score = score
-            trainer.save_checkpoint(self.best_model_path)
+            trainer.save_checkpoint(self.best_model_path, weights_only=False)
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -140,4 +154,50 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         if trainer.global_step != self._last_global_step_saved:  # the final epochs, if unsaved
-            trainer.save_checkpoint(self.format_checkpoint_name({}))
+            trainer.save_checkpoint(self.format_checkpoint_name({}), weights_only=False)
+
+
+class StopOnSignal(Callback):
+    """Ctrl-C (SIGINT) or SIGTERM, what a cluster scheduler sends before killing a job, ends
+    training at the end of the current epoch: the run then ends as a finished one does, its
+    last.ckpt written, and resuming from it is exact. A second signal stops at once."""
+
+    EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.received is None else signal.Signals(self.received).name
+
+    @property
+    def exit_code(self) -> int:
+        return self.EXIT_CODES.get(self.received, 0)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # here, not on_fit_start: Lightning installs its own SIGTERM handler in between
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.EXIT_CODES}
+
+    def handle(self, signum: int, frame) -> None:
+        self.received = signum
+        for sig, handler in self.previous.items():  # the next signal acts at once
+            signal.signal(sig, handler if sig != signal.SIGINT else signal.default_int_handler)
+        rank_zero_info(
+            f"\n{signal.Signals(signum).name}: stopping at the end of this epoch and saving "
+            "last.ckpt (send it again to stop at once, without saving)"
+        )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.received is not None:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def message(self, last: Path, resume: str) -> str:
+        return f"stopped by {self.signal_name}; saved {last}\nresume with: {resume}"

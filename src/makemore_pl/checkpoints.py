@@ -176,3 +176,9 @@ def check_writable(folder: str | Path) -> None:
             f"cannot write the run's logs and checkpoints to {str(folder)!r} ({err.strerror}); "
             "set --trainer.default_root_dir to a folder you can write to"
         ) from None
+
+
+def load_model_checkpoint(path: str, device: torch.device) -> BigramLitModule:
+    """The model a checkpoint holds, checked first and read without running code."""
+    read_checkpoint(path)
+    return BigramLitModule.load_from_checkpoint(path, map_location=device, weights_only=True)

@@ -1,16 +1,19 @@
-"""The commands beyond Lightning's: `sample`, `baseline` and `sweep`, as Trainer methods."""
+"""The commands that train nothing: `sample`, `baseline` and `sweep`, as plain functions.
+
+Each takes the data settings (`--data.*`, as `fit` does) and only the options it honours; none
+imports the Lightning Trainer.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import unicodedata
 from pathlib import Path
 from typing import Literal
 
-from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
+import torch
+import yaml
 
 from makemore_pl.baseline import (
     KNESER_NEY,
@@ -19,181 +22,197 @@ from makemore_pl.baseline import (
     tune_discounts,
     tune_smoothing,
 )
-from makemore_pl.batches import count_table
 from makemore_pl.data import NamesDataModule, Vocabulary
 from makemore_pl.errors import CommandError, DataError
-from makemore_pl.model import BigramLitModule
-from makemore_pl.sweep import (
-    L2_GRID,
-    SweepPoint,
-    best_on_val,
-    fit_optimum,
-    sweep_counting,
-    sweep_figure,
-    sweep_neural,
-    table_nll,
-)
+from makemore_pl.runs import find_run_checkpoint, new_run_folder
+from makemore_pl.sweep import L2_GRID
+from makemore_pl.text import printable
 
 # --smoothing of `baseline` and `sample --counting`: add-k k, or how to choose the smoothing
 Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
 
-class MakemoreTrainer(Trainer):
-    """The Lightning Trainer plus the `sample`, `baseline` and `sweep` commands."""
+def sample(
+    data: NamesDataModule,
+    ckpt_path: str | None = None,
+    num_samples: int = 20,
+    seed: int = 0,
+    temperature: float = 1.0,
+    prefix: str = "",
+    counting: bool = False,
+    smoothing: Smoothing = "auto",
+    accelerator: Accelerator = "auto",
+    default_root_dir: str = ".",
+) -> list[str]:
+    """Generate names and print them on stdout, one per line.
 
-    def sample(
-        self,
-        model: BigramLitModule | None = None,
-        datamodule: NamesDataModule | None = None,
-        ckpt_path: str | None = None,
-        num_samples: int = 20,
-        seed: int = 0,
-        temperature: float = 1.0,
-        prefix: str = "",
-        counting: bool = False,
-        smoothing: Smoothing = "auto",
-    ) -> list[str]:
-        """Generate names and print them on stdout, one per line.
+    Args:
+        ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
+            run under --default_root_dir.
+        num_samples: how many names to print.
+        seed: the same seed prints the same names.
+        temperature: below 1 favours likely characters, above 1 flattens the distribution.
+        prefix: every name starts with these characters.
+        counting: sample from the counting model fitted on the data's train split instead
+            of a checkpoint.
+        smoothing: the counting model's smoothing, as for `baseline`.
+        accelerator: where to run the model: "auto" takes a GPU if there is one.
+        default_root_dir: the folder whose lightning_logs "best"/"last" look in.
+    """
+    if num_samples < 0:
+        raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
+    if temperature <= 0:
+        raise CommandError(f"--temperature must be positive, got {temperature}")
+    if not counting and smoothing != "auto":
+        raise CommandError("--smoothing is the counting model's: it needs --counting true")
+    device = torch_device(accelerator)
+    if counting:
+        source, vocab = counting_model(data, smoothing), data.vocab
+    else:
+        source = load_model(checkpoint_path(ckpt_path, default_root_dir), device)
+        vocab = source.vocab
+    ids = source.sample(
+        num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
+    )
+    names = [vocab.decode(w) for w in ids]
+    print_utf8([printable(name) for name in names])
+    train_words = set(data.split()["train"]) if counting or data.path.is_file() else None
+    print(novelty_summary(names, train_words), file=sys.stderr)
+    return names
 
-        Args:
-            ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the latest run.
-            num_samples: how many names to print.
-            seed: the same seed prints the same names.
-            temperature: below 1 favours likely characters, above 1 flattens the distribution.
-            prefix: every name starts with these characters.
-            counting: sample from the counting model fitted on the data's train split instead
-                of a checkpoint.
-            smoothing: the counting model's smoothing, as for `baseline`.
-        """
-        if num_samples < 0:
-            raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
-        if temperature <= 0:
-            raise CommandError(f"--temperature must be positive, got {temperature}")
-        if not counting and smoothing != "auto":
-            raise CommandError("--smoothing is the counting model's: it needs --counting true")
-        if counting:
-            source, vocab = counting_model(datamodule, smoothing), datamodule.vocab
-        else:
-            if ckpt_path is None:
-                raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
-            source = BigramLitModule.load_from_checkpoint(
-                ckpt_path, map_location=self.strategy.root_device, weights_only=True
-            )
-            vocab = source.vocab
-        ids = source.sample(
-            num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
-        )
-        names = [vocab.decode(w) for w in ids]
-        print_utf8(names)
-        train_words = set(datamodule.split()["train"]) if datamodule is not None else None
-        print(novelty_summary(names, train_words), file=sys.stderr)
-        return names
 
-    def baseline(
-        self,
-        model: BigramLitModule | None = None,
-        datamodule: NamesDataModule | None = None,
-        smoothing: Smoothing = "auto",
-    ) -> dict[str, float]:
-        """Fit the counting model on the train split and print its NLL on every split.
+def baseline(data: NamesDataModule, smoothing: Smoothing = "auto") -> dict[str, float]:
+    """Fit the counting model on the train split and print its NLL on every split.
 
-        Args:
-            smoothing: add-k smoothing k; "auto" for the k with the lowest val NLL on a grid;
-                "kneser-ney" for interpolated modified Kneser-Ney with discounts estimated from
-                the counts; "kneser-ney-auto" for those discounts scaled by the factor with the
-                lowest val NLL on a grid.
-        """
-        counting, c = counting_model(datamodule, smoothing), datamodule.context_size
-        print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
-        results = {}
-        for split in ("train", "val", "test"):
-            x, y, weights = datamodule.examples(split)
-            results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
-            examples = len(y) if weights is None else int(weights.sum())
-            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
-        return results
+    Args:
+        smoothing: add-k smoothing k; "auto" for the k with the lowest val NLL on a grid;
+            "kneser-ney" for interpolated modified Kneser-Ney with discounts estimated from
+            the counts; "kneser-ney-auto" for those discounts scaled by the factor with the
+            lowest val NLL on a grid.
+    """
+    counting, c = counting_model(data, smoothing), data.context_size
+    print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
+    results = {}
+    for split in ("train", "val", "test"):
+        x, y, weights = data.examples(split)
+        results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
+        examples = len(y) if weights is None else int(weights.sum())
+        print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
+    return results
 
-    def sweep(
-        self,
-        model: BigramLitModule | None = None,
-        datamodule: NamesDataModule | None = None,
-        models: Literal["both", "counting", "neural"] = "both",
-        smoothing_grid: tuple[float, ...] = SMOOTHING_GRID,
-        l2_grid: tuple[float, ...] = L2_GRID,
-        plot: str | None = None,
-    ) -> list[SweepPoint]:
-        """Sweep regularisation on val, print the table, plot it and test the best once.
 
-        Args:
-            models: which models to sweep: the counting model's add-k smoothing, the neural
-                model's l2 weight (each fitted to its optimum), or both.
-            smoothing_grid: add-k values for the counting model.
-            l2_grid: l2 weights for the neural model.
-            plot: where to write the PNG; default: sweep.png in the run's log folder.
-        """
-        datamodule.setup("fit")
-        c, v = datamodule.context_size, datamodule.vocab_size
-        splits = {split: datamodule.examples(split) for split in ("train", "val", "test")}
-        started = time.perf_counter()
-        points = []
-        if models in ("both", "counting"):
-            points += sweep_counting(v, c, splits, smoothing_grid)
-        if models in ("both", "neural"):
-            points += sweep_neural(v, c, splits, l2_grid)
-        print(f"{'model':<9} {'strength':>8} {'train_nll':>9} {'val_nll':>9}")
-        for p in points:
-            print(f"{p.model:<9} {p.strength:>8g} {p.train_nll:>9.5f} {p.val_nll:>9.5f}")
-        for kind in dict.fromkeys(p.model for p in points):
-            best = best_on_val([p for p in points if p.model == kind])
-            test = test_nll(best, v, c, splits)
-            print(
-                f"best {kind}: strength {best.strength:g}, val_nll {best.val_nll:.5f}, "
-                f"test_nll {test:.5f}"
-            )
-        print(f"plot: {save_sweep_plot(self, points, plot, c)}")
+def sweep(
+    data: NamesDataModule,
+    models: Literal["both", "counting", "neural"] = "both",
+    smoothing_grid: tuple[float, ...] = SMOOTHING_GRID,
+    l2_grid: tuple[float, ...] = L2_GRID,
+    plot: str | None = None,
+    default_root_dir: str = ".",
+) -> list:
+    """Sweep regularisation on val, print the table, plot it and test the best once.
+
+    Args:
+        models: which models to sweep: the counting model's add-k smoothing, the neural
+            model's l2 weight (each fitted to its optimum), or both.
+        smoothing_grid: add-k values for the counting model.
+        l2_grid: l2 weights for the neural model.
+        plot: where to write the PNG; default: sweep.png in a new run folder under
+            --default_root_dir/lightning_logs, which TensorBoard shows too.
+        default_root_dir: the folder whose lightning_logs holds the sweep's run folder.
+    """
+    from makemore_pl import sweep as sweeps
+
+    for name, grid in (("smoothing_grid", smoothing_grid), ("l2_grid", l2_grid)):
+        if not grid or min(grid) < 0:
+            raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
+    data.setup("fit")
+    c, v = data.context_size, data.vocab_size
+    splits = {split: data.examples(split) for split in ("train", "val", "test")}
+    started = time.perf_counter()
+    points = []
+    if models in ("both", "counting"):
+        points += sweeps.sweep_counting(v, c, splits, smoothing_grid)
+    if models in ("both", "neural"):
+        points += sweeps.sweep_neural(v, c, splits, l2_grid)
+    print(f"{'model':<9} {'strength':>8} {'train_nll':>9} {'val_nll':>9}")
+    for p in points:
+        print(f"{p.model:<9} {p.strength:>8g} {p.train_nll:>9.5f} {p.val_nll:>9.5f}")
+    for kind in dict.fromkeys(p.model for p in points):
+        best = sweeps.best_on_val([p for p in points if p.model == kind])
+        test = sweeps.test_nll(best, v, c, splits)
         print(
-            f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr
+            f"best {kind}: strength {best.strength:g}, val_nll {best.val_nll:.5f}, "
+            f"test_nll {test:.5f}"
         )
-        return points
+    print(f"plot: {save_sweep_plot(points, plot, c, default_root_dir)}")
+    print(f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return points
 
 
-def test_nll(point: SweepPoint, vocab_size: int, context_size: int, splits) -> float:
-    """The one look at the test split: the chosen model, refitted on train."""
-    if point.model == "counting":
-        fitted = CountingBaseline(vocab_size, context_size, point.strength).fit(*splits["train"])
-        return fitted.nll(*splits["test"])
-    train, test = (count_table(*splits[s][:2], vocab_size, splits[s][2]) for s in ("train", "test"))
-    return table_nll(fit_optimum(vocab_size, context_size, point.strength, train).log_probs, test)
+def save_sweep_plot(points: list, path: str | None, c: int, root: str) -> Path:
+    """Writes the PNG (atomically); without --plot, into a new run folder beside TensorBoard's
+    copy of the figure."""
+    from makemore_pl.plots import save_png
+    from makemore_pl.sweep import sweep_figure
 
-
-def save_sweep_plot(trainer: Trainer, points: list[SweepPoint], path: str | None, c: int) -> Path:
-    """Writes the PNG (atomically) and logs the figure to TensorBoard when there is a logger."""
-    logger = trainer.logger
-    folder = Path(logger.log_dir) if logger is not None else Path(".")
-    path = Path(path) if path else folder / "sweep.png"
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fig.savefig(partial, format="png", dpi=110)
-    os.replace(partial, path)
-    if isinstance(logger, TensorBoardLogger):
-        logger.experiment.add_figure("sweep", fig, 0)
-        logger.experiment.flush()
-    return path
+    if path:
+        return save_png(fig, Path(path))
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
+    with SummaryWriter(str(folder)) as writer:
+        writer.add_figure("sweep", fig, 0, close=False)
+    return save_png(fig, folder / "sweep.png")
 
 
-def counting_model(datamodule: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
+def checkpoint_path(ckpt_path: str | None, root: str) -> str:
+    if ckpt_path is None:
+        raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
+    if ckpt_path not in ("best", "last"):
+        return ckpt_path
+    logs = Path(root, "lightning_logs")
+    path = find_run_checkpoint(logs, ckpt_path)
+    if path is None:
+        raise CommandError(
+            f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt in the newest training run under "
+            f"{logs}; train one with `fit` or pass a checkpoint path"
+        )
+    return str(path)
+
+
+def load_model(path: str, device: torch.device):
+    """The model of a checkpoint, read without running code, on `device`."""
+    from makemore_pl.checkpoints import load_model_checkpoint
+
+    return load_model_checkpoint(path, device)
+
+
+def torch_device(accelerator: Accelerator) -> torch.device:
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise CommandError(f"--accelerator {accelerator}: no CUDA GPU on this machine")
+        return torch.device("cuda")
+    if accelerator == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError("--accelerator mps: no MPS device on this machine")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def counting_model(data: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
     """The counting model fitted on the train split, its smoothing given or chosen on val."""
     if not isinstance(smoothing, str) and smoothing < 0:
         raise CommandError(
             f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
             f"got {smoothing}"
         )
-    datamodule.setup("fit")
-    train, val = datamodule.examples("train"), datamodule.examples("val")
+    data.setup("fit")
+    train, val = data.examples("train"), data.examples("val")
     if smoothing in ("auto", "kneser-ney-auto") and len(val[1]) == 0:
         raise CommandError(f"--smoothing {smoothing} chooses on the val split, which is empty")
-    v, c = datamodule.vocab_size, datamodule.context_size
+    v, c = data.vocab_size, data.context_size
     if smoothing == "auto":
         return tune_smoothing(CountingBaseline(v, c).fit(*train), val)
     if smoothing == "kneser-ney-auto":
@@ -231,3 +250,60 @@ def novelty_summary(names: list[str], train_words: set[str] | None) -> str:
         return f"{len(names)} names (no training words at hand to compare with)"
     seen = sum(name in train_words for name in names)
     return f"{len(names)} names: {len(names) - seen} new, {seen} in the training words"
+
+
+COMMANDS = {"sample": sample, "baseline": baseline, "sweep": sweep}
+# sections of a training config (`fit --config`) that these commands have no use for
+TRAINING_SECTIONS = {
+    "trainer",
+    "model",
+    "seed_everything",
+    "ckpt_path",
+    "snapshots",
+    "best_checkpoint",
+    "last_checkpoint",
+    "run_name",
+    "weights_only",
+    "output",
+}
+
+
+def run_command(prog: str, name: str, args: list[str]) -> object:
+    """Parses `args` for command `name` (its own options and --data.*) and runs it."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    function = COMMANDS[name]
+    parser = ArgumentParser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config",
+        action=ActionConfigFile,
+        help="a YAML file of options; the data section of a `fit` config is read, the rest skipped",
+    )
+    parser.add_function_arguments(function, skip={"data"}, as_group=False)
+    parser.add_class_arguments(NamesDataModule, "data")
+    config = parser.parse_args(data_sections_only(args))
+    init = parser.instantiate_classes(config)
+    options = {key: value for key, value in vars(init).items() if key not in ("config", "data")}
+    return function(data=init.data, **options)
+
+
+def data_sections_only(args: list[str]) -> list[str]:
+    """Each `--config FILE` becomes the file's own text minus the training-only sections, so a
+    config written for `fit` serves `baseline --config` too."""
+    out, rest = [], iter(args)
+    for arg in rest:
+        path = next(rest, None) if arg == "--config" else None
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        if path is None:
+            out.append(arg)
+            continue
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+            raise CommandError(f"--config {path}: cannot read it as YAML ({err})") from None
+        if not isinstance(loaded, dict):
+            raise CommandError(f"--config {path}: not a mapping of options")
+        kept = {k: v for k, v in loaded.items() if k not in TRAINING_SECTIONS}
+        out += ["--config", yaml.safe_dump(kept) if kept else "{}"]
+    return out

@@ -143,6 +143,7 @@ class NamesDataModule(LightningDataModule):
         seed: int = 42,
         dedupe: bool = False,
         aggregate: bool = True,
+        predict_path: str | None = None,
     ) -> None:
         """
         Args:
@@ -161,6 +162,7 @@ class NamesDataModule(LightningDataModule):
             aggregate: feed full batches as the table of distinct (context, next) rows with
                 their counts: the same loss and gradient as every example, hundreds of times
                 cheaper. Minibatches (batch_size set) always hold examples.
+            predict_path: names for `predict` to score, one per line; None = the test split.
         """
         super().__init__()
         if context_size < 1:
@@ -271,8 +273,27 @@ class NamesDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", None, self.hparams.aggregate)
 
+    def predict_words(self) -> list[str]:
+        """The names `predict` scores: --data.predict_path's, or the test split's."""
+        path = self.hparams.predict_path
+        return load_words(path) if path else self.split()["test"]
+
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", None, aggregate=False)  # one prediction per example
+        """Every example of every name, in order, on every process (each scores all of them)."""
+        words = self.predict_words()
+        for number, word in enumerate(words, start=1):
+            unknown = sorted(set(word) - set(self.vocab.chars))
+            if unknown:
+                where = self.hparams.predict_path or "the test split"
+                raise DataError(
+                    f"{where}, name {number}: {word!r} has characters the model does not know "
+                    f"({''.join(unknown)!r}); the model knows {''.join(self.vocab.chars)!r}"
+                )
+        x, y = build_ngrams(words, self.vocab, self.context_size)
+        table = example_table(x, y)
+        return DataLoader(
+            TensorBatches(table), sampler=BatchSlices(len(y), None, False, 0), batch_size=None
+        )
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int):
         x, *rest = batch

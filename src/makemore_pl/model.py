@@ -160,9 +160,11 @@ class BigramLitModule(LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
+    @torch.no_grad()
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        """(B, V) next-character probabilities for the batch's contexts."""
-        return torch.softmax(self(batch[0]).float(), dim=-1)
+        """(B,) float64 log-probability of each example's next character."""
+        x, y, _ = batch
+        return torch.log_softmax(self(x).double(), dim=-1).gather(1, y[:, None])[:, 0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         name, params = self.hparams.optimizer, self.parameters()

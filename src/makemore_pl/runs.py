@@ -1,0 +1,115 @@
+"""Run folders: `lightning_logs/version_<N>_<name>/`, claimed atomically, found again by best/last.
+
+A run folder holds the TensorBoard events, `config.yaml` and `checkpoints/`. Its name carries a
+number (newest = highest) and a run name, so that TensorBoard's run selector tells runs apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from makemore_pl.errors import CheckpointError
+
+RUN_FOLDER = re.compile(r"version_(\d+)(_[^/]*)?")  # version_3 or version_3_trigram-adam
+ORDER_NAMES = {1: "bigram", 2: "trigram"}
+# set in the environment by the process that claimed the run, so that the processes a
+# multi-device launch starts join that run instead of claiming new ones
+RUN_ENV = "MAKEMORE_PL_RUN_FOLDER"
+
+
+def run_number(folder: Path) -> int | None:
+    match = RUN_FOLDER.fullmatch(folder.name)
+    return int(match.group(1)) if match and folder.is_dir() else None
+
+
+def runs(logs: Path) -> list[Path]:
+    """The run folders under `logs`, oldest first; anything else there is left alone."""
+    found = [(run_number(folder), folder) for folder in logs.glob("version_*")]
+    return [folder for number, folder in sorted((n, f) for n, f in found if n is not None)]
+
+
+def newest_training_run(logs: Path) -> Path | None:
+    """The newest run with a checkpoints folder, which `fit` creates before its first step: a
+    run killed before its first checkpoint is still the newest, so that `last` starts it afresh
+    instead of continuing an older run with other options."""
+    trained = [run for run in runs(logs) if (run / "checkpoints").is_dir()]
+    return trained[-1] if trained else None
+
+
+def find_run_checkpoint(logs: Path, which: str) -> Path | None:
+    """`which`.ckpt ('best' or 'last') of the newest training run under `logs`, if it has one."""
+    run = newest_training_run(logs)
+    path = None if run is None else run / "checkpoints" / f"{which}.ckpt"
+    return path if path is not None and path.is_file() else None
+
+
+def run_of_checkpoint(path: str | Path) -> Path | None:
+    """The run folder a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), if any."""
+    run = Path(path).resolve().parent.parent
+    return (
+        run
+        if Path(path).resolve().parent.name == "checkpoints" and run_number(run) is not None
+        else None
+    )
+
+
+def new_run_folder(logs: Path, name: str) -> Path:
+    """Creates the next `version_<N>_<name>` folder; two processes starting at the same moment
+    get different numbers (mkdir of a number's marker is atomic), never the same folder."""
+    joined = os.environ.get(RUN_ENV)
+    if joined:
+        return Path(joined)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointError(
+            f"cannot write the run's logs and checkpoints to {str(logs)!r} ({err.strerror}); "
+            "set --trainer.default_root_dir to a folder you can write to"
+        ) from None
+    taken = [run_number(run) for run in runs(logs)]
+    number = max(taken, default=-1) + 1
+    while True:
+        try:  # the number is claimed by its marker, whatever name another run gives it
+            (logs / f".version_{number}.claimed").mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot write the run's logs and checkpoints to {str(logs)!r} "
+                f"({err.strerror}); set --trainer.default_root_dir to a folder you can write to"
+            ) from None
+        folder = logs / (f"version_{number}_{name}" if name else f"version_{number}")
+        folder.mkdir(exist_ok=True)
+        return folder
+
+
+def default_run_name(model: str, context_size: int, extra: tuple[str, ...] = ()) -> str:
+    """E.g. 'trigram-adam', 'bigram-onehot-sgd', 'suffix-6gram': the order and the model."""
+    order = ORDER_NAMES.get(context_size, f"{context_size + 1}gram")
+    return "-".join([*([model] if model else []), order, *extra])
+
+
+def safe_name(name: str) -> str:
+    """A run name as a folder name: letters, digits and . - + only."""
+    return re.sub(r"[^\w.+-]", "-", name, flags=re.ASCII).strip("-")[:60]
+
+
+def lock_run(run: Path):
+    """Holds an exclusive lock on the run while this process trains it: a second `fit` of the
+    same run (say, `--ckpt_path last` while it is still training) is refused instead of two
+    writers taking turns at its checkpoints. The lock ends with the process."""
+    import fcntl
+
+    handle = open(run / ".training.lock", "a")  # noqa: SIM115 (held for the whole run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CheckpointError(
+            f"run folder {str(run)!r} is being trained by another process; wait for it to end "
+            "(or stop it) before resuming it"
+        ) from None
+    return handle

@@ -1,0 +1,21 @@
+"""Text from data or checkpoints, made safe for a terminal."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# controls (C0, C1) and format characters (bidi overrides, zero-width joiners): a terminal acts
+# on them, so a name or a message holding one could retitle the window or reorder the line
+UNPRINTABLE = {"Cc", "Cf"}
+
+
+def printable(text: str) -> str:
+    """`text` with every control or format character escaped, e.g. ESC -> \\x1b, RLO -> \\u202e."""
+    if not any(unicodedata.category(ch) in UNPRINTABLE for ch in text):
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in UNPRINTABLE
+        else ch
+        for ch in text
+    )

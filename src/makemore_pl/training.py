@@ -1,0 +1,371 @@
+"""fit, validate, test and predict: LightningCLI on its public hooks, with runs that resume.
+
+`--ckpt_path best|last|PATH` is resolved before anything is built: `fit` of a run's checkpoint
+continues that run with its own saved config.yaml (options given on the command line still win);
+the other commands take the checkpoint's data settings, so a trigram is tested on its own split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from jsonargparse import ArgumentError, ArgumentParser
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from makemore_pl.callbacks import (
+    BestCheckpoint,
+    CountingReference,
+    LastCheckpoint,
+    LogSnapshots,
+    StopOnSignal,
+)
+from makemore_pl.checkpoints import (
+    check_fits_data,
+    check_writable,
+    read_checkpoint,
+    require_weights_only,
+    with_atomic_checkpoints,
+)
+from makemore_pl.console import ReadableProgressBar, describe_model, fit_summary, quiet_console
+from makemore_pl.data import NamesDataModule
+from makemore_pl.errors import CheckpointError, CommandError
+from makemore_pl.model import BigramLitModule
+from makemore_pl.predictions import PredictionWriter
+from makemore_pl.run_logger import RunLogger
+from makemore_pl.runs import (
+    RUN_ENV,
+    default_run_name,
+    find_run_checkpoint,
+    lock_run,
+    new_run_folder,
+    run_of_checkpoint,
+    safe_name,
+)
+
+
+class MakemoreTrainer(Trainer):
+    """The Lightning Trainer, its commands documented as this package runs them."""
+
+    def fit(self, model, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True):
+        """Train the neural model; resume a run with --ckpt_path last.
+
+        Args:
+            ckpt_path: 'last' or 'best' (that checkpoint of the newest training run under
+                --trainer.default_root_dir/lightning_logs) or a checkpoint's path; `fit`
+                continues that run in its own folder with its saved settings (options given
+                here win).
+            weights_only: always true: checkpoints are read as tensors and plain values,
+                never as code.
+        """
+        return super().fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+    def validate(
+        self,
+        model=None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+        datamodule=None,
+        weights_only: bool = True,
+    ):
+        """Compute the val NLL of a checkpoint on its own data split.
+
+        Args:
+            ckpt_path: 'last' or 'best' (that checkpoint of the newest training run under
+                --trainer.default_root_dir/lightning_logs) or a checkpoint's path; `fit`
+                continues that run in its own folder with its saved settings (options given
+                here win).
+            verbose: print the results table.
+            weights_only: always true: checkpoints are read as tensors and plain values,
+                never as code.
+        """
+        return super().validate(
+            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
+        )
+
+    def test(
+        self,
+        model=None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+        datamodule=None,
+        weights_only: bool = True,
+    ):
+        """Compute the test NLL of a checkpoint beside the counting model of the same order.
+
+        Args:
+            ckpt_path: 'last' or 'best' (that checkpoint of the newest training run under
+                --trainer.default_root_dir/lightning_logs) or a checkpoint's path; `fit`
+                continues that run in its own folder with its saved settings (options given
+                here win).
+            verbose: print the results table.
+            weights_only: always true: checkpoints are read as tensors and plain values,
+                never as code.
+        """
+        return super().test(
+            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
+        )
+
+    def predict(
+        self, model=None, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True
+    ):
+        """Score names with a checkpoint and write one row per name to a TSV file.
+
+        Args:
+            ckpt_path: 'last' or 'best' (that checkpoint of the newest training run under
+                --trainer.default_root_dir/lightning_logs) or a checkpoint's path; `fit`
+                continues that run in its own folder with its saved settings (options given
+                here win).
+            weights_only: always true: checkpoints are read as tensors and plain values,
+                never as code.
+        """
+        return super().predict(
+            model,
+            datamodule=datamodule,
+            return_predictions=False,
+            ckpt_path=ckpt_path,
+            weights_only=True,
+        )
+
+
+class RunComplete(Exception):
+    """`fit --ckpt_path` of a run that has already trained as far as asked."""
+
+
+class MakemoreCLI(LightningCLI):
+    """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
+
+    exit_code = 0
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.context_size", "model.context_size")
+        parser.link_arguments("data.encoding", "model.encoding")
+        # read from the data module right after it is built: it loads the words on first use
+        parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.chars", "model.chars", apply_on="instantiate")
+        parser.add_lightning_class_args(LogSnapshots, "snapshots")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="name shown in TensorBoard's run selector; default: the order and the model",
+        )
+        parser.add_argument(
+            "--output",
+            type=str | None,
+            default=None,
+            help="predict: where to write the TSV of scored names; default: predictions.tsv in "
+            "the checkpoint's run folder",
+        )
+        parser.set_defaults({"trainer.enable_model_summary": False})
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        command = self.config.get("subcommand")
+        if command is None:  # run=False: the classes are built, no command runs
+            return
+        config = self.config[command]
+        require_weights_only(config)
+        if not config.ckpt_path:
+            return
+        path = resolve_checkpoint(command, config.ckpt_path, config.trainer.default_root_dir)
+        if path is None:
+            config.ckpt_path = None
+            return
+        checkpoint = read_checkpoint(path)
+        check_settings(path, checkpoint)
+        run = run_of_checkpoint(path)
+        if command == "fit" and run is not None and (run / "config.yaml").is_file():
+            front = ["--config", str(run / "config.yaml")]  # the run's own settings, then ours
+        else:  # the data settings the checkpoint was trained with
+            front = ["--data", json.dumps(settings(checkpoint, "datamodule_hyper_parameters"))]
+        super().parse_arguments(parser, [command, *front, *args[1:]])
+        self.config[command].ckpt_path = path
+        require_weights_only(self.config[command])
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit" and self.config.fit.ckpt_path:
+            config = self.config.fit
+            check_not_complete(config.ckpt_path, config.trainer)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
+        if self.subcommand is None:  # run=False: no run folder either
+            return super().instantiate_trainer(**kwargs)
+        self.run = self.claim_run(config)
+        for key in ("best_checkpoint", "last_checkpoint"):
+            config[key].dirpath = str(self.run / "checkpoints")
+        if trainer.get("logger") in (None, True):
+            step = checkpoint_step(config.get("ckpt_path")) if self.subcommand != "fit" else None
+            kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step)
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_progress_bar") is not False:
+            callbacks.append(ReadableProgressBar(self.run.name))
+        if self.subcommand == "predict":
+            callbacks.append(PredictionWriter(self.predictions_path(config)))
+        kwargs["callbacks"] = [*callbacks, StopOnSignal()]
+        return super().instantiate_trainer(**kwargs)
+
+    def claim_run(self, config) -> Path:
+        """The run this command writes to: the checkpoint's own, or a new one."""
+        resumed = run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
+        if resumed is not None:
+            return resumed
+        root = Path(config["trainer"].get("default_root_dir") or ".").resolve()
+        name = config.get("run_name") or self.default_name()
+        prefix = "" if self.subcommand == "fit" else f"{self.subcommand}-"
+        run = new_run_folder(root / "lightning_logs", safe_name(prefix + name))
+        os.environ[RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
+        return run
+
+    def default_name(self) -> str:
+        hp = self.model.hparams
+        extra = ("onehot",) if hp.get("encoding") == "onehot" else ()
+        return default_run_name("", hp.context_size, (*extra, hp.get("optimizer", "")))
+
+    def predictions_path(self, config) -> Path:
+        return Path(config.get("output") or self.run / "predictions.tsv")
+
+    def after_instantiate_classes(self) -> None:
+        """Fails before the run starts: on a checkpoint of another order or vocabulary than the
+        data, and on a folder the run could not write its logs and checkpoints to."""
+        if self.subcommand is None:
+            return
+        config = self.config[self.subcommand]
+        if config.get("ckpt_path"):
+            hparams = read_checkpoint(config.ckpt_path)["hyper_parameters"]
+            data = self.datamodule
+            args = (str(data.path), data.context_size, data.chars)
+            check_fits_data(config.ckpt_path, hparams, *args)
+        if self.trainer.is_global_zero:
+            check_writable(self.run)
+            if self.subcommand == "fit":
+                check_writable(self.run / "checkpoints")
+                self.lock = lock_run(self.run)
+                rank_zero_info(describe_model(self.model))
+
+    def after_fit(self) -> None:
+        self.lock.close()  # the run is free to be resumed
+        stop = next(cb for cb in self.trainer.callbacks if isinstance(cb, StopOnSignal))
+        best = next(cb for cb in self.trainer.callbacks if isinstance(cb, BestCheckpoint))
+        if stop.signal_name is not None:
+            self.exit_code = stop.exit_code
+            last = Path(self.run, "checkpoints", "last.ckpt")
+            rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
+            return
+        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+
+    def command_prefix(self) -> str:
+        """How to call this package again for the same run folder."""
+        root = self.config.fit.trainer.default_root_dir
+        where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
+        return f"{self.parser.prog}{where}"
+
+    def after_predict(self) -> None:
+        writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
+        if writer.written is not None:
+            rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+def resolve_checkpoint(command: str, ckpt_path: str, root: str | None) -> str | None:
+    """'best' or 'last' -> that checkpoint of the newest run under root/lightning_logs."""
+    if ckpt_path not in ("best", "last"):
+        return ckpt_path
+    logs = Path(root or ".", "lightning_logs")
+    path = find_run_checkpoint(logs, ckpt_path)
+    if path is not None:
+        return str(path)
+    if command == "fit":
+        rank_zero_info(
+            f"no {ckpt_path}.ckpt in the newest training run under {logs}: a new run starts"
+        )
+        return None
+    raise CommandError(
+        f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt in the newest training run under {logs}; "
+        "train one with `fit` or pass a checkpoint path"
+    )
+
+
+def check_settings(path: str, checkpoint: dict) -> None:
+    """The model and data settings a checkpoint brings are checked like command-line options."""
+    model = settings(checkpoint, "hyper_parameters")
+    data = settings(checkpoint, "datamodule_hyper_parameters")
+    for key, cls, saved in (("model", BigramLitModule, model), ("data", NamesDataModule, data)):
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(cls, key, fail_untyped=False)
+        try:
+            parser.parse_object({key: saved})
+        except ArgumentError as err:
+            raise CheckpointError(
+                f"--ckpt_path {path}: its settings do not fit makemore_pl "
+                f"({' '.join(str(err).split())})"
+            ) from None
+
+
+def settings(checkpoint: dict, key: str) -> dict:
+    """A checkpoint's saved settings, without the keys LightningCLI adds for itself."""
+    saved = checkpoint.get(key) or {}
+    return {k: v for k, v in saved.items() if not str(k).startswith("_")}
+
+
+def checkpoint_step(path: str | None) -> int | None:
+    return None if not path else int(read_checkpoint(path).get("global_step", 0))
+
+
+def check_not_complete(path: str, trainer) -> None:
+    """A run that has trained as far as asked says so instead of touching its files."""
+    checkpoint = read_checkpoint(path)
+    done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs = done.get("current", {}).get("processed", checkpoint.get("epoch", 0))
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    by_epochs = max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
+    by_steps = max_steps is not None and max_steps >= 0 and checkpoint["global_step"] >= max_steps
+    if by_epochs or by_steps:
+        limit = f"max_epochs {max_epochs}" if by_epochs else f"max_steps {max_steps}"
+        raise RunComplete(
+            f"{path}: the run is complete ({epochs} epochs, step {checkpoint['global_step']}, "
+            f"{limit}); to train further, add e.g. --trainer.max_epochs {epochs + max(epochs, 1)}"
+        )
+
+
+def run_training(prog: str, args: list[str]) -> int:
+    """Runs a training command; returns the exit status."""
+    quiet_console()
+    joined = os.environ.get(RUN_ENV)  # set when this process is one of a multi-device launch
+    try:
+        cli = MakemoreCLI(
+            BigramLitModule,
+            NamesDataModule,
+            trainer_class=MakemoreTrainer,
+            trainer_defaults={
+                "max_epochs": 100,
+                "log_every_n_steps": 1,
+                # the data module splits every batch between processes itself, exactly: the
+                # DistributedSampler Lightning would add pads by repeating examples
+                "use_distributed_sampler": False,
+                "callbacks": [CountingReference()],
+            },
+            seed_everything_default=42,
+            auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
+            parser_kwargs={"prog": prog},
+            args=args,
+        )
+    except RunComplete as done:
+        print(done, file=sys.stderr)
+        return 0
+    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
+        raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
+    finally:
+        if joined is None:
+            os.environ.pop(RUN_ENV, None)
+    return cli.exit_code
