@@ -1,8 +1,11 @@
+import subprocess
 import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +35,35 @@ TINY_WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "h
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
+def makemore(
+    *args: str, cwd: Path, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Runs `python -m makemore_pl ARGS` in a subprocess, in `cwd`, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "makemore_pl", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"makemore_pl {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def events(run: Path) -> EventAccumulator:
+    """Every event TensorBoard would show of a run folder (size_guidance 0 keeps them all)."""
+    accumulator = EventAccumulator(
+        str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0}
+    )
+    return accumulator.Reload()
+
+
+def checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def run_cli(*args: str, cwd: Path) -> None:
     """Runs `python -m makemore_pl ARGS` inside this process, in `cwd`."""
     from makemore_pl.cli import main
@@ -44,8 +76,8 @@ def run_cli(*args: str, cwd: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A folder with words.txt (TINY_WORDS) and its run folder lightning_logs/version_0_*, a bigram trained on it
-    for 2 epochs."""
+    """A folder with words.txt (TINY_WORDS) and its run folder lightning_logs/version_0_*: a
+    bigram trained on it for 2 epochs."""
     folder = tmp_path_factory.mktemp("tiny_run")
     (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
     run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", *QUIET, cwd=folder)

@@ -10,44 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from makemore_pl import CountingBaseline, NamesDataModule
-from tests.conftest import run_folder
+from tests.conftest import QUIET, checkpoint, events, makemore, run_folder
 
 pytestmark = pytest.mark.slow
-
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-def makemore(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "makemore_pl", *args],
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(f"makemore_pl {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def fit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return makemore(
         "fit", "--data.context_size", "2", "--snapshots.every_n_epochs", "2", *QUIET, *args, cwd=cwd
     )
-
-
-def events(run: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(
-        str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0}
-    )
-    return accumulator.Reload()
-
-
-def checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")

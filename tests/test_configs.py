@@ -8,9 +8,7 @@ import yaml
 
 from makemore_pl import CountingBaseline, NamesDataModule
 from makemore_pl.baseline import tune_smoothing
-from tests.conftest import run_folder
-
-from .test_cli import QUIET, events, makemore
+from tests.conftest import QUIET, events, makemore, run_folder
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 

@@ -5,9 +5,7 @@ import shutil
 import pytest
 import torch
 
-from tests.conftest import run_folder
-
-from .test_cli import QUIET, checkpoint, events, makemore
+from tests.conftest import QUIET, checkpoint, events, makemore, run_folder
 
 pytestmark = pytest.mark.slow
 

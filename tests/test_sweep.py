@@ -8,9 +8,7 @@ from makemore_pl import NamesDataModule
 from makemore_pl.batches import count_table
 from makemore_pl.optimum import fit_optimum, table_nll
 from makemore_pl.sweep import best_on_val, sweep_counting, sweep_neural
-from tests.conftest import run_folder
-
-from .test_cli import events, makemore
+from tests.conftest import events, makemore, run_folder
 
 
 @pytest.fixture(scope="module")
