@@ -65,6 +65,9 @@ def main(args: list[str] | None = None) -> None:
     from makemore_pl.text import printable
 
     try:
+        from makemore_pl.config_files import check_config_files
+
+        check_config_files(args[1:])
         if args[0] in PLAIN_COMMANDS:
             from makemore_pl.commands import run_command
 
@@ -80,3 +83,6 @@ def main(args: list[str] | None = None) -> None:
             sys.exit(f"{prog}: error: unknown command {printable(args[0])!r}; choose from {names}")
     except UserError as err:  # says what to fix; no traceback
         sys.exit(f"makemore_pl: error: {printable(str(err))}")
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

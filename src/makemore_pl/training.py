@@ -173,6 +173,7 @@ class MakemoreCLI(LightningCLI):
             return
         config = self.config[command]
         require_weights_only(config)
+        check_seed(config.seed_everything)
         if not config.ckpt_path:
             return
         path = resolve_checkpoint(command, config.ckpt_path, config.trainer.default_root_dir)
@@ -274,6 +275,12 @@ class MakemoreCLI(LightningCLI):
         writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
         if writer.written is not None:
             rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+def check_seed(seed: int | bool) -> None:
+    """Lightning seeds numpy too, which takes 32-bit seeds only."""
+    if not isinstance(seed, bool) and not 0 <= seed < 2**32:
+        raise CommandError(f"--seed_everything must be from 0 to {2**32 - 1}, got {seed}")
 
 
 def resolve_checkpoint(command: str, ckpt_path: str, root: str | None) -> str | None:
