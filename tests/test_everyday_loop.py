@@ -104,8 +104,10 @@ def test_predict_names_the_name_it_cannot_score(tiny_run, tmp_path):
 
 def test_test_logs_into_the_run_at_the_checkpoint_step(tiny_run, tmp_path):
     shutil.copytree(tiny_run, tmp_path, dirs_exist_ok=True)
+    config = (run_folder(tmp_path) / "config.yaml").read_text()
     run_cli("test", "--ckpt_path", "last", *QUIET, cwd=tmp_path)
     run = run_folder(tmp_path)
+    assert (run / "config.yaml").read_text() == config  # still the training run's
     assert [p.name for p in (tmp_path / "lightning_logs").glob("version_*")] == [run.name]
     logged = events(run)
     assert [e.step for e in logged.Scalars("held_out/test_nll")] == [2]  # the checkpoint's step

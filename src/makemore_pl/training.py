@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -131,6 +131,15 @@ class MakemoreTrainer(Trainer):
             ckpt_path=ckpt_path,
             weights_only=True,
         )
+
+
+class SaveFitConfig(SaveConfigCallback):
+    """config.yaml is the training run's: `test` or `predict` of its checkpoint, which log into
+    the same folder, leave it as it is."""
+
+    def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
 
 
 class RunComplete(Exception):
@@ -363,6 +372,7 @@ def run_training(prog: str, args: list[str]) -> int:
             },
             seed_everything_default=42,
             auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
+            save_config_callback=SaveFitConfig,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
             parser_kwargs={"prog": prog},
             args=args,
