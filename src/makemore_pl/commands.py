@@ -20,6 +20,7 @@ from makemore_pl.baseline import (
     tune_smoothing,
 )
 from makemore_pl.batches import count_table
+from makemore_pl.checkpoints import checkpoint_vocabulary, load_model
 from makemore_pl.data import NamesDataModule, Vocabulary
 from makemore_pl.errors import CommandError, DataError
 from makemore_pl.model import BigramLitModule
@@ -76,10 +77,8 @@ class MakemoreTrainer(Trainer):
         else:
             if ckpt_path is None:
                 raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
-            source = BigramLitModule.load_from_checkpoint(
-                ckpt_path, map_location=self.strategy.root_device, weights_only=True
-            )
-            vocab = source.vocab
+            source = load_model(ckpt_path, BigramLitModule, self.strategy.root_device)
+            vocab = checkpoint_vocabulary(ckpt_path, source.hparams, datamodule)
         ids = source.sample(
             num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
         )
