@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -10,7 +12,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.data import joint_context
-from makemore_pl.model import BigramLitModule
+from makemore_pl.errors import CommandError
+from makemore_pl.model import DEFAULT_LR, BigramLitModule
 from makemore_pl.plots import probability_heatmap
 
 
@@ -141,3 +144,35 @@ class LastCheckpoint(ModelCheckpoint):
         super().on_train_end(trainer, pl_module)
         if trainer.global_step != self._last_global_step_saved:  # the final epochs, if unsaved
             trainer.save_checkpoint(self.format_checkpoint_name({}))
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops training with one line at the first step whose loss, or whose updated weights, are
+    NaN or infinite (an lr too large), before any checkpoint of that step: the last checkpoint
+    saved keeps the last good weights.
+
+    It must run before the checkpoint callbacks of the same hook, as Lightning orders them
+    (checkpoints last). Under DDP every process sees the same global loss and weights, so all
+    of them stop at the same step."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.step = trainer.global_step  # the step this batch runs (train_loss's x in TensorBoard)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+            self.stop(pl_module, f"the training loss is {loss.item()}")
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+            self.stop(pl_module, "the weights hold NaN or infinite values")
+
+    def stop(self, pl_module: LightningModule, what: str) -> None:
+        hp = pl_module.hparams
+        lr = hp.get("lr") or DEFAULT_LR.get(hp.get("optimizer"), "the optimizer's default")
+        raise CommandError(
+            f"training diverged at step {self.step}: {what}; stopped before saving it (the last "
+            f"checkpoint holds the last good weights); train again with a --model.lr below {lr}"
+        )
