@@ -347,6 +347,12 @@ def check_resumable(path: str, checkpoint: dict) -> None:
             "cannot resume from it; use it with validate, test, predict or sample, or resume "
             "from a full checkpoint such as last.ckpt"
         )
+    for key in ("epoch", "global_step"):
+        count = checkpoint[key]
+        if not (isinstance(count, int) and count >= 0):
+            raise CheckpointError(
+                f"--ckpt_path {path}: refused, its {key} is {shown(count)}, not a count"
+            )
 
 
 def check_fits_data(

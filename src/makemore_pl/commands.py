@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import unicodedata
@@ -24,6 +23,8 @@ from makemore_pl.checkpoints import checkpoint_vocabulary, load_model
 from makemore_pl.data import NamesDataModule, Vocabulary
 from makemore_pl.errors import CommandError, DataError
 from makemore_pl.model import BigramLitModule
+from makemore_pl.plots import save_png
+from makemore_pl.sampling import printable
 from makemore_pl.sweep import (
     L2_GRID,
     SweepPoint,
@@ -83,7 +84,7 @@ class MakemoreTrainer(Trainer):
             num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
         )
         names = [vocab.decode(w) for w in ids]
-        print_utf8(names)
+        print_utf8([printable(name) for name in names])
         train_words = set(datamodule.split()["train"]) if datamodule is not None else None
         print(novelty_summary(names, train_words), file=sys.stderr)
         return names
@@ -171,10 +172,7 @@ def save_sweep_plot(trainer: Trainer, points: list[SweepPoint], path: str | None
     folder = Path(logger.log_dir) if logger is not None else Path(".")
     path = Path(path) if path else folder / "sweep.png"
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fig.savefig(partial, format="png", dpi=110)
-    os.replace(partial, path)
+    save_png(fig, path)
     if isinstance(logger, TensorBoardLogger):
         logger.experiment.add_figure("sweep", fig, 0)
         logger.experiment.flush()
