@@ -89,9 +89,16 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     if path.is_dir():
         raise CommandError(f"cannot write the figure to {path}: it is a folder")
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommandError(
+            f"cannot write the figure to {path} ({path.parent} is not a folder)"
+        ) from None
+    except OSError as err:
+        raise CommandError(f"cannot write the figure to {path} ({err.strerror or err})") from None
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
         with open(partial, "wb") as file:
             fig.savefig(file, format="png", dpi=dpi)
         os.replace(partial, path)  # readers see the old file or the new one
