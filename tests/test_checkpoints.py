@@ -103,9 +103,8 @@ from makemore_pl import checkpoints
 io, path = checkpoints.AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"step": 1, "W": torch.ones(3)}, path)
 def killed_midway(obj, file):
-    with open(file, "wb") as out:
-        out.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
-        out.flush()
+    file.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
+    file.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 checkpoints.torch.save = killed_midway
 io.save_checkpoint({"step": 2, "W": torch.zeros(3)}, path)

@@ -84,7 +84,8 @@ class BigramLitModule(LightningModule):
                 best on val for the bigram, 0.01 for the trigram).
             optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
                 with a strong-Wolfe line search).
-            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1).
+            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1);
+                0 leaves W as it is (to measure a model's train_nll).
             chars: the data's characters in index order, kept so a checkpoint can generate
                 without the data file (set from the data).
         """
@@ -265,8 +266,8 @@ def check_settings(vocab_size: int, context_size: int, l2: float, lr: float | No
         )
     if not (math.isfinite(l2) and l2 >= 0):
         raise CommandError(f"--model.l2 must be 0 or more, got {l2}")
-    if lr is not None and not (math.isfinite(lr) and lr > 0):
-        raise CommandError(f"--model.lr must be positive, got {lr}")
+    if lr is not None and not (math.isfinite(lr) and lr >= 0):  # 0 freezes W, to measure it
+        raise CommandError(f"--model.lr must be 0 or more, got {lr}")
     problem = table_size_problem(vocab_size, context_size)
     if problem is not None:
         raise CommandError(problem)
