@@ -19,11 +19,10 @@ from makemore_pl import checkpoints
 from makemore_pl.checkpoints import (
     AtomicCheckpointIO,
     CheckpointError,
-    find_run_checkpoint,
     require_weights_only,
     with_atomic_checkpoints,
 )
-from makemore_pl.cli import MakemoreCLI, MakemoreTrainer
+from makemore_pl.cli import MakemoreCLI, MakemoreTrainer, find_run_checkpoint
 from makemore_pl.data import NamesDataModule
 from makemore_pl.model import BigramLitModule
 from tests.conftest import QUIET, run_cli
@@ -87,14 +86,6 @@ def test_another_failed_write_names_the_file(tmp_path, monkeypatch):
         AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
     assert str(failed.value) == f"cannot write {path} (Read-only file system)"
     assert folder_names(tmp_path) == []
-
-
-def test_run_folders_that_are_not_version_numbers_are_not_runs(tmp_path):
-    for name in ("version_0", "version_0.bak", "version_x", "version_2"):
-        (tmp_path / name / "checkpoints").mkdir(parents=True)
-        (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"")
-    (tmp_path / "version_10").mkdir()  # no checkpoints folder: not a training run
-    assert find_run_checkpoint(tmp_path, "last") == tmp_path / "version_2/checkpoints/last.ckpt"
 
 
 KILLED_MIDWAY = """

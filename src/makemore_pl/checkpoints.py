@@ -22,7 +22,7 @@ from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 from makemore_pl.data import Vocabulary
 from makemore_pl.errors import CheckpointError
 from makemore_pl.model import BigramLitModule, human_bytes
-from makemore_pl.sampling import printable
+from makemore_pl.text import printable
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")  # what fit restores
@@ -127,27 +127,6 @@ def require_weights_only(config: Any) -> None:
     config.weights_only = True
 
 
-def find_run_checkpoint(logs: Path, which: str) -> Path | None:
-    """`which`.ckpt ('best' or 'last') of the newest training run under `logs`, if it has one.
-
-    A training run is a version_N folder with a checkpoints folder, which `fit` creates before
-    its first step: a run killed before its first checkpoint is still the newest, so that `last`
-    starts it afresh instead of continuing an older run with other options. Other folders (a
-    copy named version_0.bak) are not runs.
-    """
-    runs = [run for run in logs.glob("version_*") if run_number(run) is not None]
-    runs = [run for run in runs if (run / "checkpoints").is_dir()]
-    newest = max(runs, key=run_number, default=None)
-    path = None if newest is None else newest / "checkpoints" / f"{which}.ckpt"
-    return path if path is not None and path.is_file() else None
-
-
-def run_number(run: Path) -> int | None:
-    """version_12 -> 12; None for a name that is not version_<digits>."""
-    number = run.name.removeprefix("version_")
-    return int(number) if number.isascii() and number.isdecimal() else None
-
-
 def read_checkpoint(
     path: str, model_class: type[LightningModule] = BigramLitModule, resume: bool = False
 ) -> dict:
@@ -170,14 +149,6 @@ def read_checkpoint(
     if resume:
         check_resumable(path, checkpoint)
     return checkpoint
-
-
-def load_model(
-    path: str, model_class: type[LightningModule] = BigramLitModule, map_location: Any = None
-) -> LightningModule:
-    """`model_class.load_from_checkpoint`, after `read_checkpoint` has checked the file."""
-    read_checkpoint(path, model_class)
-    return model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 def checked_file_size(path: str) -> int:
@@ -407,3 +378,9 @@ def check_writable(folder: str | Path) -> None:
             f"cannot write the run's logs and checkpoints to {str(folder)!r} ({err.strerror}); "
             "set --trainer.default_root_dir to a folder you can write to"
         ) from None
+
+
+def load_model_checkpoint(path: str, device: torch.device) -> BigramLitModule:
+    """The model a checkpoint holds, checked first and read without running code."""
+    read_checkpoint(path)
+    return BigramLitModule.load_from_checkpoint(path, map_location=device, weights_only=True)

@@ -16,7 +16,6 @@ from makemore_pl.callbacks import BestCheckpoint, CountingReference, LastCheckpo
 from makemore_pl.checkpoints import (
     check_fits_data,
     check_writable,
-    find_run_checkpoint,
     read_checkpoint,
     require_weights_only,
     with_atomic_checkpoints,
@@ -25,6 +24,19 @@ from makemore_pl.commands import MakemoreTrainer
 from makemore_pl.data import NamesDataModule
 from makemore_pl.errors import CheckpointError, CommandError, UserError
 from makemore_pl.model import BigramLitModule
+
+
+def find_run_checkpoint(logs: Path, which: str) -> Path | None:
+    """`which`.ckpt ('best' or 'last') of the newest training run under `logs`, if it has one.
+
+    A training run is a version_N folder with a checkpoints folder, which `fit` creates before
+    its first step: a run killed before its first checkpoint is still the newest, so that `last`
+    starts it afresh instead of continuing an older run with other options.
+    """
+    runs = [run for run in logs.glob("version_*") if (run / "checkpoints").is_dir()]
+    newest = max(runs, key=lambda run: int(run.name.split("_")[-1]), default=None)
+    path = None if newest is None else newest / "checkpoints" / f"{which}.ckpt"
+    return path if path is not None and path.is_file() else None
 
 
 class MakemoreCLI(LightningCLI):

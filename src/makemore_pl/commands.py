@@ -19,12 +19,11 @@ from makemore_pl.baseline import (
     tune_smoothing,
 )
 from makemore_pl.batches import count_table
-from makemore_pl.checkpoints import checkpoint_vocabulary, load_model
+from makemore_pl.checkpoints import checkpoint_vocabulary, load_model_checkpoint
 from makemore_pl.data import NamesDataModule, Vocabulary
 from makemore_pl.errors import CommandError, DataError
 from makemore_pl.model import BigramLitModule
 from makemore_pl.plots import save_png
-from makemore_pl.sampling import printable
 from makemore_pl.sweep import (
     L2_GRID,
     SweepPoint,
@@ -35,6 +34,7 @@ from makemore_pl.sweep import (
     sweep_neural,
     table_nll,
 )
+from makemore_pl.text import printable
 
 # --smoothing of `baseline` and `sample --counting`: add-k k, or how to choose the smoothing
 Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
@@ -78,7 +78,7 @@ class MakemoreTrainer(Trainer):
         else:
             if ckpt_path is None:
                 raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
-            source = load_model(ckpt_path, BigramLitModule, self.strategy.root_device)
+            source = load_model_checkpoint(ckpt_path, self.strategy.root_device)
             vocab = checkpoint_vocabulary(ckpt_path, source.hparams, datamodule)
         ids = source.sample(
             num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)

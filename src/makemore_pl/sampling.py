@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -18,9 +17,6 @@ NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-proba
 # itself: up to CHUNK words, the draws are those of one batch of num_samples, as they always were.
 CHUNK = 10_000
 MAX_TRIES = 100  # batches drawn for a chunk before a model that ends at once is given up on
-# escaped by `printable`: controls (C0, DEL, C1), format characters (bidi overrides such as
-# U+202E, zero-width joiners), surrogates, and the line and paragraph separators
-UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def sample(
@@ -131,16 +127,3 @@ def tempered(log_probs: Tensor, temperature: float) -> Tensor:
         return probs
     shifted = log_probs.double() - log_probs.double().amax(-1, keepdim=True)
     return torch.softmax(shifted / temperature, dim=-1).float()
-
-
-def printable(name: str) -> str:
-    """`name` with every character that a terminal would act on instead of showing escaped as
-    \\uXXXX (\\UXXXXXXXX above U+FFFF): controls such as ESC or newline, format characters such
-    as the right-to-left override U+202E or the zero-width joiner U+200D, surrogates, and the
-    line and paragraph separators. Other text, backslashes included, is left as it is."""
-    return "".join(_escaped(ch) if unicodedata.category(ch) in UNPRINTABLE else ch for ch in name)
-
-
-def _escaped(ch: str) -> str:
-    code = ord(ch)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
