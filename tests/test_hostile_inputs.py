@@ -208,11 +208,12 @@ def test_printable_escapes_what_a_terminal_would_act_on():
 
 
 def test_a_heatmap_of_names_with_dollars_and_nan_weights_renders():
-    vocab = Vocabulary(list("$^_ab"))
-    probs = torch.softmax(torch.randn(6, 6), -1)
-    probs[2] = float("nan")
-    fig = probability_heatmap(probs, list(range(6)), vocab, 1, "$x^2$ step 0")
+    vocab = Vocabulary(list("$^_ab"))  # the context "$^$" (row 1·36 + 2·6 + 1) is no formula
+    probs = torch.softmax(torch.randn(2, 6), -1)
+    probs[1] = float("nan")
+    fig = probability_heatmap(probs, [0, 49], vocab, 3, "step 0")
     fig.savefig(io.BytesIO(), format="png")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["...", "$^$"]
 
 
 def test_a_heatmap_stays_small_for_a_large_vocabulary():
