@@ -21,6 +21,7 @@ from makemore_pl.plots import probability_heatmap, save_png
 from makemore_pl.sampling import iter_samples, sample
 from makemore_pl.text import printable
 from tests.conftest import QUIET, TINY_WORDS, run_cli
+from tests.test_user_errors import last_checkpoint, quiet
 
 V = 15  # TINY_WORDS' vocabulary, the boundary included
 
@@ -29,9 +30,7 @@ V = 15  # TINY_WORDS' vocabulary, the boundary included
 def model_ckpt(tiny_run, tmp_path) -> dict:
     """tiny_run's last checkpoint, loaded (tmp_path holds words.txt)."""
     shutil.copy(tiny_run / "words.txt", tmp_path)
-    return torch.load(
-        tiny_run / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True
-    )
+    return torch.load(last_checkpoint(tiny_run), weights_only=True)
 
 
 def checkpointing_trainer(**kwargs) -> L.Trainer:
@@ -103,9 +102,8 @@ def test_a_lightning_weights_only_save_works_where_no_resume_is_needed(tmp_path,
     checkpointing_trainer(max_epochs=1, callbacks=[save]).fit(
         BigramLitModule(dm.vocab_size, chars=dm.chars), dm
     )
-    run_cli(
-        command, "--ckpt_path", "weights.ckpt", "--data.path", "words.txt", *QUIET, cwd=tmp_path
-    )
+    args = [command, "--ckpt_path", "weights.ckpt", "--data.path", "words.txt"]
+    run_cli(*args, *quiet(args), cwd=tmp_path)
 
 
 # checkpoints: the model's own checks
@@ -127,11 +125,11 @@ def test_the_model_class_accepts_its_own_settings_and_weights(model_ckpt):
 def test_a_checkpoint_without_characters_samples_with_the_data(model_ckpt, tmp_path, capfd):
     model_ckpt["hyper_parameters"]["chars"] = None
     saved(tmp_path, model_ckpt, "no_chars.ckpt")
-    args = ["--ckpt_path", "no_chars.ckpt", "--data.path", "words.txt", *QUIET]
+    args = ["--ckpt_path", "no_chars.ckpt", "--data.path", "words.txt"]
     run_cli("sample", "--num_samples", "5", *args, cwd=tmp_path)
     names = capfd.readouterr().out.split()
     assert len(names) == 5 and set("".join(names)) <= set("".join(TINY_WORDS))
-    run_cli("test", *args, cwd=tmp_path)
+    run_cli("test", *args, *QUIET, cwd=tmp_path)
 
 
 # sizes chosen by the input
@@ -294,5 +292,5 @@ def test_a_bigram_of_a_3921_character_vocabulary_trains_with_its_snapshots(tmp_p
     (tmp_path / "cjk.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     args = ["fit", "--data.path", "cjk.txt", "--trainer.max_epochs", "2", *QUIET]
     run_cli(*args, cwd=tmp_path)
-    last = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
-    assert read_checkpoint(str(last))["state_dict"]["W"].shape == (3921, 3921)
+    weights = read_checkpoint(str(last_checkpoint(tmp_path)))["state_dict"]["W"]
+    assert weights.shape == (3921, 3921)
