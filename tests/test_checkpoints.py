@@ -1,5 +1,7 @@
 """Checkpoints are written atomically and loaded without running code, on every path."""
 
+import errno
+import io
 import os
 import shutil
 import signal
@@ -49,20 +51,42 @@ def test_a_save_replaces_the_file_whole_and_leaves_nothing_else(tmp_path):
     assert folder_names(path.parent) == ["last.ckpt"]
 
 
-def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+class FillsUp(io.FileIO):
+    """A file on a disk that is full after `room` bytes."""
+
+    room = 200
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return super().write(data)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"
-    io = AtomicCheckpointIO()
-    io.save_checkpoint({"step": 1}, path)
-
-    def disk_full(obj, file):
-        Path(file).write_bytes(b"PK\x03\x04 the first bytes of a checkpoint")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(checkpoints.torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
-        io.save_checkpoint({"step": 2}, path)
+    io_ = AtomicCheckpointIO()
+    io_.save_checkpoint({"step": 1}, path)
+    # torch.save itself writes into the file, as on a real full disk
+    monkeypatch.setattr(checkpoints, "open", lambda file, mode: FillsUp(file, "w"), raising=False)
+    with pytest.raises(CheckpointError) as failed:
+        io_.save_checkpoint({"step": 2, "W": torch.ones(1000)}, path)
+    assert str(failed.value) == f"no space left on device writing {path}"
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert folder_names(tmp_path) == ["last.ckpt"]  # the partial file is gone
+
+
+def test_another_failed_write_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+
+    def read_only(obj, file):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(checkpoints.torch, "save", read_only)
+    with pytest.raises(CheckpointError) as failed:
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
+    assert str(failed.value) == f"cannot write {path} (Read-only file system)"
+    assert folder_names(tmp_path) == []
 
 
 KILLED_MIDWAY = """
@@ -71,9 +95,8 @@ from makemore_pl import checkpoints
 io, path = checkpoints.AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"step": 1, "W": torch.ones(3)}, path)
 def killed_midway(obj, file):
-    with open(file, "wb") as out:
-        out.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
-        out.flush()
+    file.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
+    file.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 checkpoints.torch.save = killed_midway
 io.save_checkpoint({"step": 2, "W": torch.zeros(3)}, path)

@@ -1,13 +1,18 @@
-"""Every user error of the README's table: its exact one-paragraph message, exit status 1.
+"""Every user error of docs/reliability.md's table: one line, exit status 1, nothing written.
 
-The CLI runs in this process (`cli.main`, as `python -m makemore_pl` calls it), so a row costs
-under a second; the last tests repeat a few rows through a real process to see what a user sees.
+ROWS is the table: `python -m tests.test_user_errors` writes it into docs/reliability.md and a
+test checks that the two agree. Our own messages are checked word for word; a message partly
+worded by a dependency (the OS, a codec, jsonargparse) is checked by what it must name. The CLI
+runs in this process (`cli.main`, as `python -m makemore_pl` calls it), so a row costs under a
+second; the last tests repeat a few rows through a real process to see what a user sees.
 """
 
+import copy
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +22,7 @@ from makemore_pl import DataError, NamesDataModule
 from makemore_pl.cli import main
 from tests.conftest import QUIET
 
-README = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
 
 
@@ -61,6 +66,47 @@ def write_checkpoints(folder: Path) -> None:
     damaged = folder / "damaged_run" / "lightning_logs" / "version_0" / "checkpoints"
     damaged.mkdir(parents=True)
     (damaged / "last.ckpt").write_bytes(data[: len(data) // 2])
+    write_hostile_checkpoints(folder, model)
+
+
+def changed(checkpoint: dict, path: Path, state=None, drop=(), **top) -> None:
+    """Saves a copy of `checkpoint` with more weights, fewer top-level keys or other values."""
+    copy_ = {**copy.deepcopy(checkpoint), **top}
+    copy_["state_dict"].update(state or {})
+    for key in drop:
+        del copy_[key]
+    torch.save(copy_, path)
+
+
+def write_hostile_checkpoints(folder: Path, model: dict) -> None:
+    """Checkpoints that look ordinary but claim what they do not hold."""
+    weights = model["state_dict"]["W"]
+    v = len(weights)
+    huge = torch.zeros(v).as_strided((v**8, v), (0, 1))  # 15 floats posing as 154 GB
+    edited(model, folder / "strided.ckpt", weights=huge, context_size=8)
+    with (
+        zipfile.ZipFile(folder / "model.ckpt") as src,
+        zipfile.ZipFile(folder / "deflated.ckpt", "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for record in src.infolist():
+            out.writestr(record.filename, src.read(record.filename))
+    edited(model, folder / "nan.ckpt", weights=weights.clone().fill_(float("nan")))
+    no_data = ("datamodule_hyper_parameters", "datamodule_hparams_name")
+    no_chars = {**model, "hyper_parameters": {**model["hyper_parameters"], "chars": None}}
+    changed(no_chars, folder / "no_chars.ckpt", drop=no_data)
+    edited(model, folder / "context_0.ckpt", weights=weights[:1].clone(), context_size=0)
+    changed(model, folder / "extra_weights.ckpt", state={"bias": torch.zeros(v)})
+    changed(model, folder / "weights_only.ckpt", drop=("optimizer_states", "lr_schedulers"))
+    edited(model, folder / "huge_seed.ckpt", data={"seed": 2**70})
+    changed(model, folder / "negative_step.ckpt", global_step=-5)
+    ends = torch.full_like(weights, -30.0)
+    ends[:, 0] = 30.0  # the boundary, at once, every time
+    edited(model, folder / "ends_at_once.ckpt", weights=ends)
+
+
+def last_checkpoint(run_root: Path) -> Path:
+    """last.ckpt of the first run under run_root (its folder is version_0, or version_0_<name>)."""
+    return next((run_root / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +114,7 @@ def files(tmp_path_factory, tiny_run) -> Path:
     """A folder holding the data files and checkpoints the rows use."""
     folder = tmp_path_factory.mktemp("files")
     shutil.copy(tiny_run / "words.txt", folder)
-    shutil.copy(tiny_run / "lightning_logs/version_0/checkpoints/last.ckpt", folder / "model.ckpt")
+    shutil.copy(last_checkpoint(tiny_run), folder / "model.ckpt")
     (folder / "other.txt").write_text("zed\nquinn\nxu\n", encoding="utf-8")
     (folder / "empty.txt").write_bytes(b"")
     (folder / "blank.txt").write_bytes(b"  \n\t\n\r\n")
@@ -103,9 +149,9 @@ ROWS = [
      "data file 'blank.txt' holds no words (it is empty or only whitespace)"),
     ("data file not UTF-8", ["fit", "--data.path", "latin1.txt"],
      "data file 'latin1.txt', line 2: bytes that are not UTF-8 (invalid continuation byte); "
-     "save the file as UTF-8, one name per line"),
+     "save the file as UTF-8, one name per line", ("'latin1.txt', line 2", "not UTF-8")),
     ("data path is a folder", ["fit", "--data.path", "folder"],
-     "cannot read data file 'folder': Is a directory"),
+     "cannot read data file 'folder': Is a directory", ("cannot read data file 'folder'",)),
     ("context size below 1", [*FIT, "--data.context_size", "0"],
      "context_size must be at least 1, got 0"),
     ("a fraction of 1 or more", [*FIT, "--data.val_fraction", "1"],
@@ -151,10 +197,14 @@ ROWS = [
      "(5,), do not fit vocab_size 15 and context_size 1)"),
     ("checkpoint settings of the wrong type", [*TEST, "--ckpt_path", "bad_settings.ckpt"],
      "--ckpt_path bad_settings.ckpt: its settings do not fit makemore_pl (Parser key "
-     "\"model.optimizer\": Expected a typing.Literal['sgd', 'adam', 'lbfgs']. Got value: rmsprop)"),
+     "\"model.optimizer\": Expected a typing.Literal['sgd', 'adam', 'lbfgs']. Got value: rmsprop)",
+     ("--ckpt_path bad_settings.ckpt: its settings do not fit makemore_pl (", "model.optimizer",
+      "rmsprop")),
     ("checkpoint data settings of the wrong type", [*TEST, "--ckpt_path", "bad_data.ckpt"],
      "--ckpt_path bad_data.ckpt: its settings do not fit makemore_pl (Parser key "
-     "\"data.context_size\": Expected a <class 'int'>. Got value: two)"),
+     "\"data.context_size\": Expected a <class 'int'>. Got value: two)",
+     ("--ckpt_path bad_data.ckpt: its settings do not fit makemore_pl (", "data.context_size",
+      "two")),
     ("checkpoint that names its own model builder", ["sample", "--ckpt_path", "odd_builder.ckpt"],
      "--ckpt_path odd_builder.ckpt: not a makemore_pl model checkpoint (it asks for its model to "
      "be built by 'os.system')"),
@@ -174,31 +224,129 @@ ROWS = [
      "checkpoint cannot run code; its own checkpoints need nothing more"),
     ("log/checkpoint folder not writable", [*FIT, "--trainer.default_root_dir", "blocker"],
      "cannot write the run's logs and checkpoints to 'blocker/lightning_logs/version_0' (Not a "
-     "directory); set --trainer.default_root_dir to a folder you can write to"),
+     "directory); set --trainer.default_root_dir to a folder you can write to",
+     ("blocker/lightning_logs", "--trainer.default_root_dir")),
+    # inputs nobody planned for
+    ("checkpoint whose weights are a stride-0 view claiming 154 GB",
+     ["sample", "--ckpt_path", "strided.ckpt"],
+     "--ckpt_path strided.ckpt: refused, its tensor state_dict.W of shape (2562890625, 15) claims "
+     "154 GB but holds 60 bytes (the file 8.0 KB)", ("strided.ckpt: refused", "state_dict.W",
+                                                     "claims 154 GB but holds 60 bytes")),
+    ("checkpoint archive compressed to claim more than the file holds",
+     [*TEST, "--ckpt_path", "deflated.ckpt"],
+     "--ckpt_path deflated.ckpt: refused, its records claim 6.5 KB but the file holds 3.9 KB "
+     "(compressed or crafted; torch.save writes neither)",
+     ("deflated.ckpt: refused, its records claim", "compressed or crafted")),
+    ("checkpoint weights NaN or infinite", ["sample", "--ckpt_path", "nan.ckpt"],
+     "--ckpt_path nan.ckpt: its weights W hold NaN or infinite values (the run that wrote it "
+     "diverged); use an earlier checkpoint, or train again with a smaller --model.lr"),
+    ("checkpoint without its characters, and no data file",
+     ["sample", "--ckpt_path", "no_chars.ckpt"],
+     "--ckpt_path no_chars.ckpt: the checkpoint does not say which 14 characters the model knows; "
+     "pass the --data.path it was trained on"),
+    ("checkpoint without its characters, data of another vocabulary",
+     ["sample", "--ckpt_path", "no_chars.ckpt", "--data.path", "other.txt"],
+     "--ckpt_path no_chars.ckpt: the model knows 14 characters but data file 'other.txt' has 8, "
+     "'deinquxz'; pass the --data.path it was trained on"),
+    ("checkpoint of context_size 0", [*TEST, "--ckpt_path", "context_0.ckpt"],
+     "--ckpt_path context_0.ckpt: not a makemore_pl model checkpoint (vocab_size 15 and "
+     "context_size 0; both must be whole numbers of 1 or more)"),
+    ("checkpoint with weights the model does not have",
+     [*TEST, "--ckpt_path", "extra_weights.ckpt"],
+     "--ckpt_path extra_weights.ckpt: not a makemore_pl model checkpoint (unknown weights: bias)"),
+    ("resuming from a weights-only checkpoint", [*FIT, "--ckpt_path", "weights_only.ckpt"],
+     "--ckpt_path weights_only.ckpt: holds the weights only (no optimizer_states), so `fit` "
+     "cannot resume from it; use it with validate, test, predict or sample, or resume from a full "
+     "checkpoint such as last.ckpt"),
+    ("checkpoint integer beyond 64 bits", [*TEST, "--ckpt_path", "huge_seed.ckpt"],
+     "--ckpt_path huge_seed.ckpt: refused, its value datamodule_hyper_parameters.seed = "
+     "1180591620717411303424 is out of range (a 64-bit integer)"),
+    ("resuming a checkpoint whose step count is negative",
+     [*FIT, "--ckpt_path", "negative_step.ckpt"],
+     "--ckpt_path negative_step.ckpt: refused, its global_step is -5, not a count"),
+    ("a model that ends every word at once", ["sample", "--ckpt_path", "ends_at_once.ckpt"],
+     "the model ends almost every word at once: 100 batches of 20 draws gave 0 non-empty words; "
+     "it cannot generate names (was it trained?)"),
+    ("a weight table too large to build", [*FIT, "--data.context_size", "8"],
+     "context_size 8 with vocab_size 15 needs a 154 GB weight table (the limit is 537 MB); use "
+     "the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
+     "which stores only the n-grams seen"),
+    ("a weight table beyond any integer type", [*FIT, "--data.context_size", "20"],
+     "context_size 20 with vocab_size 15 needs a 20 YB weight table (the limit is 537 MB); use "
+     "the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
+     "which stores only the n-grams seen"),
+    ("learning rate below 0", [*FIT, "--model.lr", "-1"], "--model.lr must be 0 or more, got -1.0"),
+    ("l2 below 0", [*FIT, "--model.l2", "-1"], "--model.l2 must be 0 or more, got -1.0"),
+    ("figure path is a folder",
+     ["sweep", "--data.path", "words.txt", "--models", "counting", "--plot", "folder"],
+     "cannot write the figure to folder: it is a folder"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case, args, message", ROWS, ids=[row[0] for row in ROWS])
-def test_user_error(cwd, case, args, message):
+PREFIX = "makemore_pl: error: "
+WRONG_TYPE = (
+    "an option of the wrong type",
+    [*FIT, "--data.context_size", "two"],
+    "the usage, then `error: Parser key \"data.context_size\": Expected a <class 'int'>. Got "
+    "value: two` (exit status 2)",
+)
+TABLE_START = "| case | command | what you see |"
+
+
+def quiet(args: list[str]) -> list[str]:
+    """QUIET for the commands that run a Trainer; the others take no Trainer options."""
+    return QUIET if args[0] in ("fit", "validate", "test", "predict") else []
+
+
+def assert_says(got: str | int, row: tuple) -> None:
+    """One line with the row's message: word for word, or naming what it must name when a
+    dependency words part of it."""
+    case, _, message, *must_name = row
+    assert isinstance(got, str) and got.startswith(PREFIX) and "\n" not in got, (case, got)
+    if not must_name:
+        assert got == PREFIX + message
+    for part in must_name[0] if must_name else ():
+        assert part in got, (case, part, got)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
+def test_user_error(cwd, row):
     before = sorted(p.name for p in cwd.rglob("*"))
-    assert run_cli(*args, *QUIET) == f"makemore_pl: error: {message}"
+    assert_says(run_cli(*row[1], *quiet(row[1])), row)
     assert sorted(p.name for p in cwd.rglob("*")) == before  # nothing written or lost
     assert not (cwd / "code_ran.txt").exists()
 
 
 def test_an_option_of_the_wrong_type_is_a_usage_error(cwd, capsys):
-    assert run_cli(*FIT, "--data.context_size", "two") == 2
-    assert capsys.readouterr().err.endswith(
-        "error: Parser key \"data.context_size\":\n  Expected a <class 'int'>. Got value: two\n"
-    )
+    assert run_cli(*WRONG_TYPE[1]) == 2
+    error = capsys.readouterr().err.split("\nerror: ")[-1]  # after the usage; jsonargparse's words
+    assert "data.context_size" in error and "two" in error
 
 
-def test_the_readme_table_shows_every_message():
-    readme = README.read_text(encoding="utf-8").replace("\\|", "|")  # escaped pipes in the table
-    for case, args, message in ROWS:
-        assert f"| {case} | `{' '.join(args)}` |" in readme, case
-        assert f"makemore_pl: error: {message}" in readme, case
-    assert "error: Parser key \"data.context_size\": Expected a <class 'int'>" in readme
+def code(text: str) -> str:
+    """`text` as Markdown inline code inside a table cell."""
+    text = text.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def render_table() -> str:
+    """The table of docs/reliability.md, made from ROWS."""
+    lines = [TABLE_START, "|---|---|---|"]
+    for case, args, message, *_ in ROWS:
+        lines.append(f"| {case} | {code(' '.join(args))} | {code(PREFIX + message)} |")
+    case, args, shown = WRONG_TYPE
+    lines.append(f"| {case} | {code(' '.join(args))} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
+def documented_table(doc: str) -> str:
+    start = doc.index(TABLE_START)
+    return doc[start : doc.index("\n\n", start) + 1]
+
+
+def test_the_doc_table_is_the_table_of_the_tests():
+    doc = DOC.read_text(encoding="utf-8")
+    assert documented_table(doc) == render_table(), "run: python -m tests.test_user_errors"
 
 
 def test_a_run_folder_with_no_logger_is_checked_before_training(cwd, monkeypatch):
@@ -208,8 +356,9 @@ def test_a_run_folder_with_no_logger_is_checked_before_training(cwd, monkeypatch
     monkeypatch.setattr("makemore_pl.model.BigramLitModule.training_step", must_not_train)
     message = run_cli(*FIT, "--trainer.logger", "false", "--trainer.default_root_dir", "blocker")
     assert message == (
-        "makemore_pl: error: cannot write the run's logs and checkpoints to 'blocker/checkpoints' "
-        "(Not a directory); set --trainer.default_root_dir to a folder you can write to"
+        "makemore_pl: error: cannot write the run's logs and checkpoints to "
+        "'blocker/lightning_logs' (Not a directory); set --trainer.default_root_dir to a folder "
+        "you can write to"
     )
 
 
@@ -228,10 +377,17 @@ def test_an_error_inside_a_lightning_hook_is_one_message(cwd, monkeypatch):
     "case", ["data file missing", "checkpoint vocabulary differs from the data"]
 )
 def test_a_user_sees_one_line_and_no_traceback(cwd, case):
-    _, args, message = next(row for row in ROWS if row[0] == case)
+    row = next(row for row in ROWS if row[0] == case)
     proc = subprocess.run(
-        [sys.executable, "-m", "makemore_pl", *args, *QUIET], capture_output=True, text=True
+        [sys.executable, "-m", "makemore_pl", *row[1], *quiet(row[1])],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
-    assert proc.stderr.splitlines()[-1] == f"makemore_pl: error: {message}"
+    assert_says(proc.stderr.splitlines()[-1], row)
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+if __name__ == "__main__":  # python -m tests.test_user_errors: rewrite the doc's table
+    text = DOC.read_text(encoding="utf-8")
+    DOC.write_text(text.replace(documented_table(text), render_table()), encoding="utf-8")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -15,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
 from makemore_pl.data import joint_context
-from makemore_pl.model import BigramLitModule
+from makemore_pl.errors import CommandError
+from makemore_pl.model import DEFAULT_LR, BigramLitModule
 from makemore_pl.plots import probability_heatmap
 
 
@@ -201,3 +203,35 @@ class StopOnSignal(Callback):
 
     def message(self, last: Path, resume: str) -> str:
         return f"stopped by {self.signal_name}; saved {last}\nresume with: {resume}"
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops training with one line at the first step whose loss, or whose updated weights, are
+    NaN or infinite (an lr too large), before any checkpoint of that step: the last checkpoint
+    saved keeps the last good weights.
+
+    It must run before the checkpoint callbacks of the same hook, as Lightning orders them
+    (checkpoints last). Under DDP every process sees the same global loss and weights, so all
+    of them stop at the same step."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.step = trainer.global_step  # the step this batch runs (train_loss's x in TensorBoard)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+            self.stop(pl_module, f"the training loss is {loss.item()}")
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+            self.stop(pl_module, "the weights hold NaN or infinite values")
+
+    def stop(self, pl_module: LightningModule, what: str) -> None:
+        hp = pl_module.hparams
+        lr = hp.get("lr") or DEFAULT_LR.get(hp.get("optimizer"), "the optimizer's default")
+        raise CommandError(
+            f"training diverged at step {self.step}: {what}; stopped before saving it (the last "
+            f"checkpoint holds the last good weights); train again with a --model.lr below {lr}"
+        )

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch import LightningModule
 from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 
+from makemore_pl.data import Vocabulary
 from makemore_pl.errors import CheckpointError
-from makemore_pl.model import BigramLitModule
+from makemore_pl.model import BigramLitModule, human_bytes
+from makemore_pl.text import printable
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-# what save_hyperparameters stores for a BigramLitModule: its arguments, plus the function
-# LightningCLI built it with (load_from_checkpoint raises on any other than these two)
-MODEL_SETTINGS = set(inspect.signature(BigramLitModule.__init__).parameters) - {"self"}
+RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")  # what fit restores
 INSTANTIATORS = {
     "lightning.pytorch.cli.instantiate_module",
     "pytorch_lightning.cli.instantiate_module",
@@ -40,13 +43,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(write_failure(path, err)) from None
         # beside the target, so the rename never crosses file systems (Lightning's own saver
         # writes to the system temp folder and moves, which turns into a copy across devices)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
         try:
-            torch.save(checkpoint, partial)
+            with open(partial, "wb") as file:
+                save_to(checkpoint, file)
             os.replace(partial, path)  # atomic: readers see the old file or the new one
+        except OSError as err:
+            raise CheckpointError(write_failure(path, err)) from None
         finally:
             partial.unlink(missing_ok=True)
 
@@ -60,6 +69,43 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # and under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1: a crafted pickle could then run code
         safe = True if weights_only is None else weights_only
         return super().load_checkpoint(path, map_location, weights_only=safe)
+
+
+class _KeepsWriteErrors:
+    """A file for torch.save that remembers why a write failed: torch replaces the OSError (and
+    its errno) with a RuntimeError of its own ("basic_ios::clear: iostream error" for a path,
+    "unexpected pos" for a file)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def save_to(checkpoint: dict[str, Any], file: BinaryIO) -> None:
+    """torch.save into an open file; a failed write raises its OSError."""
+    keeper = _KeepsWriteErrors(file)
+    try:
+        torch.save(checkpoint, keeper)
+    except RuntimeError:
+        if keeper.error is None:
+            raise
+        raise keeper.error from None
+    file.flush()
+
+
+def write_failure(path: Path, err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"no space left on device writing {path}"
+    return f"cannot write {path} ({err.strerror or err})"
 
 
 def with_atomic_checkpoints(plugins: Any) -> list:
@@ -81,17 +127,70 @@ def require_weights_only(config: Any) -> None:
     config.weights_only = True
 
 
-def read_checkpoint(path: str) -> dict:
-    """A makemore_pl model checkpoint's contents, loaded with weights_only=True so that a
-    crafted file cannot run code; raises CheckpointError naming the file otherwise."""
-    if not Path(path).is_file():
-        raise CheckpointError(f"--ckpt_path {path}: no such file")
+def read_checkpoint(
+    path: str, model_class: type[LightningModule] = BigramLitModule, resume: bool = False
+) -> dict:
+    """A model checkpoint's contents, checked before anything is built from them.
+
+    The file is untrusted input: it is loaded with weights_only=True so that it cannot run code,
+    only after its zip archive is seen to claim no more data than the file holds; every tensor
+    must then be plain contiguous data inside the file, every integer fit 64 bits, and
+    `model_class.checkpoint_problem` accept the settings and weights. With `resume`, the file
+    must also hold what `fit` resumes from. Raises CheckpointError naming the file otherwise.
+    """
+    size = checked_file_size(path)
+    check_archive(path, size)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(unreadable_reason(path, err)) from None
-    check_model_checkpoint(path, checkpoint)
+    check_contents(path, checkpoint, size)
+    check_model_checkpoint(path, checkpoint, model_class)
+    if resume:
+        check_resumable(path, checkpoint)
     return checkpoint
+
+
+def checked_file_size(path: str) -> int:
+    file = Path(path)
+    if not file.exists():
+        raise CheckpointError(f"--ckpt_path {path}: no such file")
+    if not file.is_file():
+        raise CheckpointError(f"--ckpt_path {path}: not a regular file")
+    return file.stat().st_size
+
+
+def check_archive(path: str, size: int) -> None:
+    """A file torch.save wrote: a zip archive whose records, once read, are no larger than the
+    file (torch.save stores them uncompressed; a compressed record could expand a thousandfold)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(ZIP_MAGIC))
+        if not head:
+            raise CheckpointError(f"--ckpt_path {path}: the file is empty, not a checkpoint")
+        if head != ZIP_MAGIC:
+            raise CheckpointError(
+                f"--ckpt_path {path}: not a checkpoint (expected a file written by torch.save)"
+            )
+        with zipfile.ZipFile(path) as archive:
+            claimed = sum(record.file_size for record in archive.infolist())
+    except OSError as err:
+        raise CheckpointError(f"--ckpt_path {path}: cannot read it ({err.strerror})") from None
+    except zipfile.BadZipFile:
+        raise CheckpointError(damaged(path)) from None
+    if claimed > size:
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its records claim {human_bytes(claimed)} but the file "
+            f"holds {human_bytes(size)} (compressed or crafted; torch.save writes neither)"
+        )
+
+
+def damaged(path: str) -> str:
+    # torch's own words depend on where the file was cut ("central directory", "Errno 22", ...)
+    return (
+        f"--ckpt_path {path}: the checkpoint is damaged (truncated or corrupted); use another "
+        "checkpoint or train again"
+    )
 
 
 def unreadable_reason(path: str, err: Exception) -> str:
@@ -101,28 +200,88 @@ def unreadable_reason(path: str, err: Exception) -> str:
             f"--ckpt_path {path}: refused, the file holds objects other than tensors and plain "
             "values, which could run code when loaded; use a checkpoint written by makemore_pl"
         )
-    with open(path, "rb") as file:
-        head = file.read(len(ZIP_MAGIC))
-    if not head:
-        return f"--ckpt_path {path}: the file is empty, not a checkpoint"
-    if head != ZIP_MAGIC:
-        return f"--ckpt_path {path}: not a checkpoint (expected a file written by torch.save)"
-    # torch's own words depend on where the file was cut ("central directory", "Errno 22", ...)
-    return (
-        f"--ckpt_path {path}: the checkpoint is damaged (truncated or corrupted); use another "
-        "checkpoint or train again"
-    )
+    return damaged(path)
 
 
-def check_model_checkpoint(path: str, checkpoint: Any) -> None:
-    """Settings a BigramLitModule takes and a weight table of the shape they imply; anything
-    else would fail later, inside Lightning, with a traceback."""
+def values(tree: Any) -> Iterator[tuple[str, Any]]:
+    """(where, value) of every value inside dicts, lists, tuples and sets, depth first, without
+    recursion (a crafted file can nest deeper than Python's stack)."""
+    stack: list[tuple[str, Any]] = [("", tree)]
+    while stack:
+        where, value = stack.pop()
+        yield where, value
+        if isinstance(value, dict):
+            items = [(shown(key), item) for key, item in value.items()]
+            stack += [(f"{where}.{key}" if where else key, item) for key, item in items]
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+
+
+def shown(key: Any, limit: int = 40) -> str:
+    """A key of the file as safe, short text for a message."""
+    text = printable(key if isinstance(key, str) else repr(key))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_contents(path: str, checkpoint: Any, size: int) -> None:
+    """Every tensor plain contiguous data within the file, all of them together no more than the
+    file holds (a stride-0 view of 27 floats can claim 30 TB, which copying it would allocate),
+    and every integer within 64 bits."""
+    total, seen = 0, set()
+    for where, value in values(checkpoint):
+        if isinstance(value, torch.Tensor) and id(value) not in seen:
+            seen.add(id(value))
+            tensor_problem = check_tensor(value, size)
+            if tensor_problem:
+                raise CheckpointError(
+                    f"--ckpt_path {path}: refused, its tensor {where} {tensor_problem}"
+                )
+            total += value.numel() * value.element_size()
+        elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise CheckpointError(
+                f"--ckpt_path {path}: refused, its value {where} = {big_int(value)} is out of "
+                "range (a 64-bit integer)"
+            )
+    if total > size:
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its tensors claim {human_bytes(total)} together but "
+            f"the file holds {human_bytes(size)}"
+        )
+
+
+def check_tensor(tensor: torch.Tensor, size: int) -> str | None:
+    """Why this tensor is not plain data stored in a file of `size` bytes; None if it is."""
+    if tensor.layout != torch.strided or tensor.device.type != "cpu":
+        return f"is not a plain tensor ({tensor.layout}, on {tensor.device})"
+    claimed = tensor.numel() * tensor.element_size()
+    stored = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+    if claimed > min(stored, size):
+        return (
+            f"of shape {tuple(tensor.shape)} claims {human_bytes(claimed)} but holds "
+            f"{human_bytes(stored)} (the file {human_bytes(size)})"
+        )
+    if not tensor.is_contiguous():
+        return f"of shape {tuple(tensor.shape)} is a strided view {tensor.stride()}, not plain data"
+    return None
+
+
+def big_int(value: int) -> str:
+    # str() of an int above 4,300 digits raises ValueError in Python 3.11+
+    return str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
+
+
+def check_model_checkpoint(
+    path: str, checkpoint: Any, model_class: type[LightningModule] = BigramLitModule
+) -> None:
+    """Settings `model_class` takes, built the way LightningCLI builds it, and weights its
+    `checkpoint_problem` accepts; anything else would fail later, inside Lightning, with a
+    traceback."""
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or "vocab_size" not in hparams:
+    if not isinstance(hparams, dict) or not hparams:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (it has no model settings)"
         )
-    unknown = sorted(set(hparams) - MODEL_SETTINGS - {"_instantiator"})
+    unknown = sorted(shown(key) for key in set(hparams) - model_settings(model_class))
     if unknown:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (unknown model settings: "
@@ -132,17 +291,39 @@ def check_model_checkpoint(path: str, checkpoint: Any) -> None:
     if builder not in INSTANTIATORS:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (it asks for its model to be "
-            f"built by {builder!r})"
+            f"built by {shown(builder)!r})"
         )
     state = checkpoint.get("state_dict")
-    weights = state.get("W") if isinstance(state, dict) else None
-    v, c = hparams["vocab_size"], hparams.get("context_size", 1)
-    shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else None
-    if not (isinstance(v, int) and isinstance(c, int) and shape == (v**c, v)):
+    state = state if isinstance(state, dict) else {}
+    settings = {key: value for key, value in hparams.items() if not key.startswith("_")}
+    problem = model_class.checkpoint_problem(settings, state)
+    if problem is not None:
+        raise CheckpointError(f"--ckpt_path {path}: {problem}")
+
+
+def model_settings(model_class: type[LightningModule]) -> set[str]:
+    """What save_hyperparameters stores for `model_class`: its arguments, plus the function
+    LightningCLI built it with (load_from_checkpoint raises on any other)."""
+    arguments = set(inspect.signature(model_class.__init__).parameters) - {"self"}
+    return arguments | {"_instantiator"}
+
+
+def check_resumable(path: str, checkpoint: dict) -> None:
+    """`fit --ckpt_path` needs the optimizer's state and the loops' progress, which a checkpoint
+    saved with save_weights_only=True does not hold."""
+    missing = [key for key in RESUME_KEYS if key not in checkpoint]
+    if missing:
         raise CheckpointError(
-            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its weights W, of shape "
-            f"{shape}, do not fit vocab_size {v!r} and context_size {c!r})"
+            f"--ckpt_path {path}: holds the weights only (no {', '.join(missing)}), so `fit` "
+            "cannot resume from it; use it with validate, test, predict or sample, or resume "
+            "from a full checkpoint such as last.ckpt"
         )
+    for key in ("epoch", "global_step"):
+        count = checkpoint[key]
+        if not (isinstance(count, int) and count >= 0):
+            raise CheckpointError(
+                f"--ckpt_path {path}: refused, its {key} is {shown(count)}, not a count"
+            )
 
 
 def check_fits_data(
@@ -157,11 +338,32 @@ def check_fits_data(
     saved = hparams.get("chars")
     if hparams["vocab_size"] != len(chars) + 1 or (saved is not None and list(saved) != chars):
         count = f"{hparams['vocab_size'] - 1} characters"
-        known = repr("".join(saved)) if saved is not None else count
+        known = f"the characters {''.join(saved)!r}" if saved is not None else count
         raise CheckpointError(
-            f"--ckpt_path {path}: the model knows the characters {known} but data file "
+            f"--ckpt_path {path}: the model knows {known} but data file "
             f"{data_path!r} has {''.join(chars)!r}; pass the --data.path it was trained on"
         )
+
+
+def checkpoint_vocabulary(path: str, hparams: dict, datamodule: Any | None) -> Vocabulary:
+    """The model's characters: kept in the checkpoint (as the CLI's runs keep them), or else
+    those of the data (a model built in Python may have none), if they are as many."""
+    if hparams.get("chars") is not None:
+        return Vocabulary(hparams["chars"])
+    known = f"{hparams['vocab_size'] - 1} characters"
+    if datamodule is None:
+        raise CheckpointError(
+            f"--ckpt_path {path}: the checkpoint does not say which {known} the model knows; "
+            "pass the --data.path it was trained on"
+        )
+    vocab = datamodule.vocab
+    if len(vocab) != hparams["vocab_size"]:
+        raise CheckpointError(
+            f"--ckpt_path {path}: the model knows {known} but data file "
+            f"{str(datamodule.path)!r} has {len(vocab) - 1}, {''.join(vocab.chars)!r}; pass the "
+            "--data.path it was trained on"
+        )
+    return vocab
 
 
 def check_writable(folder: str | Path) -> None:

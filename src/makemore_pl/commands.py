@@ -70,8 +70,9 @@ def sample(
     if counting:
         source, vocab = counting_model(data, smoothing), data.vocab
     else:
-        source = load_model(checkpoint_path(ckpt_path, default_root_dir), device)
-        vocab = source.vocab
+        path = checkpoint_path(ckpt_path, default_root_dir)
+        source = load_model(path, device)
+        vocab = checkpoint_vocabulary(path, source.hparams, data if data.path.is_file() else None)
     ids = source.sample(
         num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
     )
@@ -180,6 +181,12 @@ def checkpoint_path(ckpt_path: str | None, root: str) -> str:
             f"{logs}; train one with `fit` or pass a checkpoint path"
         )
     return str(path)
+
+
+def checkpoint_vocabulary(path: str, hparams: dict, data: NamesDataModule | None) -> Vocabulary:
+    from makemore_pl.checkpoints import checkpoint_vocabulary
+
+    return checkpoint_vocabulary(path, hparams, data)
 
 
 def load_model(path: str, device: torch.device):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import inspect
+import math
+import reprlib
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,9 +15,42 @@ from torchmetrics import MeanMetric
 
 from makemore_pl.batches import Batch
 from makemore_pl.data import DataError, Vocabulary, joint_context, one_hot_rows
+from makemore_pl.errors import CommandError
 from makemore_pl.sampling import sample
 
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
+# A fixed cap, not a share of this machine's memory, so that a model (or a checkpoint) that
+# builds on one machine builds on every other. 2**27 float32 cells are 537 MB for W; training
+# holds W, its gradient and Adam's two moments, about 2.1 GB. That admits names.txt up to
+# context_size 4 (57 MB) and a 3,921-character bigram (61 MB), and refuses context_size 5
+# (1.5 GB), where the counting model is the better tool anyway.
+MAX_WEIGHT_CELLS = 2**27
+BYTES_PER_CELL = 4  # float32
+
+
+def human_bytes(n: float) -> str:
+    """1.5e9 -> '1.5 GB' (decimal units, as disks and `free -h --si` count)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"):
+        if n < 999.5:
+            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 9.95 else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n * 1e24:.1e} bytes"
+
+
+def table_size_problem(vocab_size: int, context_size: int) -> str | None:
+    """Why a W of V**c x V cells cannot be built, before anything is allocated; None if it can."""
+    # in logarithms: V**c of a hostile c (10**9) would take minutes to compute as an integer
+    log_cells = (context_size + 1) * math.log(max(vocab_size, 1))
+    if log_cells <= math.log(MAX_WEIGHT_CELLS):
+        return None
+    log10_bytes = log_cells / math.log(10) + math.log10(BYTES_PER_CELL)
+    size = human_bytes(10**log10_bytes) if log10_bytes < 27 else f"10^{log10_bytes:.0f} bytes"
+    limit = human_bytes(MAX_WEIGHT_CELLS * BYTES_PER_CELL)
+    return (
+        f"context_size {context_size} with vocab_size {vocab_size} needs a {size} weight table "
+        f"(the limit is {limit}); use the counting model (`baseline`, `sample --counting true`) "
+        "with --smoothing kneser-ney, which stores only the n-grams seen"
+    )
 
 
 def at_least_float32(t: Tensor) -> Tensor:
@@ -48,15 +84,15 @@ class BigramLitModule(LightningModule):
                 best on val for the bigram, 0.01 for the trigram).
             optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
                 with a strong-Wolfe line search).
-            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1).
+            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1);
+                0 leaves W as it is (to measure a model's train_nll).
             chars: the data's characters in index order, kept so a checkpoint can generate
                 without the data file (set from the data).
         """
         super().__init__()
+        check_settings(vocab_size, context_size, l2, lr)
         if chars is not None and len(chars) + 1 != vocab_size:
             raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-        if l2 < 0:
-            raise DataError(f"l2 must be 0 or more, got {l2}")
         self.save_hyperparameters()
         self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
         # float64 running sums: exact example-weighted means over an epoch, synced across devices
@@ -67,6 +103,34 @@ class BigramLitModule(LightningModule):
             }
         )
         self._counted_step = -1
+
+    @classmethod
+    def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
+        """What makes these checkpoint contents unusable for this class, as the rest of a line
+        after "--ckpt_path PATH: "; None if they build a model. checkpoints.py has already
+        checked that every tensor is backed by real bytes of the file."""
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        settings = {**defaults, **hparams}
+        v, c, weights = settings["vocab_size"], settings["context_size"], state_dict.get("W")
+        extra = sorted(map(str, set(state_dict) - {"W"}))
+        if extra:
+            return f"not a makemore_pl model checkpoint (unknown weights: {', '.join(extra)})"
+        if not (is_int(v) and is_int(c) and v >= 1 and c >= 1):
+            return (
+                f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
+                "both must be whole numbers of 1 or more)"
+            )
+        shape = tuple(weights.shape) if isinstance(weights, Tensor) else None
+        # a W whose bytes are all in the file cannot be of a hostile size: V**c is then small
+        if shape is None or len(shape) != 2 or shape[1] != v or math.log(v) * c > 64 * math.log(2):
+            return weights_misfit(shape, v, c)
+        if shape[0] != v**c:
+            return weights_misfit(shape, v, c)
+        return weights_problem(weights) or chars_problem(settings["chars"], v)
 
     @property
     def vocab(self) -> Vocabulary | None:
@@ -190,3 +254,53 @@ class BigramLitModule(LightningModule):
             device=self.device,
             **kwargs,
         )
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_settings(vocab_size: int, context_size: int, l2: float, lr: float | None) -> None:
+    """Settings that would allocate too much, or train to nothing, fail here in one line."""
+    if vocab_size < 1 or context_size < 1:
+        raise CommandError(
+            f"vocab_size and context_size must be 1 or more, got {vocab_size} and {context_size}"
+        )
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise CommandError(f"--model.l2 must be 0 or more, got {l2}")
+    if lr is not None and not (math.isfinite(lr) and lr >= 0):  # 0 freezes W, to measure it
+        raise CommandError(f"--model.lr must be 0 or more, got {lr}")
+    problem = table_size_problem(vocab_size, context_size)
+    if problem is not None:
+        raise CommandError(problem)
+
+
+def weights_misfit(shape: tuple | None, v: Any, c: Any) -> str:
+    return (
+        f"not a makemore_pl model checkpoint (its weights W, of shape {shape}, do not fit "
+        f"vocab_size {v!r} and context_size {c!r})"
+    )
+
+
+def weights_problem(weights: Tensor) -> str | None:
+    if not weights.is_floating_point():
+        return f"not a makemore_pl model checkpoint (its weights W are {weights.dtype}, not floats)"
+    if not torch.isfinite(weights).all():
+        return (
+            "its weights W hold NaN or infinite values (the run that wrote it diverged); use an "
+            "earlier checkpoint, or train again with a smaller --model.lr"
+        )
+    return None
+
+
+def chars_problem(chars: Any, vocab_size: int) -> str | None:
+    """The saved vocabulary: None (take it from the data) or vocab_size - 1 distinct characters."""
+    if chars is None:
+        return None
+    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
+    if valid and len(set(chars)) == len(chars) == vocab_size - 1:
+        return None
+    return (
+        f"not a makemore_pl model checkpoint (its characters {reprlib.repr(chars)} are not "
+        f"vocab_size - 1 = {vocab_size - 1} distinct characters)"
+    )

@@ -1,11 +1,21 @@
-"""Figures: the next-character probability heatmap (the lecture's V×V picture)."""
+"""Figures: the next-character probability heatmap (the lecture's V×V picture), saved whole."""
 
 from __future__ import annotations
 
+import errno
+import os
+import uuid
+from pathlib import Path
+
+import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from makemore_pl.data import Vocabulary
+from makemore_pl.errors import CommandError
+
+MAX_COLUMNS = 27  # next characters shown: all of names.txt's
+MAX_INCHES = 40  # per side: 4,400 pixels at the 110 dpi figures are saved with
 
 
 def context_label(row: int, vocab: Vocabulary, context_size: int) -> str:
@@ -24,21 +34,32 @@ def probability_heatmap(
     context_size: int,
     title: str = "",
     annotate: bool = True,
+    max_columns: int = MAX_COLUMNS,
 ) -> Figure:
     """Heatmap of P(next | context): `probs` (R, V) holds the rows of the V**c-row table whose
-    indices are `contexts`. `annotate` prints every value (slower: about 0.7 s for 27 × 27)."""
-    data = probs.detach().float().cpu().numpy()
-    fig = Figure(
-        figsize=(0.42 * len(vocab) + 2, 0.42 * len(data) + 1.5),
-    )
+    indices are `contexts`. `annotate` prints every value (slower: about 0.7 s for 27 × 27).
+
+    Of a vocabulary larger than `max_columns`, only the next characters with the most mass in
+    these rows are shown; the figure is at most MAX_INCHES on a side whatever R and V (a
+    3,921-character vocabulary would otherwise take a 1284 × 164882-pixel canvas)."""
+    probs = probs.detach().double().cpu()
+    known = torch.nan_to_num(probs, nan=0.0)  # NaN (of NaN weights): a blank cell, "nan"
+    columns = shown_columns(known, max_columns)
+    data, top = probs[:, columns].numpy(), known[:, columns].max().item() if len(known) else 0
+    inches = (min(0.42 * len(columns) + 2, MAX_INCHES), min(0.42 * len(data) + 1.5, MAX_INCHES))
+    fig = Figure(figsize=inches)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.94)
     ax = fig.add_subplot()
     ax.imshow(data, cmap="Blues", vmin=0, aspect="auto")
-    ax.set_xticks(range(len(vocab)), vocab.itos)
-    ax.set_yticks(range(len(data)), [context_label(r, vocab, context_size) for r in contexts])
-    ax.set_xlabel("next character")
+    # text from the data is shown as it is: a name with `$` is no mathtext formula
+    plain = {"parse_math": False, "usetex": False}
+    ax.set_xticks(range(len(columns)), [vocab.itos[j] for j in columns], **plain)
+    labels = [context_label(r, vocab, context_size) for r in contexts]
+    ax.set_yticks(range(len(data)), labels, **plain)
+    some = f" ({len(columns)} most likely of {len(vocab)})" if len(columns) < len(vocab) else ""
+    ax.set_xlabel(f"next character{some}")
     ax.set_ylabel("context")
-    ax.set_title(title)
+    ax.set_title(title, **plain)
     for i, row in enumerate(data if annotate else []):
         for j, p in enumerate(row):
             ax.text(
@@ -48,6 +69,43 @@ def probability_heatmap(
                 ha="center",
                 va="center",
                 fontsize=6,
-                color="white" if p > 0.6 * data.max() else "gray",
+                color="white" if p > 0.6 * top else "gray",
+                **plain,
             )
     return fig
+
+
+def shown_columns(data: Tensor, max_columns: int) -> list[int]:
+    """All V columns, or the `max_columns` with the most mass, in index order."""
+    if data.shape[1] <= max_columns:
+        return list(range(data.shape[1]))
+    return sorted(data.sum(0).topk(max_columns).indices.tolist())
+
+
+def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Writes `fig` to `path` as a PNG, whole or not at all: to a temporary file beside it,
+    renamed into place. Raises CommandError naming the path (a full disk, a folder, a folder
+    that cannot be written to); no partial file is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"cannot write the figure to {path}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommandError(
+            f"cannot write the figure to {path} ({path.parent} is not a folder)"
+        ) from None
+    except OSError as err:
+        raise CommandError(f"cannot write the figure to {path} ({err.strerror or err})") from None
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with open(partial, "wb") as file:
+            fig.savefig(file, format="png", dpi=dpi)
+        os.replace(partial, path)  # readers see the old file or the new one
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise CommandError(f"no space left on device writing {path}") from None
+        raise CommandError(f"cannot write the figure to {path} ({err.strerror or err})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return path

@@ -6,6 +6,7 @@ number (newest = highest) and a run name, so that TensorBoard's run selector tel
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from pathlib import Path
@@ -56,34 +57,24 @@ def run_of_checkpoint(path: str | Path) -> Path | None:
 
 
 def new_run_folder(logs: Path, name: str) -> Path:
-    """Creates the next `version_<N>_<name>` folder; two processes starting at the same moment
-    get different numbers (mkdir of a number's marker is atomic), never the same folder."""
+    """Creates the next `version_<N>_<name>` folder. Claims are serialised by a lock on
+    `logs/.claim.lock`, so two runs starting at the same moment get different numbers."""
     joined = os.environ.get(RUN_ENV)
     if joined:
         return Path(joined)
     try:
         logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / ".claim.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            number = max((run_number(run) for run in runs(logs)), default=-1) + 1
+            folder = logs / (f"version_{number}_{name}" if name else f"version_{number}")
+            folder.mkdir()
+            return folder
     except OSError as err:
         raise CheckpointError(
             f"cannot write the run's logs and checkpoints to {str(logs)!r} ({err.strerror}); "
             "set --trainer.default_root_dir to a folder you can write to"
         ) from None
-    taken = [run_number(run) for run in runs(logs)]
-    number = max(taken, default=-1) + 1
-    while True:
-        try:  # the number is claimed by its marker, whatever name another run gives it
-            (logs / f".version_{number}.claimed").mkdir()
-        except FileExistsError:
-            number += 1
-            continue
-        except OSError as err:
-            raise CheckpointError(
-                f"cannot write the run's logs and checkpoints to {str(logs)!r} "
-                f"({err.strerror}); set --trainer.default_root_dir to a folder you can write to"
-            ) from None
-        folder = logs / (f"version_{number}_{name}" if name else f"version_{number}")
-        folder.mkdir(exist_ok=True)
-        return folder
 
 
 def default_run_name(model: str, context_size: int, extra: tuple[str, ...] = ()) -> str:
@@ -101,8 +92,6 @@ def lock_run(run: Path):
     """Holds an exclusive lock on the run while this process trains it: a second `fit` of the
     same run (say, `--ckpt_path last` while it is still training) is refused instead of two
     writers taking turns at its checkpoints. The lock ends with the process."""
-    import fcntl
-
     handle = open(run / ".training.lock", "a")  # noqa: SIM115 (held for the whole run)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import unicodedata
 
 # controls (C0, C1) and format characters (bidi overrides, zero-width joiners): a terminal acts
-# on them, so a name or a message holding one could retitle the window or reorder the line
-UNPRINTABLE = {"Cc", "Cf"}
+# on them, so a name or a message holding one could retitle the window or reorder the line;
+# surrogates (a checkpoint's characters may hold one) cannot be written as UTF-8 at all, and
+# the line and paragraph separators U+2028/U+2029 split a line for str.splitlines and editors
+UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def printable(text: str) -> str:
-    """`text` with every control or format character escaped, e.g. ESC -> \\x1b, RLO -> \\u202e."""
+    """`text` with every control, format, surrogate or separator character escaped, e.g.
+    ESC -> \\x1b, RLO -> \\u202e; other text, backslashes included, is left as it is."""
     if not any(unicodedata.category(ch) in UNPRINTABLE for ch in text):
         return text
     return "".join(

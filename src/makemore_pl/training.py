@@ -23,6 +23,7 @@ from makemore_pl.callbacks import (
     CountingReference,
     LastCheckpoint,
     LogSnapshots,
+    StopOnNonFiniteLoss,
     StopOnSignal,
 )
 from makemore_pl.checkpoints import (
@@ -189,7 +190,7 @@ class MakemoreCLI(LightningCLI):
         if path is None:
             config.ckpt_path = None
             return
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path, resume=command == "fit")
         check_settings(path, checkpoint)
         run = run_of_checkpoint(path)
         if command == "fit" and run is not None and (run / "config.yaml").is_file():
@@ -211,6 +212,7 @@ class MakemoreCLI(LightningCLI):
         kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
         if self.subcommand is None:  # run=False: no run folder either
             return super().instantiate_trainer(**kwargs)
+        self.check_checkpoint_fits_data(config.get("ckpt_path"))  # before any folder is made
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
@@ -230,10 +232,11 @@ class MakemoreCLI(LightningCLI):
         resumed = run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
         if resumed is not None:
             return resumed
-        root = Path(config["trainer"].get("default_root_dir") or ".").resolve()
+        root = Path(config["trainer"].get("default_root_dir") or ".")
         name = config.get("run_name") or self.default_name()
         prefix = "" if self.subcommand == "fit" else f"{self.subcommand}-"
-        run = new_run_folder(root / "lightning_logs", safe_name(prefix + name))
+        # one form, absolute, so that a resumed checkpoint callback finds its own folder again
+        run = new_run_folder(root / "lightning_logs", safe_name(prefix + name)).resolve()
         os.environ[RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
         return run
 
@@ -245,18 +248,17 @@ class MakemoreCLI(LightningCLI):
     def predictions_path(self, config) -> Path:
         return Path(config.get("output") or self.run / "predictions.tsv")
 
-    def after_instantiate_classes(self) -> None:
-        """Fails before the run starts: on a checkpoint of another order or vocabulary than the
-        data, and on a folder the run could not write its logs and checkpoints to."""
-        if self.subcommand is None:
-            return
-        config = self.config[self.subcommand]
-        if config.get("ckpt_path"):
-            hparams = read_checkpoint(config.ckpt_path)["hyper_parameters"]
+    def check_checkpoint_fits_data(self, path: str | None) -> None:
+        """A checkpoint of another order or vocabulary than the data fails before the run."""
+        if path:
+            hparams = read_checkpoint(path)["hyper_parameters"]
             data = self.datamodule
-            args = (str(data.path), data.context_size, data.chars)
-            check_fits_data(config.ckpt_path, hparams, *args)
-        if self.trainer.is_global_zero:
+            check_fits_data(path, hparams, str(data.path), data.context_size, data.chars)
+
+    def after_instantiate_classes(self) -> None:
+        """Fails before the run starts on a folder the run could not write its logs and
+        checkpoints to; takes the run's lock for `fit`."""
+        if self.subcommand is not None and self.trainer.is_global_zero:
             check_writable(self.run)
             if self.subcommand == "fit":
                 check_writable(self.run / "checkpoints")
@@ -368,7 +370,7 @@ def run_training(prog: str, args: list[str]) -> int:
                 # the data module splits every batch between processes itself, exactly: the
                 # DistributedSampler Lightning would add pads by repeating examples
                 "use_distributed_sampler": False,
-                "callbacks": [CountingReference()],
+                "callbacks": [CountingReference(), StopOnNonFiniteLoss()],
             },
             seed_everything_default=42,
             auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
