@@ -44,8 +44,8 @@ def sample(
     smoothing: Smoothing = "auto",
     accelerator: Accelerator = "auto",
     default_root_dir: str = ".",
-) -> list[str]:
-    """Generate names and print them on stdout, one per line.
+) -> int:
+    """Generate names and print them on stdout, one per line; returns how many.
 
     Args:
         ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
@@ -68,19 +68,32 @@ def sample(
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
     device = torch_device(accelerator)
     if counting:
-        source, vocab = counting_model(data, smoothing), data.vocab
+        source, vocab, c, device = (
+            counting_model(data, smoothing),
+            data.vocab,
+            data.context_size,
+            "cpu",
+        )
     else:
         path = checkpoint_path(ckpt_path, default_root_dir)
         source = load_model(path, device)
         vocab = checkpoint_vocabulary(path, source.hparams, data if data.path.is_file() else None)
-    ids = source.sample(
-        num_samples, seed=seed, temperature=temperature, prefix=encode_prefix(vocab, prefix)
+        c = source.hparams.context_size
+    from makemore_pl.sampling import iter_samples
+
+    prefix_ids = encode_prefix(vocab, prefix)
+    chunks = iter_samples(
+        source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
     )
-    names = [vocab.decode(w) for w in ids]
-    print_utf8([printable(name) for name in names])
     train_words = set(data.split()["train"]) if counting or data.path.is_file() else None
-    print(novelty_summary(names, train_words), file=sys.stderr)
-    return names
+    printed = seen = 0
+    for chunk in chunks:  # printed as they come: a million names never sit in memory at once
+        names = [vocab.decode(w) for w in chunk]
+        print_utf8([printable(name) for name in names])
+        printed += len(names)
+        seen += sum(name in train_words for name in names) if train_words is not None else 0
+    print(novelty_summary(printed, seen if train_words is not None else None), file=sys.stderr)
+    return printed
 
 
 def baseline(data: NamesDataModule, smoothing: Smoothing = "auto") -> dict[str, float]:
@@ -252,11 +265,11 @@ def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
         raise CommandError(f"--prefix {prefix!r}: {err}") from None
 
 
-def novelty_summary(names: list[str], train_words: set[str] | None) -> str:
-    if train_words is None:
-        return f"{len(names)} names (no training words at hand to compare with)"
-    seen = sum(name in train_words for name in names)
-    return f"{len(names)} names: {len(names) - seen} new, {seen} in the training words"
+def novelty_summary(printed: int, seen: int | None) -> str:
+    """How many names were printed, and how many of them are training words (None: unknown)."""
+    if seen is None:
+        return f"{printed} names (no training words at hand to compare with)"
+    return f"{printed} names: {printed - seen} new, {seen} in the training words"
 
 
 COMMANDS = {"sample": sample, "baseline": baseline, "sweep": sweep}
