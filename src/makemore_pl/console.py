@@ -34,6 +34,8 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # predict writes its file from the predictions in order; it needs no batch indices
     warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
+    # every run has a folder of its own: a non-empty one is the run being resumed
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     # main() hands LightningCLI the arguments it took from sys.argv itself
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
 
