@@ -15,12 +15,11 @@ from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
-from makemore_pl import checkpoints
+from makemore_pl import checkpoint_io
+from makemore_pl.checkpoint_io import AtomicCheckpointIO, with_atomic_checkpoints
 from makemore_pl.checkpoints import (
-    AtomicCheckpointIO,
     CheckpointError,
     require_weights_only,
-    with_atomic_checkpoints,
 )
 from makemore_pl.data import NamesDataModule
 from makemore_pl.model import BigramLitModule
@@ -68,7 +67,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
     io_ = AtomicCheckpointIO()
     io_.save_checkpoint({"step": 1}, path)
     # torch.save itself writes into the file, as on a real full disk
-    monkeypatch.setattr(checkpoints, "open", lambda file, mode: FillsUp(file, "w"), raising=False)
+    monkeypatch.setattr(checkpoint_io, "open", lambda file, mode: FillsUp(file, "w"), raising=False)
     with pytest.raises(CheckpointError) as failed:
         io_.save_checkpoint({"step": 2, "W": torch.ones(1000)}, path)
     assert str(failed.value) == f"no space left on device writing {path}"
@@ -82,7 +81,7 @@ def test_another_failed_write_names_the_file(tmp_path, monkeypatch):
     def read_only(obj, file):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(checkpoints.torch, "save", read_only)
+    monkeypatch.setattr(checkpoint_io.torch, "save", read_only)
     with pytest.raises(CheckpointError) as failed:
         AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
     assert str(failed.value) == f"cannot write {path} (Read-only file system)"
@@ -91,14 +90,14 @@ def test_another_failed_write_names_the_file(tmp_path, monkeypatch):
 
 KILLED_MIDWAY = """
 import os, signal, sys, torch
-from makemore_pl import checkpoints
-io, path = checkpoints.AtomicCheckpointIO(), sys.argv[1]
+from makemore_pl import checkpoint_io
+io, path = checkpoint_io.AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"step": 1, "W": torch.ones(3)}, path)
 def killed_midway(obj, file):
     file.write(b"PK\\x03\\x04 the first bytes of a checkpoint")
     file.flush()
     os.kill(os.getpid(), signal.SIGKILL)
-checkpoints.torch.save = killed_midway
+checkpoint_io.torch.save = killed_midway
 io.save_checkpoint({"step": 2, "W": torch.zeros(3)}, path)
 """
 

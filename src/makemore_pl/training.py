@@ -26,12 +26,12 @@ from makemore_pl.callbacks import (
     StopOnNonFiniteLoss,
     StopOnSignal,
 )
+from makemore_pl.checkpoint_io import with_atomic_checkpoints
 from makemore_pl.checkpoints import (
     check_fits_data,
     check_writable,
     read_checkpoint,
     require_weights_only,
-    with_atomic_checkpoints,
 )
 from makemore_pl.console import ReadableProgressBar, describe_model, fit_summary, quiet_console
 from makemore_pl.data import NamesDataModule
