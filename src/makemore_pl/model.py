@@ -1,4 +1,5 @@
-"""The neural n-gram model: one weight table W, trained with cross-entropy plus an L2 term."""
+"""The neural n-gram models' shared steps, and the dense one: one weight table W, trained with
+cross-entropy plus an L2 term."""
 
 from __future__ import annotations
 
@@ -22,43 +23,15 @@ def at_least_float32(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-class BigramLitModule(LightningModule):
-    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
+class NgramLitModule(LightningModule):
+    """What every neural n-gram model shares: exact example-weighted NLLs, one step for every
+    stage, the DDP objective, `log_probs` and `sample`.
 
-    With `context_size` c, W has one row per joint context, V**c rows of V logits.
+    A subclass gives `forward` ((B, c) contexts -> (B, V) logits), `penalty` and
+    `configure_optimizers`, and calls `_add_metrics` in its `__init__`.
     """
 
-    def __init__(
-        self,
-        vocab_size: int = 27,
-        context_size: int = 1,
-        encoding: Literal["index", "onehot"] = "index",
-        l2: float = 0.001,
-        optimizer: Literal["sgd", "adam", "lbfgs"] = "adam",
-        lr: float | None = None,
-        chars: list[str] | None = None,
-    ) -> None:
-        """
-        Args:
-            vocab_size: V, tokens including the boundary (set from the data).
-            context_size: characters of context, c (set from the data).
-            encoding: how a context selects its row: "index" looks it up, "onehot" multiplies
-                one_hot(context) @ W as in the lecture (set from the data).
-            l2: weight of the (W**2).mean() penalty; plays the role of count smoothing (0.001 is
-                best on val for the bigram, 0.01 for the trigram).
-            optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
-                with a strong-Wolfe line search).
-            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1).
-            chars: the data's characters in index order, kept so a checkpoint can generate
-                without the data file (set from the data).
-        """
-        super().__init__()
-        if chars is not None and len(chars) + 1 != vocab_size:
-            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-        if l2 < 0:
-            raise DataError(f"l2 must be 0 or more, got {l2}")
-        self.save_hyperparameters()
-        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+    def _add_metrics(self) -> None:
         # float64 running sums: exact example-weighted means over an epoch, synced across devices
         self.nll = nn.ModuleDict(
             {
@@ -72,20 +45,6 @@ class BigramLitModule(LightningModule):
     def vocab(self) -> Vocabulary | None:
         chars = self.hparams.chars
         return None if chars is None else Vocabulary(chars)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
-        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
-        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
-        with torch.autocast(x.device.type, enabled=False):
-            if x.is_floating_point():
-                return x.to(self.W.dtype) @ self.W
-            rows = joint_context(x, self.hparams.vocab_size)
-            if self.hparams.encoding == "onehot":
-                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
-            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
-            return F.embedding(rows, self.W)
 
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None
@@ -107,9 +66,6 @@ class BigramLitModule(LightningModule):
         """(sum of counts[i] * cross-entropy of row i, sum of counts)."""
         per_row = F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
         return (per_row * counts).sum(), counts.sum()
-
-    def penalty(self) -> Tensor:
-        return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
 
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
@@ -164,15 +120,6 @@ class BigramLitModule(LightningModule):
         """(B, V) next-character probabilities for the batch's contexts."""
         return torch.softmax(self(batch[0]).float(), dim=-1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        name, params = self.hparams.optimizer, self.parameters()
-        lr = self.hparams.lr if self.hparams.lr is not None else DEFAULT_LR[name]
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr)
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr)
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
-
     @torch.no_grad()
     def log_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) log-probabilities."""
@@ -188,3 +135,76 @@ class BigramLitModule(LightningModule):
             device=self.device,
             **kwargs,
         )
+
+
+class BigramLitModule(NgramLitModule):
+    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
+
+    With `context_size` c, W has one row per joint context, V**c rows of V logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 27,
+        context_size: int = 1,
+        encoding: Literal["index", "onehot"] = "index",
+        l2: float = 0.001,
+        optimizer: Literal["sgd", "adam", "lbfgs"] = "adam",
+        lr: float | None = None,
+        chars: list[str] | None = None,
+    ) -> None:
+        """
+        Args:
+            vocab_size: V, tokens including the boundary (set from the data).
+            context_size: characters of context, c (set from the data).
+            encoding: how a context selects its row: "index" looks it up, "onehot" multiplies
+                one_hot(context) @ W as in the lecture (set from the data).
+            l2: weight of the (W**2).mean() penalty; plays the role of count smoothing (0.001 is
+                best on val for the bigram, 0.01 for the trigram).
+            optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
+                with a strong-Wolfe line search).
+            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1).
+            chars: the data's characters in index order, kept so a checkpoint can generate
+                without the data file (set from the data).
+        """
+        super().__init__()
+        if chars is not None and len(chars) + 1 != vocab_size:
+            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
+        if l2 < 0:
+            raise DataError(f"l2 must be 0 or more, got {l2}")
+        self.save_hyperparameters()
+        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+        # float64 running sums: exact example-weighted means over an epoch, synced across devices
+        self.nll = nn.ModuleDict(
+            {
+                f"{stage}_nll": MeanMetric().set_dtype(torch.float64)
+                for stage in ("train", "val", "test")
+            }
+        )
+        self._counted_step = -1
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
+        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
+        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
+        with torch.autocast(x.device.type, enabled=False):
+            if x.is_floating_point():
+                return x.to(self.W.dtype) @ self.W
+            rows = joint_context(x, self.hparams.vocab_size)
+            if self.hparams.encoding == "onehot":
+                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
+            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
+            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
+            return F.embedding(rows, self.W)
+
+    def penalty(self) -> Tensor:
+        return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        name, params = self.hparams.optimizer, self.parameters()
+        lr = self.hparams.lr if self.hparams.lr is not None else DEFAULT_LR[name]
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr)
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
