@@ -1,0 +1,81 @@
+"""Every suffix of a context as one row of a table: keys, lengths, parents and lookups.
+
+A suffix of length k (the last k characters, k = 0..c) has the key `offset(k) + id`, where id is
+its base-V number and offset(k) = V**0 + ... + V**(k-1): the keys of all lengths then never
+collide, and sorting them groups each length. A suffix whose first two characters are
+boundaries says no more than the same suffix one boundary shorter (boundaries only ever pad the
+start of a word), so the longer one has no row, as in Kneser-Ney.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from makemore_pl.ngrams import find
+
+
+def length_offsets(vocab_size: int, context_size: int, device=None) -> Tensor:
+    """(c + 2,) offset(k) for k = 0..c + 1: keys of length k are offset(k) .. offset(k + 1) - 1."""
+    powers = vocab_size ** torch.arange(context_size + 1, device=device)
+    return torch.cat([powers.new_zeros(1), powers.cumsum(0)])
+
+
+def suffix_keys(x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
+    """(B, c) contexts -> (B, c + 1) key of each suffix length 0..c; -1 where it has no row.
+
+    Lengths below `shortest` have no rows; a suffix starting with two boundaries has none
+    either, unless its one-shorter equivalent is below `shortest` (then it stands for it).
+    """
+    c = x.shape[1]
+    offsets = length_offsets(vocab_size, c, x.device)
+    ids, keys = torch.zeros_like(x[:, 0]), []
+    for k in range(c + 1):
+        if k > 0:  # the last k characters in base V: one more digit in front of the last k - 1
+            ids = ids + x[:, c - k] * vocab_size ** (k - 1)
+        absent = torch.full_like(ids, k < shortest, dtype=torch.bool)
+        if k >= 2 and k - 1 >= shortest:
+            absent |= (x[:, c - k] == 0) & (x[:, c - k + 1] == 0)
+        keys.append(torch.where(absent, -1, offsets[k] + ids))
+    return torch.stack(keys, 1)
+
+
+def table_keys(x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
+    """(R,) sorted keys of every suffix that occurs in the contexts X (N, c): the table's rows."""
+    keys = torch.unique(suffix_keys(x, vocab_size, shortest))
+    return keys[keys >= 0]
+
+
+def key_lengths(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
+    """(R,) suffix length of each key."""
+    offsets = length_offsets(vocab_size, context_size, keys.device)
+    return torch.searchsorted(offsets, keys, right=True) - 1
+
+
+def parent_rows(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
+    """(R,) row of each key's suffix one character shorter; -1 where that has no row (length 0,
+    or below `shortest`)."""
+    offsets = length_offsets(vocab_size, context_size, keys.device)
+    k = key_lengths(keys, vocab_size, context_size)
+    shorter = (k - 1).clamp_min(0)
+    parent = offsets[shorter] + (keys - offsets[k]) % vocab_size**shorter
+    row, found = find(keys, parent)
+    return torch.where(found & (k > 0), row, -1)
+
+
+def deepest_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
+    """(B, c) contexts -> (B,) row of the longest suffix of each that has a row; -1 for none.
+
+    The suffixes of a context that have rows are always lengths shortest..m for some m: the
+    suffixes of a suffix seen in training were seen too.
+    """
+    rows = suffix_rows(keys, x, vocab_size, shortest)  # (B, c + 1)
+    deepest = (rows >= 0).sum(1, keepdim=True) - 1 + shortest
+    return rows.gather(1, deepest.clamp_min(0))[:, 0].where(deepest[:, 0] >= shortest, -1)
+
+
+def suffix_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
+    """(B, c) contexts -> (B, c + 1) row of each suffix length 0..c; -1 where it has none."""
+    query = suffix_keys(x, vocab_size, shortest)
+    row, found = find(keys, query)
+    return torch.where(found & (query >= 0), row, -1)
