@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from makemore_pl.batches import count_table
 from makemore_pl.errors import CheckpointError, CommandError, DataError
-from makemore_pl.model import NgramLitModule
+from makemore_pl.model import NgramLitModule, at_least_float32
 from makemore_pl.suffixes import (
     deepest_rows,
     key_lengths,
@@ -66,7 +66,8 @@ class SuffixLitModule(NgramLitModule):
             vocab_size: V, tokens including the boundary (set from the data).
             context_size: characters of context, c (set from the data).
             strengths: L2 strength of the rows of each suffix length 0..c, in examples (c + 1
-                values; None: 1.0 each). Choose them on val with `suffix_sweep`.
+                values; None: 1 for the empty suffix, 0.25 for the others, near the best on
+                names.txt). Choose them on val with `suffix_sweep`.
             shortest: suffixes shorter than this get no rows; c leaves only the full context,
                 the dense model's rows.
             max_iter: L-BFGS iterations (strong-Wolfe line search) per training step; a step is
@@ -80,7 +81,7 @@ class SuffixLitModule(NgramLitModule):
         super().__init__()
         if chars is not None and len(chars) + 1 != vocab_size:
             raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-        strengths = [1.0] * (context_size + 1) if strengths is None else list(strengths)
+        strengths = default_strengths(context_size) if strengths is None else list(strengths)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
         if problem or max_iter < 1 or history_size < 1 or tolerance < 0:
             raise CommandError(
@@ -91,10 +92,11 @@ class SuffixLitModule(NgramLitModule):
         self._allocate(0)
         self._add_metrics()
 
-    def _allocate(self, num_rows: int) -> None:
-        """Zero weights and an empty table of `num_rows` rows, on the module's device."""
+    def _allocate(self, num_rows: int, dtype: torch.dtype | None = None) -> None:
+        """Zero weights and an empty table of `num_rows` rows, on the module's device, in
+        `dtype` (default: the weights' current one)."""
         v, device = self.hparams.vocab_size, getattr(self, "device", None)
-        dtype = self.U.dtype if hasattr(self, "U") else torch.get_default_dtype()
+        dtype = dtype or (self.U.dtype if hasattr(self, "U") else torch.get_default_dtype())
         self.U = nn.Parameter(torch.zeros(num_rows, v, dtype=dtype, device=device))
         self.register_buffer("scale", torch.ones(num_rows, dtype=dtype, device=device))
         self.register_buffer("keys", torch.zeros(num_rows, dtype=torch.long, device=device))
@@ -171,6 +173,12 @@ class SuffixLitModule(NgramLitModule):
         logits = F.embedding(rows.clamp_min(0), self.theta)
         return logits * (rows >= 0)[:, None]
 
+    @torch.no_grad()
+    def log_probs(self, x: Tensor) -> Tensor:
+        """(B, c) contexts -> (B, V) log-probabilities, in the weights' precision (float64 when
+        trained so: exact NLLs for choosing strengths)."""
+        return torch.log_softmax(at_least_float32(self(x)), dim=-1)
+
     def rows_of(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B,) their deepest rows; L-BFGS evaluates one batch many times
         per step, so the last batch's rows are kept."""
@@ -205,7 +213,7 @@ class SuffixLitModule(NgramLitModule):
             max_iter=hp.max_iter,
             history_size=hp.history_size,
             tolerance_grad=hp.tolerance,
-            tolerance_change=1e-12,
+            tolerance_change=0.0,
             line_search_fn="strong_wolfe",
         )
 
@@ -215,7 +223,7 @@ class SuffixLitModule(NgramLitModule):
         problem = self.checkpoint_problem(dict(self.hparams), state)
         if problem is not None:
             raise CheckpointError(f"not a suffix model checkpoint: {problem}")
-        self._allocate(len(state["keys"]))
+        self._allocate(len(state["keys"]), state["U"].dtype)  # loads as it was saved
         self.keys.copy_(state["keys"])
         self._derive()
 
@@ -224,9 +232,13 @@ class SuffixLitModule(NgramLitModule):
         """Why these settings and tensors cannot be a SuffixLitModule, or None."""
         v, c = hparams.get("vocab_size"), hparams.get("context_size")
         c = 1 if c is None else c
-        strengths = hparams.get("strengths") or [1.0] * (c + 1 if isinstance(c, int) else 1)
+        strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
         problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
         return problem or tensors_problem(state_dict, v, c)
+
+
+def default_strengths(context_size: int) -> list[float]:
+    return [1.0] + [0.25] * context_size
 
 
 def settings_problem(v, c, strengths, shortest) -> str | None:
