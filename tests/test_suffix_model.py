@@ -185,6 +185,7 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
     huge = {**hparams, "context_size": 40, "strengths": [1.0] * 41}
     assert "overflows" in SuffixLitModule.checkpoint_problem(huge, state)
     assert "strengths" in SuffixLitModule.checkpoint_problem({**hparams, "strengths": [1.0]}, state)
+    assert "l2" in SuffixLitModule.checkpoint_problem({**hparams, "l2": 0.1}, state)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ the optimum in a few hundred steps instead of tens of thousands.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -27,12 +28,13 @@ from makemore_pl.errors import CheckpointError, CommandError, DataError
 from makemore_pl.model import NgramLitModule, at_least_float32
 from makemore_pl.suffixes import (
     deepest_rows,
+    default_strengths,
     key_lengths,
     parent_rows,
+    settings_problem,
     table_keys,
+    tensors_problem,
 )
-
-STATE = {"U": 2, "scale": 1, "keys": 1, "train_total": 0}  # the checkpoint's tensors and ranks
 
 
 class LeanLBFGS(torch.optim.LBFGS):
@@ -230,50 +232,12 @@ class SuffixLitModule(NgramLitModule):
     @classmethod
     def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
         """Why these settings and tensors cannot be a SuffixLitModule, or None."""
+        unknown = sorted(set(hparams) - set(inspect.signature(cls.__init__).parameters))
+        unknown = [name for name in unknown if name not in ("self", "_instantiator")]
+        if unknown:
+            return f"unknown model settings: {', '.join(unknown)}"
         v, c = hparams.get("vocab_size"), hparams.get("context_size")
         c = 1 if c is None else c
         strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
         problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
         return problem or tensors_problem(state_dict, v, c)
-
-
-def default_strengths(context_size: int) -> list[float]:
-    return [1.0] + [0.25] * context_size
-
-
-def settings_problem(v, c, strengths, shortest) -> str | None:
-    """What is wrong with these settings, checked in plain integers before any allocation."""
-    if not (isinstance(v, int) and isinstance(c, int) and v >= 1 and c >= 1):
-        return f"vocab_size and context_size must be positive integers, got {v!r}, {c!r}"
-    if v ** (c + 1) >= 2**62:
-        return f"V**(c + 1) = {v}**{c + 1} overflows the int64 suffix keys"
-    if not isinstance(strengths, list | tuple) or len(strengths) != c + 1:
-        return f"strengths needs {c + 1} values (suffix lengths 0..{c}), got {strengths!r}"
-    if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in strengths):
-        return f"strengths must be finite and 0 or more, got {list(strengths)!r}"
-    if not (isinstance(shortest, int) and 0 <= shortest <= c):
-        return f"shortest must be an integer in 0..{c}, got {shortest!r}"
-    return None
-
-
-def tensors_problem(state: dict, v: int, c: int) -> str | None:
-    """What is wrong with a state dict's suffix table and weights, or None."""
-    if not isinstance(state, dict) or set(state) != set(STATE):
-        found = sorted(state) if isinstance(state, dict) else type(state).__name__
-        return f"expected the tensors {sorted(STATE)}, found {found}"
-    if not all(isinstance(state[k], Tensor) and state[k].dim() == d for k, d in STATE.items()):
-        return "U must be 2-D, scale and keys 1-D and train_total a scalar"
-    rows = len(state["keys"])
-    if state["U"].shape != (rows, v) or state["scale"].shape != (rows,):
-        shapes = [tuple(state[k].shape) for k in ("U", "scale", "keys")]
-        return f"U, scale and keys of shapes {shapes} do not fit {rows} rows of V = {v}"
-    keys, limit = state["keys"], (v ** (c + 1) - 1) // (v - 1) if v > 1 else c + 1
-    if keys.dtype != torch.long or (rows and (keys.min() < 0 or keys.max() >= limit)):
-        return f"keys must be int64 suffix keys of context_size {c} below {limit}"
-    if rows > 1 and not bool((keys[1:] > keys[:-1]).all()):
-        return "keys must be sorted and distinct"
-    if not (state["U"].is_floating_point() and bool(state["U"].isfinite().all())):
-        return "U holds non-finite or non-float weights"
-    if not (state["scale"].is_floating_point() and bool((state["scale"] > 0).all())):
-        return "scale must be positive"
-    return None

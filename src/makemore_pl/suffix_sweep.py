@@ -97,12 +97,16 @@ def choose_strengths(
     val_table = count_table(*val[:2], vocab_size, val[2])
     train_table = count_table(*train[:2], vocab_size, train[2])
     points: list[StrengthPoint] = []
+    tried: dict[tuple[float, ...], float] = {}
 
     def evaluate(strengths: list[float], warm: SuffixLitModule | None):
+        if tuple(strengths) in tried:  # a later round can step back onto a point
+            return None, tried[tuple(strengths)]
         started = time.perf_counter()
         model = fit_point(strengths, train, vocab_size, warm, max_iter)
         nlls = [table_nll(model.log_probs, t) for t in (train_table, val_table)]
         points.append(StrengthPoint(list(strengths), *nlls, time.perf_counter() - started))
+        tried[tuple(strengths)] = nlls[1]
         if report is not None:
             report(points[-1])
         return model, nlls[1]

@@ -4,7 +4,8 @@ A suffix of length k (the last k characters, k = 0..c) has the key `offset(k) + 
 its base-V number and offset(k) = V**0 + ... + V**(k-1): the keys of all lengths then never
 collide, and sorting them groups each length. A suffix whose first two characters are
 boundaries says no more than the same suffix one boundary shorter (boundaries only ever pad the
-start of a word), so the longer one has no row, as in Kneser-Ney.
+start of a word), so the longer one has no row, as in Kneser-Ney. Also: the checks a saved
+table and its settings must pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import torch
 from torch import Tensor
 
 from makemore_pl.ngrams import find
+
+STATE = {"U": 2, "scale": 1, "keys": 1, "train_total": 0}  # a model's tensors and their ranks
 
 
 def length_offsets(vocab_size: int, context_size: int, device=None) -> Tensor:
@@ -79,3 +82,45 @@ def suffix_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> 
     query = suffix_keys(x, vocab_size, shortest)
     row, found = find(keys, query)
     return torch.where(found & (query >= 0), row, -1)
+
+
+def default_strengths(context_size: int) -> list[float]:
+    return [1.0] + [0.25] * context_size
+
+
+def settings_problem(v, c, strengths, shortest) -> str | None:
+    """What is wrong with these settings, checked in plain integers before any allocation."""
+    if not (isinstance(v, int) and isinstance(c, int) and v >= 1 and c >= 1):
+        return f"vocab_size and context_size must be positive integers, got {v!r}, {c!r}"
+    if v ** (c + 1) >= 2**62:
+        return f"V**(c + 1) = {v}**{c + 1} overflows the int64 suffix keys"
+    if not isinstance(strengths, list | tuple) or len(strengths) != c + 1:
+        return f"strengths needs {c + 1} values (suffix lengths 0..{c}), got {strengths!r}"
+    if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in strengths):
+        return f"strengths must be finite and 0 or more, got {list(strengths)!r}"
+    if not (isinstance(shortest, int) and 0 <= shortest <= c):
+        return f"shortest must be an integer in 0..{c}, got {shortest!r}"
+    return None
+
+
+def tensors_problem(state: dict, v: int, c: int) -> str | None:
+    """What is wrong with a state dict's suffix table and weights, or None."""
+    if not isinstance(state, dict) or set(state) != set(STATE):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        return f"expected the tensors {sorted(STATE)}, found {found}"
+    if not all(isinstance(state[k], Tensor) and state[k].dim() == d for k, d in STATE.items()):
+        return "U must be 2-D, scale and keys 1-D and train_total a scalar"
+    rows = len(state["keys"])
+    if state["U"].shape != (rows, v) or state["scale"].shape != (rows,):
+        shapes = [tuple(state[k].shape) for k in ("U", "scale", "keys")]
+        return f"U, scale and keys of shapes {shapes} do not fit {rows} rows of V = {v}"
+    keys, limit = state["keys"], (v ** (c + 1) - 1) // (v - 1) if v > 1 else c + 1
+    if keys.dtype != torch.long or (rows and (keys.min() < 0 or keys.max() >= limit)):
+        return f"keys must be int64 suffix keys of context_size {c} below {limit}"
+    if rows > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        return "keys must be sorted and distinct"
+    if not (state["U"].is_floating_point() and bool(state["U"].isfinite().all())):
+        return "U holds non-finite or non-float weights"
+    if not (state["scale"].is_floating_point() and bool((state["scale"] > 0).all())):
+        return "scale must be positive"
+    return None
