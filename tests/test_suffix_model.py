@@ -174,6 +174,8 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
     _, model, _ = run
     hparams, state = dict(model.hparams), model.state_dict()
     assert SuffixLitModule.checkpoint_problem(hparams, state) is None
+    built_by_the_cli = {**hparams, "_class_path": "makemore_pl.suffix_model.SuffixLitModule"}
+    assert SuffixLitModule.checkpoint_problem(built_by_the_cli, state) is None
     bad = {
         "keys": {**state, "keys": state["keys"].flip(0)},
         "tensors": {k: t for k, t in state.items() if k != "scale"},

@@ -233,7 +233,8 @@ class SuffixLitModule(NgramLitModule):
     def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
         """Why these settings and tensors cannot be a SuffixLitModule, or None."""
         unknown = sorted(set(hparams) - set(inspect.signature(cls.__init__).parameters))
-        unknown = [name for name in unknown if name not in ("self", "_instantiator")]
+        # LightningCLI adds how it built the model: its function, and the class in subclass mode
+        unknown = [name for name in unknown if name not in ("self", "_instantiator", "_class_path")]
         if unknown:
             return f"unknown model settings: {', '.join(unknown)}"
         v, c = hparams.get("vocab_size"), hparams.get("context_size")
