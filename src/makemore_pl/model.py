@@ -72,6 +72,8 @@ class NgramLitModule(LightningModule):
         nll_sum, total = self._nll_sum(x, y, counts)
         nll = nll_sum / total.clamp_min(1)
         metric = self.nll[f"{stage}_nll"]
+        if metric.dtype != torch.float64:  # moving a metric (.to(device)) resets it to float32,
+            metric.set_dtype(torch.float64)  # which would round each update before the sums
         if stage != "train" or self._first_evaluation_of_step():
             metric.update(nll.detach().double(), weight=total)
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
