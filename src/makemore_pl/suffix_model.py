@@ -196,6 +196,7 @@ class SuffixLitModule(NgramLitModule):
         sum_r N_r logsumexp(theta_r) - sum_i counts[i] theta[row_i, y_i], N_r the examples of
         row r: one logsumexp per row instead of one per example."""
         theta, rows, v = self.theta, self.rows_of(x), self.hparams.vocab_size
+        counts = counts.to(theta.dtype)  # a float32 total would round the logged NLL to float32
         known = rows >= 0
         per_row = torch.zeros_like(theta[:, 0]).index_add_(0, rows[known], counts[known])
         picked = F.embedding(rows.clamp_min(0) * v + y, theta.reshape(-1, 1))[:, 0]
