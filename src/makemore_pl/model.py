@@ -1,4 +1,5 @@
-"""The neural n-gram model: one weight table W, trained with cross-entropy plus an L2 term."""
+"""The neural n-gram models' shared steps, and the dense one: one weight table W, trained with
+cross-entropy plus an L2 term."""
 
 from __future__ import annotations
 
@@ -58,43 +59,15 @@ def at_least_float32(t: Tensor) -> Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-class BigramLitModule(LightningModule):
-    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
+class NgramLitModule(LightningModule):
+    """What every neural n-gram model shares: exact example-weighted NLLs, one step for every
+    stage, the DDP objective, `log_probs` and `sample`.
 
-    With `context_size` c, W has one row per joint context, V**c rows of V logits.
+    A subclass gives `forward` ((B, c) contexts -> (B, V) logits), `penalty` and
+    `configure_optimizers`, and calls `_add_metrics` in its `__init__`.
     """
 
-    def __init__(
-        self,
-        vocab_size: int = 27,
-        context_size: int = 1,
-        encoding: Literal["index", "onehot"] = "index",
-        l2: float = 0.001,
-        optimizer: Literal["sgd", "adam", "lbfgs"] = "adam",
-        lr: float | None = None,
-        chars: list[str] | None = None,
-    ) -> None:
-        """
-        Args:
-            vocab_size: V, tokens including the boundary (set from the data).
-            context_size: characters of context, c (set from the data).
-            encoding: how a context selects its row: "index" looks it up, "onehot" multiplies
-                one_hot(context) @ W as in the lecture (set from the data).
-            l2: weight of the (W**2).mean() penalty; plays the role of count smoothing (0.001 is
-                best on val for the bigram, 0.01 for the trigram).
-            optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
-                with a strong-Wolfe line search).
-            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1);
-                0 leaves W as it is (to measure a model's train_nll).
-            chars: the data's characters in index order, kept so a checkpoint can generate
-                without the data file (set from the data).
-        """
-        super().__init__()
-        check_settings(vocab_size, context_size, l2, lr)
-        if chars is not None and len(chars) + 1 != vocab_size:
-            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-        self.save_hyperparameters()
-        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+    def _add_metrics(self) -> None:
         # float64 running sums: exact example-weighted means over an epoch, synced across devices
         self.nll = nn.ModuleDict(
             {
@@ -104,52 +77,10 @@ class BigramLitModule(LightningModule):
         )
         self._counted_step = -1
 
-    @classmethod
-    def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
-        """What makes these checkpoint contents unusable for this class, as the rest of a line
-        after "--ckpt_path PATH: "; None if they build a model. checkpoints.py has already
-        checked that every tensor is backed by real bytes of the file."""
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        settings = {**defaults, **hparams}
-        v, c, weights = settings["vocab_size"], settings["context_size"], state_dict.get("W")
-        extra = sorted(map(str, set(state_dict) - {"W"}))
-        if extra:
-            return f"not a makemore_pl model checkpoint (unknown weights: {', '.join(extra)})"
-        if not (is_int(v) and is_int(c) and v >= 1 and c >= 1):
-            return (
-                f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
-                "both must be whole numbers of 1 or more)"
-            )
-        shape = tuple(weights.shape) if isinstance(weights, Tensor) else None
-        # a W whose bytes are all in the file cannot be of a hostile size: V**c is then small
-        if shape is None or len(shape) != 2 or shape[1] != v or math.log(v) * c > 64 * math.log(2):
-            return weights_misfit(shape, v, c)
-        if shape[0] != v**c:
-            return weights_misfit(shape, v, c)
-        return weights_problem(weights) or chars_problem(settings["chars"], v)
-
     @property
     def vocab(self) -> Vocabulary | None:
         chars = self.hparams.chars
         return None if chars is None else Vocabulary(chars)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
-        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
-        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
-        with torch.autocast(x.device.type, enabled=False):
-            if x.is_floating_point():
-                return x.to(self.W.dtype) @ self.W
-            rows = joint_context(x, self.hparams.vocab_size)
-            if self.hparams.encoding == "onehot":
-                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
-            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
-            return F.embedding(rows, self.W)
 
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None
@@ -172,14 +103,13 @@ class BigramLitModule(LightningModule):
         per_row = F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
         return (per_row * counts).sum(), counts.sum()
 
-    def penalty(self) -> Tensor:
-        return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
-
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
         nll_sum, total = self._nll_sum(x, y, counts)
         nll = nll_sum / total.clamp_min(1)
         metric = self.nll[f"{stage}_nll"]
+        if metric.dtype != torch.float64:  # moving a metric (.to(device)) resets it to float32,
+            metric.set_dtype(torch.float64)  # which would round each update before the sums
         if stage != "train" or self._first_evaluation_of_step():
             metric.update(nll.detach().double(), weight=total)
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
@@ -230,15 +160,6 @@ class BigramLitModule(LightningModule):
         x, y, _ = batch
         return torch.log_softmax(self(x).double(), dim=-1).gather(1, y[:, None])[:, 0]
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        name, params = self.hparams.optimizer, self.parameters()
-        lr = self.hparams.lr if self.hparams.lr is not None else DEFAULT_LR[name]
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr)
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr)
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
-
     @torch.no_grad()
     def log_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) log-probabilities."""
@@ -254,6 +175,100 @@ class BigramLitModule(LightningModule):
             device=self.device,
             **kwargs,
         )
+
+
+class BigramLitModule(NgramLitModule):
+    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
+
+    With `context_size` c, W has one row per joint context, V**c rows of V logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 27,
+        context_size: int = 1,
+        encoding: Literal["index", "onehot"] = "index",
+        l2: float = 0.001,
+        optimizer: Literal["sgd", "adam", "lbfgs"] = "adam",
+        lr: float | None = None,
+        chars: list[str] | None = None,
+    ) -> None:
+        """
+        Args:
+            vocab_size: V, tokens including the boundary (set from the data).
+            context_size: characters of context, c (set from the data).
+            encoding: how a context selects its row: "index" looks it up, "onehot" multiplies
+                one_hot(context) @ W as in the lecture (set from the data).
+            l2: weight of the (W**2).mean() penalty; plays the role of count smoothing (0.001 is
+                best on val for the bigram, 0.01 for the trigram).
+            optimizer: "sgd" (the lecture's), "adam" or "lbfgs" (one L-BFGS iteration per step,
+                with a strong-Wolfe line search).
+            lr: learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1);
+                0 leaves W as it is (to measure a model's train_nll).
+            chars: the data's characters in index order, kept so a checkpoint can generate
+                without the data file (set from the data).
+        """
+        super().__init__()
+        check_settings(vocab_size, context_size, l2, lr)
+        if chars is not None and len(chars) + 1 != vocab_size:
+            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
+        self.save_hyperparameters()
+        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+        self._add_metrics()
+
+    @classmethod
+    def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
+        """What makes these checkpoint contents unusable for this class, as the rest of a line
+        after "--ckpt_path PATH: "; None if they build a model. checkpoints.py has already
+        checked that every tensor is backed by real bytes of the file."""
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        settings = {**defaults, **hparams}
+        v, c, weights = settings["vocab_size"], settings["context_size"], state_dict.get("W")
+        extra = sorted(map(str, set(state_dict) - {"W"}))
+        if extra:
+            return f"not a makemore_pl model checkpoint (unknown weights: {', '.join(extra)})"
+        if not (is_int(v) and is_int(c) and v >= 1 and c >= 1):
+            return (
+                f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
+                "both must be whole numbers of 1 or more)"
+            )
+        shape = tuple(weights.shape) if isinstance(weights, Tensor) else None
+        # a W whose bytes are all in the file cannot be of a hostile size: V**c is then small
+        if shape is None or len(shape) != 2 or shape[1] != v or math.log(v) * c > 64 * math.log(2):
+            return weights_misfit(shape, v, c)
+        if shape[0] != v**c:
+            return weights_misfit(shape, v, c)
+        return weights_problem(weights) or chars_problem(settings["chars"], v)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
+        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
+        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
+        with torch.autocast(x.device.type, enabled=False):
+            if x.is_floating_point():
+                return x.to(self.W.dtype) @ self.W
+            rows = joint_context(x, self.hparams.vocab_size)
+            if self.hparams.encoding == "onehot":
+                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
+            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
+            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
+            return F.embedding(rows, self.W)
+
+    def penalty(self) -> Tensor:
+        return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        name, params = self.hparams.optimizer, self.parameters()
+        lr = self.hparams.lr if self.hparams.lr is not None else DEFAULT_LR[name]
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr)
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
 
 
 def is_int(value: Any) -> bool:

@@ -1,0 +1,264 @@
+import subprocess
+import sys
+import textwrap
+
+import lightning as L
+import pytest
+import torch
+
+from makemore_pl import BigramLitModule, CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
+from makemore_pl.batches import count_table
+from makemore_pl.errors import UserError
+from makemore_pl.suffix_model import SuffixLitModule
+from makemore_pl.suffix_sweep import choose_strengths, fit_suffix_model, suffix_sweep
+from makemore_pl.suffixes import suffix_rows
+from makemore_pl.sweep import fit_optimum, table_nll
+
+WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
+MORE = WORDS + ["abigail", "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery"]
+
+
+def trainer(**kwargs) -> L.Trainer:
+    """CPU, float64, no logger, checkpoints, progress bar or summary."""
+    options = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        precision="64-true",
+        max_epochs=4,
+    )
+    return L.Trainer(**{**options, **kwargs})
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data module over MORE, 3 characters of context, 20 % val and 20 % test."""
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(MORE) + "\n", encoding="utf-8")
+    return NamesDataModule(str(path), context_size=3, val_fraction=0.2, test_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """(data, model, trainer): the Trainer's fit of MORE (default strengths), 3 steps of 100
+    L-BFGS iterations."""
+    path = tmp_path_factory.mktemp("suffix") / "words.txt"
+    path.write_text("\n".join(MORE) + "\n", encoding="utf-8")
+    data = NamesDataModule(str(path), context_size=3, val_fraction=0.2, test_fraction=0.2)
+    model = SuffixLitModule(data.vocab_size, data.context_size, chars=data.chars)
+    fit = trainer(max_epochs=3)
+    fit.fit(model, data)
+    return data, model, fit
+
+
+def train_examples(words=WORDS, context_size=2):
+    vocab = Vocabulary.from_words(words)
+    return len(vocab), *build_ngrams(words, vocab, context_size)
+
+
+def suffix_strings(words: list[str], c: int) -> set[str]:
+    """Every suffix of every context, '.' for a boundary, minus those starting with '..'."""
+    seen = set()
+    for word in words:
+        framed = "." * c + word
+        for i in range(len(word) + 1):
+            context = framed[i : i + c]
+            seen |= {context[c - k :] for k in range(c + 1) if not context[c - k :][:2] == ".."}
+    return seen
+
+
+def test_one_row_per_suffix_seen_in_training_with_its_parent():
+    v, x, y = train_examples(context_size=3)
+    model = SuffixLitModule(v, 3)
+    model.build_table(x, y)
+    itos = Vocabulary.from_words(WORDS).itos
+    rows = suffix_rows(model.keys, x, v)  # (N, 4)
+    names = {}
+    for context, row in zip(x.tolist(), rows.tolist(), strict=True):
+        for k, r in enumerate(row):
+            if r >= 0:
+                names[r] = "".join(itos[i] for i in context[3 - k :])
+    assert set(names.values()) == suffix_strings(WORDS, 3) and len(names) == len(model.keys)
+    for r, name in names.items():
+        parent = model.parents[r].item()
+        assert (parent == -1) if name == "" else names[parent] == name[1:]
+        assert model.lengths[r] == len(name)
+
+
+def test_logits_are_the_sum_of_the_rows_of_every_suffix():
+    v, x, y = train_examples(context_size=3)
+    model = SuffixLitModule(v, 3).double()
+    model.build_table(x, y)
+    torch.nn.init.normal_(model.U, generator=torch.Generator().manual_seed(0))
+    rows = suffix_rows(model.keys, x, v)
+    by_sum = (model.W[rows.clamp_min(0)] * (rows >= 0)[..., None]).sum(1)
+    assert torch.allclose(model(x), by_sum, atol=1e-12)
+    unseen = torch.tensor([[v - 1, v - 1, v - 1]])  # no suffix but the empty one and maybe one
+    assert torch.allclose(model(unseen), model.W[suffix_rows(model.keys, unseen, v)[0, :2]].sum(0))
+
+
+def test_full_context_only_is_the_dense_model_at_its_optimum():
+    v, x, y = train_examples(context_size=2)
+    table = count_table(x, y, v)
+    l2 = 0.01  # BigramLitModule's l2 * mean(W**2) is strength / N * sum(W**2) with:
+    strength = l2 * len(y) / (v**2 * v)
+    model = SuffixLitModule(v, 2, strengths=[0.0, 0.0, strength], shortest=2).double()
+    model.build_table(x, y)
+    fit_suffix_model(model, (x, y, None), max_iter=2000, tolerance=0)
+    dense = fit_optimum(v, 2, l2, table)
+    contexts = table[0]
+    assert torch.allclose(model.log_probs(contexts), dense.log_probs(contexts).double(), atol=1e-5)
+    # and as the L2 term vanishes, the unsmoothed counting model
+    model = SuffixLitModule(v, 2, strengths=[0.0, 0.0, 1e-7], shortest=2).double()
+    model.build_table(x, y)
+    fit_suffix_model(model, (x, y, None), max_iter=2000, tolerance=0)
+    counting = CountingBaseline(v, 2, smoothing=0.0).fit(x, y)
+    assert table_nll(model.log_probs, table) == pytest.approx(counting.nll(x, y), abs=1e-4)
+    assert isinstance(dense, BigramLitModule)
+
+
+def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, float]:
+    """Largest gradient entry of the objective on the training split: in U, and in W."""
+    x, y, counts = count_table(*data.examples("train")[:2], data.vocab_size)
+    model.zero_grad()
+    nll_sum, total = model._nll_sum(x, y, counts.double())
+    (nll_sum / total + model.penalty()).backward()
+    W = model.W.detach().clone().requires_grad_()  # the lecture's form: a sum of rows of W
+    rows = suffix_rows(model.keys, x, data.vocab_size)
+    logits = (W[rows.clamp_min(0)] * (rows >= 0)[..., None]).sum(1)
+    nll = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * counts).sum() / total
+    strengths = torch.tensor(model.hparams.strengths, dtype=W.dtype)[model.lengths]
+    (nll + (strengths * W.pow(2).sum(1)).sum() / model.train_total).backward()
+    return model.U.grad.abs().max().item(), W.grad.abs().max().item()
+
+
+def test_trainer_fits_to_the_optimum(run):
+    data, model, _ = run
+    in_u, in_w = gradients(model, data)  # from about 1e-2 at the start
+    assert in_u < 1e-8 and in_w < 1e-7
+
+
+def test_logged_nlls_are_exact_weighted_means(run):
+    data, model, fit = run
+    for split in ("val", "test"):
+        x, y, _ = data.examples(split)
+        exact = torch.nn.functional.cross_entropy(model(x), y).item()
+        logged = fit.validate(model, data, verbose=False) if split == "val" else None
+        logged = logged or fit.test(model, data, verbose=False)
+        assert logged[0][f"{split}_nll"] == pytest.approx(exact, abs=1e-12)
+    scored = torch.cat(fit.predict(model, data))  # log p(next | context) of each test example
+    x, y = build_ngrams(data.predict_words(), data.vocab, data.context_size)
+    expected = torch.log_softmax(model(x).double(), 1).gather(1, y[:, None])[:, 0]
+    assert torch.allclose(scored, expected, atol=1e-12)
+
+
+def test_checkpoint_round_trip_and_resume(run, tmp_path):
+    data, model, fit = run
+    path = tmp_path / "suffix.ckpt"
+    fit.save_checkpoint(path)
+    loaded = SuffixLitModule.load_from_checkpoint(path, weights_only=True)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    x = data.examples("test")[0]
+    assert torch.equal(loaded.log_probs(x), model.log_probs(x))
+    assert loaded.vocab == data.vocab and loaded.hparams.strengths == [1.0, 0.25, 0.25, 0.25]
+    resumed = SuffixLitModule(data.vocab_size, 3, chars=data.chars)
+    # the same table, one more step: the optimum stays where it is
+    trainer(max_epochs=4).fit(resumed, data, ckpt_path=path, weights_only=True)
+    assert resumed.global_step == 4 and torch.equal(resumed.keys, model.keys)
+    assert torch.allclose(resumed.U, model.U, atol=1e-7)
+
+
+def test_checkpoint_problems_are_named_before_anything_is_built(run):
+    _, model, _ = run
+    hparams, state = dict(model.hparams), model.state_dict()
+    assert SuffixLitModule.checkpoint_problem(hparams, state) is None
+    built_by_the_cli = {**hparams, "_class_path": "makemore_pl.suffix_model.SuffixLitModule"}
+    assert SuffixLitModule.checkpoint_problem(built_by_the_cli, state) is None
+    bad = {
+        "keys": {**state, "keys": state["keys"].flip(0)},
+        "tensors": {k: t for k, t in state.items() if k != "scale"},
+        "U": {**state, "U": state["U"][:-1]},
+        "non-finite": {**state, "U": state["U"] * float("nan")},
+    }
+    for what, broken in bad.items():
+        assert SuffixLitModule.checkpoint_problem(hparams, broken), what
+    huge = {**hparams, "context_size": 40, "strengths": [1.0] * 41}
+    assert "overflows" in SuffixLitModule.checkpoint_problem(huge, state)
+    assert "strengths" in SuffixLitModule.checkpoint_problem({**hparams, "strengths": [1.0]}, state)
+    assert "l2" in SuffixLitModule.checkpoint_problem({**hparams, "l2": 0.1}, state)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"strengths": [1.0, 1.0]}, "strengths needs 4 values"),
+        ({"strengths": [1.0, -1.0, 1.0, 1.0]}, "strengths must be finite and 0 or more"),
+        ({"shortest": 4}, "shortest must be an integer in 0..3"),
+    ],
+)
+def test_bad_settings_are_one_line_user_errors(kwargs, words):
+    with pytest.raises(UserError, match=words):
+        SuffixLitModule(27, 3, **kwargs)
+
+
+def test_sampling_is_deterministic_and_follows_the_model(run):
+    data, model, _ = run
+    assert model.sample(50, seed=3) == model.sample(50, seed=3)
+    first = torch.tensor([w[0] for w in model.sample(4000, seed=0, max_length=1)])
+    expected = model.log_probs(torch.zeros(1, 3, dtype=torch.long))[0].exp()
+    expected = expected[1:] / expected[1:].sum()  # a word is never empty
+    observed = torch.bincount(first, minlength=data.vocab_size)[1:].double() / len(first)
+    assert (observed - expected).abs().max() < 0.03
+
+
+def test_strengths_are_chosen_on_val_and_tested_once(data, capsys):
+    data.setup("fit")
+    train, val = data.examples("train"), data.examples("val")
+    v = data.vocab_size
+    strengths, points, model = choose_strengths(train, val, v, 3, rounds=1, max_iter=50)
+    best = min(points, key=lambda p: p.val_nll)
+    assert best.strengths == strengths and len(strengths) == 4
+    assert table_nll(model.log_probs, count_table(*val[:2], data.vocab_size)) == pytest.approx(
+        best.val_nll, abs=1e-12
+    )
+    result = suffix_sweep(data, rounds=1, max_iter=50)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(points) + 2 and lines[-1].startswith("chosen strengths")
+    assert result["strengths"] == strengths
+
+
+DDP_SCRIPT = """
+import sys, lightning as L, torch
+from makemore_pl import NamesDataModule
+from makemore_pl.suffix_model import SuffixLitModule
+devices, path, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+data = NamesDataModule(path, context_size=3, val_fraction=0.2, test_fraction=0.2)
+model = SuffixLitModule(data.vocab_size, 3, strengths=[0.5, 1.0, 1.0, 2.0], chars=data.chars)
+trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+    precision="64-true", max_epochs=3, logger=False, enable_checkpointing=False,
+    enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+trainer.fit(model, data)
+metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+metrics.update(trainer.test(model, data, verbose=False)[0])
+if trainer.global_rank == 0:
+    torch.save({"U": model.U.detach(), **metrics}, out)
+"""
+
+
+@pytest.mark.slow
+def test_one_and_two_processes_fit_the_same_model(data, tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    runs = {}
+    for devices in (1, 2):
+        out = tmp_path / f"run{devices}.pt"
+        args = [sys.executable, str(script), str(devices), str(data.path), str(out)]
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+        runs[devices] = torch.load(out, weights_only=True)
+    assert torch.allclose(runs[1]["U"], runs[2]["U"], atol=1e-9)
+    for name in ("test_nll", "val_nll", "train_nll", "train_loss"):
+        one, two = (runs[d][name] for d in (1, 2))
+        assert one == pytest.approx(two, abs=1e-10), name
