@@ -19,6 +19,7 @@ EXPORTS = {
     "load_counted_words": "makemore_pl.words",
     "load_words": "makemore_pl.words",
     "sample": "makemore_pl.sampling",
+    "SuffixLitModule": "makemore_pl.suffix_model",
 }
 __all__ = sorted(EXPORTS)
 

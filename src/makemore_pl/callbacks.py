@@ -62,21 +62,30 @@ class LogSnapshots(Callback):
             return
         c, step = model.hparams.context_size, trainer.global_step
         rows = self.heatmap_rows(trainer, model)
-        probs = torch.softmax(model.W.detach()[rows].float(), dim=-1)
+        v = model.hparams.vocab_size
+        powers = v ** torch.arange(c - 1, -1, -1, device=model.device)
+        contexts = torch.tensor(rows, device=model.device)[:, None] // powers % v  # (R, c)
+        probs = model.log_probs(contexts).exp()
         title = f"P(next | context), step {step}"
         fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
         logger.experiment.add_figure("next_char_probs", fig, step)
         words = [vocab.decode(w) for w in model.sample(self.num_samples, seed=step)]
         logger.experiment.add_text("samples", "  \n".join(words), step)
 
-    def heatmap_rows(self, trainer: Trainer, model: BigramLitModule) -> list[int]:
-        table_rows = len(model.W)
-        if table_rows <= self.max_rows:
-            return list(range(table_rows))
+    def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
+        """Every context of a small table; else the most frequent training contexts."""
+        v, c = model.hparams.vocab_size, model.hparams.context_size
+        if v**c <= self.max_rows:
+            return list(range(v**c))
         x, _, weights = trainer.datamodule.examples("train")
-        rows = joint_context(x, model.hparams.vocab_size)
-        counts = torch.bincount(rows, weights, minlength=table_rows)
-        return sorted(counts.topk(self.max_rows).indices.tolist())
+        rows, inverse = torch.unique(joint_context(x, v), return_inverse=True)
+        counts = torch.zeros(len(rows), dtype=torch.float64).index_add_(
+            0,
+            inverse,
+            torch.ones(len(x), dtype=torch.float64) if weights is None else weights.double(),
+        )
+        top = counts.topk(min(self.max_rows, len(rows))).indices
+        return sorted(rows[top].tolist())
 
 
 class CountingReference(Callback):

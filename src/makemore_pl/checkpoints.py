@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import tempfile
 import zipfile
@@ -37,7 +38,7 @@ def require_weights_only(config: Any) -> None:
 
 
 def read_checkpoint(
-    path: str, model_class: type[LightningModule] = BigramLitModule, resume: bool = False
+    path: str, model_class: type[LightningModule] | None = None, resume: bool = False
 ) -> dict:
     """A model checkpoint's contents, checked before anything is built from them.
 
@@ -54,7 +55,7 @@ def read_checkpoint(
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(unreadable_reason(path, err)) from None
     check_contents(path, checkpoint, size)
-    check_model_checkpoint(path, checkpoint, model_class)
+    check_model_checkpoint(path, checkpoint, model_class or model_class_of(path, checkpoint))
     if resume:
         check_resumable(path, checkpoint)
     return checkpoint
@@ -212,9 +213,32 @@ def check_model_checkpoint(
 
 def model_settings(model_class: type[LightningModule]) -> set[str]:
     """What save_hyperparameters stores for `model_class`: its arguments, plus the function
-    LightningCLI built it with (load_from_checkpoint raises on any other)."""
+    LightningCLI built it with (load_from_checkpoint raises on any other) and, when the CLI
+    chose the class, its class path."""
     arguments = set(inspect.signature(model_class.__init__).parameters) - {"self"}
-    return arguments | {"_instantiator"}
+    return arguments | {"_instantiator", "_class_path"}
+
+
+# the model classes a checkpoint may name: never an import path taken from the file itself
+MODEL_CLASSES = {
+    "BigramLitModule": "makemore_pl.model",
+    "SuffixLitModule": "makemore_pl.suffix_model",
+}
+
+
+def model_class_of(path: str, checkpoint: Any) -> type[LightningModule]:
+    """The class a checkpoint's model is, from the class path LightningCLI saved (none: the
+    dense BigramLitModule, as the Python API and older runs save it)."""
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    saved = hparams.get("_class_path") if isinstance(hparams, dict) else None
+    name = "BigramLitModule" if saved is None else str(saved).rsplit(".", 1)[-1]
+    module = MODEL_CLASSES.get(name)
+    if module is None or saved not in (None, f"makemore_pl.{name}", f"{module}.{name}"):
+        raise CheckpointError(
+            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its model class "
+            f"{shown(saved)!r} is none of {', '.join(MODEL_CLASSES)})"
+        )
+    return getattr(importlib.import_module(module), name)
 
 
 def check_resumable(path: str, checkpoint: dict) -> None:
@@ -289,7 +313,8 @@ def check_writable(folder: str | Path) -> None:
         ) from None
 
 
-def load_model_checkpoint(path: str, device: torch.device) -> BigramLitModule:
+def load_model_checkpoint(path: str, device: torch.device) -> LightningModule:
     """The model a checkpoint holds, checked first and read without running code."""
-    read_checkpoint(path)
-    return BigramLitModule.load_from_checkpoint(path, map_location=device, weights_only=True)
+    checkpoint = read_checkpoint(path)
+    model_class = model_class_of(path, checkpoint)
+    return model_class.load_from_checkpoint(path, map_location=device, weights_only=True)

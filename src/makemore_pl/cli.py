@@ -1,7 +1,7 @@
-"""`makemore` / `python -m makemore_pl`: one entry point, seven commands.
+"""`makemore` / `python -m makemore_pl`: one entry point for every command.
 
 The training commands (fit, validate, test, predict) go to LightningCLI; the commands that train
-nothing (sample, baseline, sweep) are plain functions with only the options they honour, so they
+nothing (sample, baseline, sweep, suffix_sweep) are plain functions with only the options they honour, so they
 never import the training stack.
 """
 
@@ -26,6 +26,7 @@ PLAIN_COMMANDS = {
     "sample": "Generate names from a checkpoint or from the counting model.",
     "baseline": "Fit the counting model on the train split and print its NLL on every split.",
     "sweep": "Sweep regularisation on val, plot it and test the best of each model once.",
+    "suffix_sweep": "Choose the every-suffix model's L2 strengths on val, then test it once.",
 }
 
 

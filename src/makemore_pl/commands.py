@@ -272,7 +272,24 @@ def novelty_summary(printed: int, seen: int | None) -> str:
     return f"{printed} names: {printed - seen} new, {seen} in the training words"
 
 
-COMMANDS = {"sample": sample, "baseline": baseline, "sweep": sweep}
+def suffix_sweep(
+    data: NamesDataModule, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
+) -> dict:
+    """Choose the every-suffix model's strengths on val, print every point, test once.
+
+    Args:
+        start: strengths (suffix lengths 0..c) the search starts from; default 1 for the empty
+            suffix and 0.25 for the others.
+        rounds: search rounds: the first moves each strength by factors of 2, the next by
+            sqrt(2), and so on.
+        max_iter: L-BFGS iterations at most per fitted point.
+    """
+    from makemore_pl import suffix_sweep as search
+
+    return search.suffix_sweep(data, start, rounds, max_iter)
+
+
+COMMANDS = {"sample": sample, "baseline": baseline, "sweep": sweep, "suffix_sweep": suffix_sweep}
 # sections of a training config (`fit --config`) that these commands have no use for
 TRAINING_SECTIONS = {
     "trainer",

@@ -30,13 +30,14 @@ from makemore_pl.checkpoint_io import with_atomic_checkpoints
 from makemore_pl.checkpoints import (
     check_fits_data,
     check_writable,
+    model_class_of,
     read_checkpoint,
     require_weights_only,
 )
 from makemore_pl.console import ReadableProgressBar, describe_model, fit_summary, quiet_console
 from makemore_pl.data import NamesDataModule
 from makemore_pl.errors import CheckpointError, CommandError
-from makemore_pl.model import BigramLitModule
+from makemore_pl.model import BigramLitModule, NgramLitModule
 from makemore_pl.predictions import PredictionWriter
 from makemore_pl.run_logger import RunLogger
 from makemore_pl.runs import (
@@ -48,6 +49,7 @@ from makemore_pl.runs import (
     run_of_checkpoint,
     safe_name,
 )
+from makemore_pl.suffix_model import SuffixLitModule  # noqa: F401 (--model SuffixLitModule)
 
 
 class MakemoreTrainer(Trainer):
@@ -153,11 +155,14 @@ class MakemoreCLI(LightningCLI):
     exit_code = 0
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.context_size", "model.context_size")
-        parser.link_arguments("data.encoding", "model.encoding")
+        parser.link_arguments("data.context_size", "model.init_args.context_size")
+        parser.link_arguments("data.encoding", "model.init_args.encoding")
         # read from the data module right after it is built: it loads the words on first use
-        parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
-        parser.link_arguments("data.chars", "model.chars", apply_on="instantiate")
+        parser.link_arguments(
+            "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+        )
+        parser.link_arguments("data.chars", "model.init_args.chars", apply_on="instantiate")
+        parser.set_defaults({"model": {"class_path": "makemore_pl.model.BigramLitModule"}})
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
@@ -242,8 +247,12 @@ class MakemoreCLI(LightningCLI):
 
     def default_name(self) -> str:
         hp = self.model.hparams
+        if not isinstance(self.model, BigramLitModule):  # e.g. SuffixLitModule -> suffix-6gram
+            return default_run_name(
+                type(self.model).__name__.removesuffix("LitModule").lower(), hp.context_size
+            )
         extra = ("onehot",) if hp.get("encoding") == "onehot" else ()
-        return default_run_name("", hp.context_size, (*extra, hp.get("optimizer", "")))
+        return default_run_name("", hp.context_size, (*extra, hp.optimizer))
 
     def predictions_path(self, config) -> Path:
         return Path(config.get("output") or self.run / "predictions.tsv")
@@ -317,7 +326,8 @@ def check_settings(path: str, checkpoint: dict) -> None:
     """The model and data settings a checkpoint brings are checked like command-line options."""
     model = settings(checkpoint, "hyper_parameters")
     data = settings(checkpoint, "datamodule_hyper_parameters")
-    for key, cls, saved in (("model", BigramLitModule, model), ("data", NamesDataModule, data)):
+    model_class = model_class_of(path, checkpoint)
+    for key, cls, saved in (("model", model_class, model), ("data", NamesDataModule, data)):
         parser = ArgumentParser(exit_on_error=False)
         parser.add_class_arguments(cls, key, fail_untyped=False)
         try:
@@ -361,8 +371,9 @@ def run_training(prog: str, args: list[str]) -> int:
     joined = os.environ.get(RUN_ENV)  # set when this process is one of a multi-device launch
     try:
         cli = MakemoreCLI(
-            BigramLitModule,
+            NgramLitModule,
             NamesDataModule,
+            subclass_mode_model=True,
             trainer_class=MakemoreTrainer,
             trainer_defaults={
                 "max_epochs": 100,
