@@ -1,8 +1,8 @@
 """`makemore` / `python -m makemore_pl`: one entry point for every command.
 
 The training commands (fit, validate, test, predict) go to LightningCLI; the commands that train
-nothing (sample, baseline, sweep, suffix_sweep) are plain functions with only the options they honour, so they
-never import the training stack.
+nothing (sample, baseline, sweep, suffix_sweep) are plain functions with only the options they
+honour, so they never import the training stack.
 """
 
 from __future__ import annotations
