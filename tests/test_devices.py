@@ -47,7 +47,7 @@ def assert_same_training(runs: dict) -> None:
     assert one["global_step"] == two["global_step"] > 0
     assert torch.allclose(one["state_dict"]["W"], two["state_dict"]["W"], rtol=0, atol=1e-5)
     logged = {d: events(runs[d]) for d in runs}
-    for tag in ("train_loss", "train_nll", "val_nll"):
+    for tag in ("curves/train_loss", "curves/train_nll", "curves/val_nll"):
         series = {d: [(e.step, e.value) for e in logged[d].Scalars(tag)] for d in runs}
         assert [s for s, _ in series["one"]] == [s for s, _ in series["two"]], tag
         for (_, a), (_, b) in zip(series["one"], series["two"], strict=True):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from makemore_pl import download_names
-from tests.conftest import QUIET, run_folder
+from tests.conftest import QUIET
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,10 @@ def new_folder(parent: Path, name: str) -> Path:
 
 
 def last_ckpt(folder: Path, version: int = 0) -> Path:
-    return run_folder(folder, version) / "checkpoints" / "last.ckpt"
+    """last.ckpt of run `version`, whether or not it exists yet."""
+    runs = list((folder / "lightning_logs").glob(f"version_{version}_*"))
+    run = runs[0] if runs else folder / "lightning_logs" / f"version_{version}_older"
+    return run / "checkpoints" / "last.ckpt"
 
 
 def saved_epoch(path: Path) -> int:

@@ -256,7 +256,8 @@ def test_one_and_two_processes_fit_the_same_model(data, tmp_path):
     for devices in (1, 2):
         out = tmp_path / f"run{devices}.pt"
         args = [sys.executable, str(script), str(devices), str(data.path), str(out)]
-        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
         runs[devices] = torch.load(out, weights_only=True)
     assert torch.allclose(runs[1]["U"], runs[2]["U"], atol=1e-9)
     for name in ("test_nll", "val_nll", "train_nll", "train_loss"):

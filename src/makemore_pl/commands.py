@@ -165,20 +165,18 @@ def sweep(
 
 
 def save_sweep_plot(points: list, path: str | None, c: int, root: str) -> Path:
-    """Writes the PNG (atomically); without --plot, into a new run folder beside TensorBoard's
-    copy of the figure."""
+    """The figure goes to TensorBoard, in a new run folder, and as a PNG (written atomically)
+    to `path`, or beside the events without it."""
+    from torch.utils.tensorboard import SummaryWriter
+
     from makemore_pl.plots import save_png
     from makemore_pl.sweep import sweep_figure
 
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    if path:
-        return save_png(fig, Path(path))
-    from torch.utils.tensorboard import SummaryWriter
-
     folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
     with SummaryWriter(str(folder)) as writer:
         writer.add_figure("sweep", fig, 0, close=False)
-    return save_png(fig, folder / "sweep.png")
+    return save_png(fig, Path(path) if path else folder / "sweep.png")
 
 
 def checkpoint_path(ckpt_path: str | None, root: str) -> str:
