@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from makemore_pl.data import joint_context
+from makemore_pl.contexts import context_rows, suffix
 from makemore_pl.ngrams import NgramCounts, find, lookup
 
 
@@ -73,14 +73,18 @@ class KneserNey:
 
     def probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
         """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
-        v, c = self.vocab_size, self.context_size
-        p = torch.full(next_ids.shape, 1 / v, dtype=torch.float64, device=x.device)
+        return self.row_probs(context_rows(x, self.vocab_size), next_ids)
+
+    def row_probs(self, rows: Tensor, next_ids: Tensor) -> Tensor:
+        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities."""
+        v = self.vocab_size
+        p = torch.full(next_ids.shape, 1 / v, dtype=torch.float64, device=rows.device)
         for k, order in enumerate(self.orders):
-            context = joint_context(x[:, c - k :], v)  # the last k characters; k = 0: all 0
-            row, seen = find(order.contexts.to(x.device), context)
+            context = suffix(rows, k, v)  # the last k characters; k = 0: all 0
+            row, seen = find(order.contexts.to(rows.device), context)
             keys = context[:, None] * v + next_ids
-            alpha = lookup(order.keys.to(x.device), order.alpha.to(x.device), keys)
-            gamma = order.gamma.to(x.device)[row] if len(order.gamma) else p.new_zeros(len(row))
+            alpha = lookup(order.keys.to(rows.device), order.alpha.to(rows.device), keys)
+            gamma = order.gamma.to(rows.device)[row] if len(order.gamma) else p.new_zeros(len(row))
             p = torch.where(seen[:, None], alpha + gamma[:, None] * p, p)
         return p
 

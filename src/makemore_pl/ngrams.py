@@ -1,8 +1,9 @@
 """Sparse n-gram counts: only the (context, next) pairs that occur, as sorted integer keys.
 
-A key is the pair written in base V: `joint_context(context) * V + next`. Sorting the keys groups
-each context's pairs together, so every lookup is a `searchsorted`: storage grows with the data,
-not with V**(c + 1) (27**7 cells for c = 6 would not fit).
+A key is the pair written in base V (`makemore_pl.contexts`). Sorting the keys groups each
+context's pairs together, so every lookup is a `searchsorted`: storage grows with the distinct
+n-grams, not with V**(c + 1) (27**7 cells for c = 6 would not fit) nor with the tokens, as
+`NgramCounter` counts a chunk of words at a time.
 """
 
 from __future__ import annotations
@@ -10,13 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from makemore_pl.data import joint_context
-
-
-def ngram_keys(x: Tensor, y: Tensor, vocab_size: int) -> Tensor:
-    """(N, c) contexts and (N, ...) next ids -> keys of the same shape as `y`."""
-    context = joint_context(x, vocab_size)
-    return context.view(-1, *([1] * (y.dim() - 1))) * vocab_size + y
+from makemore_pl.contexts import ngram_keys, split_keys
 
 
 def find(sorted_keys: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
@@ -33,6 +28,15 @@ def lookup(sorted_keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
     if len(values) == 0:
         return torch.zeros(query.shape, dtype=values.dtype, device=query.device)
     return torch.where(found, values[index], torch.zeros((), dtype=values.dtype))
+
+
+def count_keys(keys: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(N,) keys, each counting `weights[i]` times (once without) -> sorted distinct keys and
+    their int64 counts."""
+    if weights is None:
+        return torch.unique(keys, return_counts=True)
+    distinct, inverse = torch.unique(keys, return_inverse=True)
+    return distinct, torch.zeros_like(distinct).index_add_(0, inverse, weights.to(keys.device))
 
 
 class NgramCounts:
@@ -52,14 +56,10 @@ class NgramCounts:
         cls, x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None
     ) -> NgramCounts:
         """Count X (N, c), Y (N,), each example counting `weights[i]` times (1 without weights)."""
-        keys = ngram_keys(x, y, vocab_size)
-        if weights is None:
-            distinct, counts = torch.unique(keys, return_counts=True)
-            return cls(vocab_size, x.shape[1], distinct, counts)
-        check_weights(weights, len(y))
-        distinct, inverse = torch.unique(keys, return_inverse=True)
-        counts = torch.zeros_like(distinct).index_add_(0, inverse, weights.to(distinct.device))
-        return cls(vocab_size, x.shape[1], distinct, counts)
+        if weights is not None:
+            check_weights(weights, len(y))
+        keys, counts = count_keys(ngram_keys(x, y, vocab_size), weights)
+        return cls(vocab_size, x.shape[1], keys, counts)
 
     @classmethod
     def from_dense(cls, dense: Tensor, context_size: int) -> NgramCounts:
@@ -68,6 +68,17 @@ class NgramCounts:
         keys = flat.nonzero().squeeze(1)
         return cls(dense.shape[1], context_size, keys, flat[keys].long())
 
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def total(self) -> int:
+        """The number of examples counted (the sum of their weights)."""
+        return int(self.counts.sum())
+
+    def pairs(self) -> tuple[Tensor, Tensor]:
+        """(U, c) contexts and (U,) next ids of the distinct pairs, in key order."""
+        return split_keys(self.keys, self.vocab_size, self.context_size)
+
     def dense(self) -> Tensor:
         """The (V**c, V) int64 table of counts."""
         v, c = self.vocab_size, self.context_size
@@ -75,7 +86,7 @@ class NgramCounts:
         return flat.index_put_((self.keys,), self.counts).view(-1, v)
 
     def contexts(self) -> tuple[Tensor, Tensor]:
-        """The distinct contexts that occur (sorted joint ids) and how often each does."""
+        """The distinct contexts that occur (sorted rows) and how often each does."""
         if self._contexts is None:
             contexts, inverse = torch.unique_consecutive(
                 self.keys // self.vocab_size, return_inverse=True
@@ -90,6 +101,60 @@ class NgramCounts:
         return NgramCounts(
             self.vocab_size, self.context_size, self.keys.to(device), self.counts.to(device)
         )
+
+
+class NgramCounter:
+    """Counts keys a chunk at a time; memory grows with the distinct keys, not with the chunks.
+
+    Each chunk's counts join a stack of sorted runs, and two runs merge once the newer is as
+    large as the older (a binary counter): every key is re-sorted O(log chunks) times.
+    """
+
+    def __init__(self, vocab_size: int, context_size: int) -> None:
+        self.vocab_size, self.context_size = vocab_size, context_size
+        self.runs: list[tuple[Tensor, Tensor]] = []
+
+    def add(self, keys: Tensor, weights: Tensor | None = None) -> None:
+        """Counts (N,) keys, key i `weights[i]` times (once without weights)."""
+        if len(keys):
+            self.runs.append(count_keys(keys, weights))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
+            self.runs.append(merge_runs(self.runs.pop(), self.runs.pop()))
+
+    def result(self) -> NgramCounts:
+        empty = torch.zeros(0, dtype=torch.long)
+        while len(self.runs) > 1:
+            self.runs.append(merge_runs(self.runs.pop(), self.runs.pop()))
+        keys, counts = self.runs[0] if self.runs else (empty, empty)
+        return NgramCounts(self.vocab_size, self.context_size, keys, counts)
+
+
+def merge_runs(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    return count_keys(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]))
+
+
+def window_keys(
+    ids: Tensor, lengths: Tensor, vocab_size: int, context_size: int
+) -> tuple[Tensor, Tensor]:
+    """Keys of every example of some words, and the word of each, in no particular order.
+
+    `ids` (T,) are the words' characters end to end, `lengths` (W,) their lengths. The words
+    are laid out with c boundaries (0) between them and before the first, so the window of
+    c + 1 tokens ending at any character, or at the first boundary after a word, is one
+    example of the usual framing (c boundaries + word + one boundary): sum(len + 1) keys.
+    """
+    c, v, n = context_size, vocab_size, len(lengths)
+    word_of_char = torch.repeat_interleave(torch.arange(n), lengths)
+    at_char = torch.arange(len(ids)) + c * (word_of_char + 1)
+    at_end = torch.cumsum(lengths, 0) + c * (torch.arange(n) + 1)  # first boundary after a word
+    stream = torch.zeros(len(ids) + c * (n + 1), dtype=torch.long)
+    stream[at_char] = ids
+    width = len(stream) - c
+    keys = stream[:width].clone()
+    for j in range(1, c + 1):  # base V, most significant first: the window ending at q
+        keys.mul_(v).add_(stream[j : width + j])
+    ends = torch.cat([at_char, at_end])
+    return keys[ends - c], torch.cat([word_of_char, torch.arange(n)])
 
 
 def check_weights(weights: Tensor, num_examples: int) -> None:

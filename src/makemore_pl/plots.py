@@ -5,16 +5,13 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from makemore_pl.contexts import row_text
 from makemore_pl.data import Vocabulary
 
 
 def context_label(row: int, vocab: Vocabulary, context_size: int) -> str:
     """Row of the V**c table -> its context as text, e.g. 28 -> '.a' for V=27, c=2."""
-    chars = []
-    for _ in range(context_size):
-        row, index = divmod(row, len(vocab))
-        chars.append(vocab.itos[index])
-    return "".join(reversed(chars))
+    return row_text(row, vocab.itos, context_size)
 
 
 def probability_heatmap(
