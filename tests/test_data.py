@@ -119,7 +119,6 @@ def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
     dm = NamesDataModule(str(tiny_file(EMMA_AVA)), context_size=2)
     assert dm.vocab_size == 5 and dm.context_size == 2
     assert dm.vocab.itos == [".", "a", "e", "m", "v"]
-    assert dm.splits == {}
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from makemore_pl.checkpoints import (
     with_atomic_checkpoints,
 )
 from makemore_pl.commands import MakemoreTrainer
-from makemore_pl.data import NamesDataModule
+from makemore_pl.datamodule import NamesDataModule
 from makemore_pl.errors import CheckpointError, CommandError, UserError
 from makemore_pl.model import BigramLitModule
 

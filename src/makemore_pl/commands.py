@@ -20,7 +20,8 @@ from makemore_pl.baseline import (
     tune_smoothing,
 )
 from makemore_pl.batches import count_table
-from makemore_pl.data import NamesDataModule, Vocabulary
+from makemore_pl.data import NamesData, Vocabulary
+from makemore_pl.datamodule import NamesDataModule
 from makemore_pl.errors import CommandError, DataError
 from makemore_pl.model import BigramLitModule
 from makemore_pl.sweep import (
@@ -107,10 +108,9 @@ class MakemoreTrainer(Trainer):
         print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
         results = {}
         for split in ("train", "val", "test"):
-            x, y, weights = datamodule.examples(split)
-            results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
-            examples = len(y) if weights is None else int(weights.sum())
-            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
+            counts = datamodule.ngram_counts(split)  # streamed: no example tensors
+            results[f"{split}_nll"] = counting.counts_nll(counts) if len(counts) else float("nan")
+            print(f"{split}_nll {results[f'{split}_nll']:.5f} ({counts.total():,} examples)")
         return results
 
     def sweep(
@@ -182,23 +182,23 @@ def save_sweep_plot(trainer: Trainer, points: list[SweepPoint], path: str | None
     return path
 
 
-def counting_model(datamodule: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
+def counting_model(datamodule: NamesData, smoothing: Smoothing = "auto") -> CountingBaseline:
     """The counting model fitted on the train split, its smoothing given or chosen on val."""
     if not isinstance(smoothing, str) and smoothing < 0:
         raise CommandError(
             f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
             f"got {smoothing}"
         )
-    datamodule.setup("fit")
-    train, val = datamodule.examples("train"), datamodule.examples("val")
-    if smoothing in ("auto", "kneser-ney-auto") and len(val[1]) == 0:
+    # the data file is read a chunk at a time: memory for the distinct n-grams only
+    train, val = datamodule.ngram_counts("train"), datamodule.ngram_counts("val")
+    if smoothing in ("auto", "kneser-ney-auto") and len(val) == 0:
         raise CommandError(f"--smoothing {smoothing} chooses on the val split, which is empty")
     v, c = datamodule.vocab_size, datamodule.context_size
     if smoothing == "auto":
-        return tune_smoothing(CountingBaseline(v, c).fit(*train), val)
+        return tune_smoothing(CountingBaseline(v, c).fit_counts(train), val)
     if smoothing == "kneser-ney-auto":
-        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit(*train), val)
-    return CountingBaseline(v, c, smoothing).fit(*train)
+        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit_counts(train), val)
+    return CountingBaseline(v, c, smoothing).fit_counts(train)
 
 
 def describe(counting: CountingBaseline, smoothing: Smoothing) -> str:
