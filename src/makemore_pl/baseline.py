@@ -9,12 +9,13 @@ from torch import Tensor
 
 from makemore_pl.contexts import check_keys_fit, context_rows, row_contexts
 from makemore_pl.kneser_ney import KneserNey
-from makemore_pl.ngrams import NgramCounts, check_weights, lookup
+from makemore_pl.ngrams import NgramCounts, check_weights, lookup, one_thread
 from makemore_pl.sampling import sample
 
 KNESER_NEY = "kneser-ney"
 # cells of the largest dense (V**c, V) table `counts` and `probs` build: 27**5 (c = 4) fits
 DENSE_LIMIT = 2**25
+EVAL_CHUNK = 1 << 18  # n-grams scored at a time
 
 
 class CountingBaseline:
@@ -84,7 +85,8 @@ class CountingBaseline:
     def kneser_ney(self) -> KneserNey:
         """The Kneser-Ney tables of every order, built from the counts on first use."""
         if self._kneser_ney is None:
-            self._kneser_ney = KneserNey(self.table, self.discount_scale)
+            with one_thread():
+                self._kneser_ney = KneserNey(self.table, self.discount_scale)
         return self._kneser_ney
 
     def with_smoothing(self, smoothing: float | Literal["kneser-ney"]) -> CountingBaseline:
@@ -150,10 +152,13 @@ class CountingBaseline:
     def counts_nll(self, counts: NgramCounts) -> float:
         """The same mean over the examples that `counts` counted (e.g. a held-out split's
         `NamesData.ngram_counts`): one term per distinct n-gram, weighted by its count."""
-        v = self.vocab_size
-        log_p = self._row_probs(counts.keys // v, (counts.keys % v)[:, None])[:, 0].log()
-        weights = counts.counts.to(log_p.device, torch.float64)
-        return -((log_p * weights).sum() / weights.sum()).item()
+        v, log_likelihood = self.vocab_size, 0.0
+        chunks = zip(counts.keys.split(EVAL_CHUNK), counts.counts.split(EVAL_CHUNK), strict=True)
+        with one_thread():
+            for keys, n in chunks:  # a chunk at a time: bounded temporaries
+                log_p = self._row_probs(keys // v, (keys % v)[:, None])[:, 0].log()
+                log_likelihood += float(log_p @ n.to(log_p.device, torch.float64))
+        return -log_likelihood / counts.total()
 
     def held_out_nll(self, data: NgramCounts | tuple[Tensor, ...]) -> float:
         """The NLL of n-gram counts, or of examples (x, y) or (x, y, weights)."""

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from makemore_pl.contexts import check_keys_fit
 from makemore_pl.contexts import context_rows as joint_context  # noqa: F401  (public here)
-from makemore_pl.ngrams import NgramCounter, NgramCounts, window_keys
+from makemore_pl.ngrams import NgramCounter, NgramCounts, one_thread, window_keys
 from makemore_pl.words import (  # noqa: F401  (load_words and the names.txt source: public here)
     NAMES_SHA256,
     NAMES_URL,
@@ -335,17 +335,21 @@ class NamesData:
         `NgramCounts.from_examples(*examples(split))`."""
         if not self._counts:
             check_keys_fit(self.vocab_size, self.context_size)
-            counters = [NgramCounter(self.vocab_size, self.context_size) for _ in SPLITS]
-            for words, weights, split_of in self._word_chunks():
-                ids, lengths = self.vocab.encode_words(words)
-                keys, word_of = window_keys(ids, lengths, self.vocab_size, self.context_size)
-                split_of = split_of[word_of]
-                weights = None if weights is None else weights[word_of]
-                for number, counter in enumerate(counters):
-                    mine = split_of == number
-                    counter.add(keys[mine], None if weights is None else weights[mine])
-            self._counts = {name: c.result() for name, c in zip(SPLITS, counters, strict=True)}
+            with one_thread():
+                self._counts = self._count_splits()
         return self._counts[split]
+
+    def _count_splits(self) -> dict[str, NgramCounts]:
+        counters = [NgramCounter(self.vocab_size, self.context_size) for _ in SPLITS]
+        for words, weights, split_of in self._word_chunks():
+            ids, lengths = self.vocab.encode_words(words)
+            keys, word_of = window_keys(ids, lengths, self.vocab_size, self.context_size)
+            split_of = split_of[word_of]
+            weights = None if weights is None else weights[word_of]
+            for number, counter in enumerate(counters):
+                mine = split_of == number
+                counter.add(keys[mine], None if weights is None else weights[mine])
+        return {name: counter.result() for name, counter in zip(SPLITS, counters, strict=True)}
 
     def _word_chunks(self) -> Iterator[tuple[list[str], Tensor | None, Tensor]]:
         """(words, their counts or None, their splits) a chunk at a time, in file order: from

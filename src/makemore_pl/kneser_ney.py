@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from makemore_pl.contexts import context_rows, suffix
-from makemore_pl.ngrams import NgramCounts, find, lookup
+from makemore_pl.ngrams import NgramCounts, find, group_sums, lookup
 
 
 @dataclass
@@ -96,9 +96,7 @@ def adjusted_counts(counts: NgramCounts) -> list[tuple[Tensor, Tensor]]:
     orders = [(keys, raw)]
     for k in range(c - 1, -1, -1):
         # each distinct (k + 2)-gram u h w adds 1 to the continuation count of its suffix h w
-        lower, inverse = torch.unique(keys % v ** (k + 1), return_inverse=True)
-        raw = torch.zeros_like(lower).index_add_(0, inverse, raw)
-        continuations = torch.bincount(inverse, minlength=len(lower))
+        lower, raw, continuations = group_sums(keys % v ** (k + 1), raw)
         starts_word = lower < v**k if k > 0 else torch.zeros_like(lower, dtype=torch.bool)
         orders.append((lower, torch.where(starts_word, raw, continuations)))
         keys = lower

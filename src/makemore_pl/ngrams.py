@@ -8,18 +8,52 @@ n-grams, not with V**(c + 1) (27**7 cells for c = 6 would not fit) nor with the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from makemore_pl.contexts import ngram_keys, split_keys
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread inside: counting works on a chunk (about a million elements) at a
+    time, where a second thread gains little and, on a shared machine, costs twice the time
+    (threads waiting on each other): 5.4 s instead of 11.9 s for 50× names.txt, measured."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def find(sorted_keys: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
     """Position of each `query` key in `sorted_keys` (valid where found) and whether it is there."""
     if len(sorted_keys) == 0:
         return torch.zeros_like(query), torch.zeros_like(query, dtype=torch.bool)
-    index = torch.searchsorted(sorted_keys, query).clamp_max_(len(sorted_keys) - 1)
+    if query.device.type == "cpu" and query.numel() > SORTED_SEARCH:
+        index = sorted_search(sorted_keys, query)
+    else:
+        index = torch.searchsorted(sorted_keys, query)
+    index = index.clamp_max_(len(sorted_keys) - 1)
     return index, sorted_keys[index] == query
+
+
+SORTED_SEARCH = 1 << 14  # queries above which sorting them first pays
+
+
+def sorted_search(sorted_keys: Tensor, query: Tensor) -> Tensor:
+    """torch.searchsorted of many queries, sorted first: a search of sorted queries walks the
+    keys in order instead of at random, 3-5 times faster than the sort costs (measured)."""
+    flat = query.reshape(-1).numpy()
+    order = np.argsort(flat)
+    index = np.empty_like(flat)
+    index[order] = np.searchsorted(sorted_keys.numpy(), flat[order])
+    return torch.from_numpy(index).view(query.shape)
 
 
 def lookup(sorted_keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
@@ -34,9 +68,34 @@ def count_keys(keys: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Ten
     """(N,) keys, each counting `weights[i]` times (once without) -> sorted distinct keys and
     their int64 counts."""
     if weights is None:
-        return torch.unique(keys, return_counts=True)
-    distinct, inverse = torch.unique(keys, return_inverse=True)
-    return distinct, torch.zeros_like(distinct).index_add_(0, inverse, weights.to(keys.device))
+        distinct, counts = np.unique(keys.cpu().numpy(), return_counts=True)
+        return as_tensor(distinct, keys), as_tensor(counts, keys)
+    distinct, counts, _ = group_sums(keys, weights.long())
+    return distinct, counts
+
+
+def group_sums(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Sorted distinct keys, the sum of `values` (int64) and the number of entries of each.
+
+    In numpy: its sorts are many times faster than torch's on CPU (SIMD sorts, no threads to
+    share). The sort is stable, so already sorted runs (merging counts) take linear time.
+    """
+    k, v = keys.cpu().numpy(), values.cpu().numpy()
+    if len(k) == 0:
+        return keys, values, torch.zeros_like(keys)
+    order = np.argsort(k, kind="stable")
+    k, v = k[order], v[order]
+    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+    sizes = np.diff(np.append(starts, len(k)))
+    return (
+        as_tensor(k[starts], keys),
+        as_tensor(np.add.reduceat(v, starts), keys),
+        as_tensor(sizes, keys),
+    )
+
+
+def as_tensor(array: np.ndarray, like: Tensor) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(like.device)
 
 
 class NgramCounts:
@@ -106,8 +165,8 @@ class NgramCounts:
 class NgramCounter:
     """Counts keys a chunk at a time; memory grows with the distinct keys, not with the chunks.
 
-    Each chunk's counts join a stack of sorted runs, and two runs merge once the newer is as
-    large as the older (a binary counter): every key is re-sorted O(log chunks) times.
+    Each chunk's counts join a stack of sorted runs, and the newest two merge while the older
+    is less than twice the newer (a binary counter): every key is merged O(log chunks) times.
     """
 
     def __init__(self, vocab_size: int, context_size: int) -> None:
@@ -118,7 +177,7 @@ class NgramCounter:
         """Counts (N,) keys, key i `weights[i]` times (once without weights)."""
         if len(keys):
             self.runs.append(count_keys(keys, weights))
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
+        while len(self.runs) > 1 and len(self.runs[-2][0]) < 2 * len(self.runs[-1][0]):
             self.runs.append(merge_runs(self.runs.pop(), self.runs.pop()))
 
     def result(self) -> NgramCounts:

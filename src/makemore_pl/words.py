@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from makemore_pl.errors import DataError
@@ -27,6 +28,7 @@ NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d
 COUNTED_LINE = re.compile(r"([^,]*),\s*([0-9]+)")  # name,count: the count a whole number
 # a plain name line of the name,count form, in a chunk of lines joined by "\n"
 COUNTED_IN_CHUNK = re.compile(r"^[^,\n]*,[^\S\n]*[0-9]+$", re.MULTILINE)
+ASCII_REFUSED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the ASCII controls but tab, "\n"
 MAX_COUNT = 10**12  # far above any real name count
 MAX_TOTAL = 2**63 - 1  # examples of a name,count file, sum of count * (len + 1): int64 sums
 CHUNK_BYTES = 1 << 20  # read at a time; a line longer than this is not a name
@@ -104,9 +106,13 @@ def count_line_ends(raw: bytes) -> int:
 
 def chunk_lines(text: str, name: str, number: int) -> list[str]:
     """Text of whole lines -> the lines, checked, in NFC form and stripped."""
-    refused = [ch for ch in distinct_chars(text) if is_refused(ch)]
-    if refused:
-        at = min(text.find(ch) for ch in refused)
+    if text.isascii():  # the common case: one regular-expression scan
+        match = ASCII_REFUSED.search(text)
+        at = match.start() if match else -1
+    else:
+        refused = [ch for ch in set(text) if is_refused(ch)]
+        at = min(text.find(ch) for ch in refused) if refused else -1
+    if at >= 0:
         raise refused_error(text[at], name, number + text.count("\n", 0, at))
     text = unicodedata.normalize("NFC", text)
     lines = [line.strip() for line in text.removesuffix("\n").split("\n")]
@@ -124,9 +130,8 @@ def distinct_chars(text: str) -> set[str]:
     """The characters of `text`; fast for ASCII (a byte histogram instead of a Python set)."""
     if not text.isascii():
         return set(text)
-    codes = torch.frombuffer(bytearray(text.encode("ascii")), dtype=torch.uint8)
-    present = torch.bincount(codes.long(), minlength=128).nonzero().squeeze(1)
-    return {chr(code) for code in present.tolist()}
+    present = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
+    return {chr(code) for code in np.flatnonzero(present).tolist()}
 
 
 def is_refused(ch: str) -> bool:
