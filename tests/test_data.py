@@ -128,6 +128,8 @@ def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
         ({"batch_size": 0}, "batch_size"),
         ({"encoding": "dense"}, "encoding"),
         ({"val_fraction": 1.5}, "val_fraction"),
+        ({"seed": 10**20}, r"seed must be a whole number in \[0, 2\*\*63\), got 1000"),
+        ({"seed": -1}, "seed"),
     ],
 )
 def test_datamodule_rejects_bad_options(kwargs, option):

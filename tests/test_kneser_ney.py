@@ -6,6 +6,8 @@ import torch
 
 from makemore_pl import (
     CountingBaseline,
+    DataError,
+    NamesData,
     NamesDataModule,
     Vocabulary,
     build_ngrams,
@@ -281,3 +283,31 @@ def test_command_smoothing_options(tiny_file, capsys):
     empty_val = NamesDataModule(str(tiny_file(TINY)), val_fraction=0)
     with pytest.raises(CommandError, match="val split"):
         trainer.baseline(datamodule=empty_val, smoothing="kneser-ney-auto")
+
+
+def test_keys_beyond_int64_are_one_error_saying_the_size_and_the_way_out(tiny_file):
+    with pytest.raises(DataError) as err:
+        CountingBaseline(3921, 6)
+    assert str(err.value) == (
+        "context_size 6 with 3921 tokens needs n-gram keys up to 3921**7 = 1.42e+25, which "
+        "overflows int64 keys (limit 2**63 = 9.22e+18); use a context_size of at most 4 for "
+        "this data, or data with fewer distinct characters"
+    )
+    dm = NamesDataModule(str(tiny_file(TINY)), context_size=13)  # V = 8: 8**14 = 2**42 fits
+    assert CountingBaseline(dm.vocab_size, 13, "kneser-ney").fit_counts(dm.ngram_counts("train"))
+    dm = NamesDataModule(str(tiny_file([chr(ord("a") + i) for i in range(26)])), context_size=13)
+    with pytest.raises(DataError, match="context_size 13 with 27 tokens .* at most 12"):
+        MakemoreTrainer(logger=False).baseline(datamodule=dm, smoothing="kneser-ney")
+
+
+@pytest.mark.parametrize("c", [1, 3, 5])
+def test_streaming_counts_give_the_published_figures(names_path, c):
+    data = NamesData(str(names_path), context_size=c)
+    model = CountingBaseline(data.vocab_size, c, "kneser-ney").fit_counts(
+        data.ngram_counts("train")
+    )
+    figures = (
+        model.counts_nll(data.ngram_counts("val")),
+        model.counts_nll(data.ngram_counts("test")),
+    )
+    assert figures == pytest.approx(NAMES_RESULTS[c][3:], abs=1e-5)

@@ -44,7 +44,7 @@ def split_keys(keys: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor
 
 
 def row_text(row: int, itos: list[str], context_size: int) -> str:
-    """Row of the V**c table -> its context as text, e.g. 28 -> '.a' for V=27, c=2."""
+    """Row of the V**c table -> its context as text, e.g. 1 -> '.a', 28 -> 'aa' for V=27, c=2."""
     chars = []
     for _ in range(context_size):
         row, index = divmod(row, len(itos))

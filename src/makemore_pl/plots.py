@@ -10,7 +10,7 @@ from makemore_pl.data import Vocabulary
 
 
 def context_label(row: int, vocab: Vocabulary, context_size: int) -> str:
-    """Row of the V**c table -> its context as text, e.g. 28 -> '.a' for V=27, c=2."""
+    """Row of the V**c table -> its context as text, e.g. 1 -> '.a', 28 -> 'aa' for V=27, c=2."""
     return row_text(row, vocab.itos, context_size)
 
 

@@ -62,11 +62,13 @@ def open_data_file(path: str | Path):
         raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
 
 
-def line_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, list]]:
+def line_chunks(path: str | Path, chunk_bytes: int | None = None) -> Iterator[tuple[int, list]]:
     """(number of the first line, the lines) of successive chunks of a UTF-8 file: every line
     stripped of surrounding whitespace, in NFC form (an "é" written as e + combining accent is
-    "é"), blank lines kept as "" so that numbers stay right."""
+    "é"), blank lines kept as "" so that numbers stay right. Chunks are of about `chunk_bytes`
+    (default CHUNK_BYTES), cut at line ends."""
     name, number, carry, first = str(path), 1, b"", True
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     with open_data_file(path) as file:
         while True:
             block = file.read(chunk_bytes)
