@@ -75,10 +75,15 @@ class KneserNey:
         """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
         return self.row_probs(context_rows(x, self.vocab_size), next_ids)
 
-    def row_probs(self, rows: Tensor, next_ids: Tensor) -> Tensor:
-        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities."""
+    def row_probs(self, rows: Tensor, next_ids: Tensor, base: float | None = None) -> Tensor:
+        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities.
+
+        `base` is where the recursion starts: 1/V (every row then sums to 1); KenLM starts from
+        1/(V + 1), as it counts an unknown-word token.
+        """
         v = self.vocab_size
-        p = torch.full(next_ids.shape, 1 / v, dtype=torch.float64, device=rows.device)
+        base = 1 / v if base is None else base
+        p = torch.full(next_ids.shape, base, dtype=torch.float64, device=rows.device)
         for k, order in enumerate(self.orders):
             context = suffix(rows, k, v)  # the last k characters; k = 0: all 0
             row, seen = find(order.contexts.to(rows.device), context)
