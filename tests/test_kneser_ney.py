@@ -16,6 +16,7 @@ from makemore_pl import (
 )
 from makemore_pl.baseline import tune_discounts, tune_smoothing
 from makemore_pl.commands import CommandError, MakemoreTrainer
+from makemore_pl.contexts import context_rows
 
 TINY = ["emma", "ava", "anna", "ann", "eve", "mae", "emma", "ma", "van", "nan", "anne", "ava"]
 TINY += ["emmanuel", "nev", "manu", "ema", "mave", "vera", "nev", "ava", "ana", "mae"]
@@ -311,3 +312,13 @@ def test_streaming_counts_give_the_published_figures(names_path, c):
         model.counts_nll(data.ngram_counts("test")),
     )
     assert figures == pytest.approx(NAMES_RESULTS[c][3:], abs=1e-5)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_key_probs_are_row_probs(c):
+    vocab, model, x, y = fitted(TINY, c)
+    unseen = torch.randint(len(vocab), (40, c + 1), generator=torch.Generator().manual_seed(c))
+    grams = torch.cat([torch.cat([x, y[:, None]], 1), unseen])
+    keys = context_rows(grams, len(vocab))
+    expected = model.kneser_ney.row_probs(keys // len(vocab), (keys % len(vocab))[:, None])[:, 0]
+    assert torch.equal(model.kneser_ney.key_probs(keys), expected)

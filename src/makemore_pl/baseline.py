@@ -120,6 +120,13 @@ class CountingBaseline:
             return self.kneser_ney.row_probs(rows, next_ids)
         return add_k_probs(self.table.to(rows.device), self.smoothing, rows, next_ids)
 
+    def _key_probs(self, keys: Tensor) -> Tensor:
+        """(B,) n-gram keys -> (B,) float64 probabilities."""
+        if self.is_kneser_ney and keys.device.type == "cpu":
+            return self.kneser_ney.key_probs(keys)
+        v = self.vocab_size
+        return self._row_probs(keys // v, (keys % v)[:, None])[:, 0]
+
     @property
     def probs(self) -> Tensor:
         """(V**c, V) float64 next-character distributions, one row per joint context."""
@@ -152,11 +159,11 @@ class CountingBaseline:
     def counts_nll(self, counts: NgramCounts) -> float:
         """The same mean over the examples that `counts` counted (e.g. a held-out split's
         `NamesData.ngram_counts`): one term per distinct n-gram, weighted by its count."""
-        v, log_likelihood = self.vocab_size, 0.0
+        log_likelihood = 0.0
         chunks = zip(counts.keys.split(EVAL_CHUNK), counts.counts.split(EVAL_CHUNK), strict=True)
         with one_thread():
             for keys, n in chunks:  # a chunk at a time: bounded temporaries
-                log_p = self._row_probs(keys // v, (keys % v)[:, None])[:, 0].log()
+                log_p = self._key_probs(keys).log()
                 log_likelihood += float(log_p @ n.to(log_p.device, torch.float64))
         return -log_likelihood / counts.total()
 

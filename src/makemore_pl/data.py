@@ -12,12 +12,19 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from makemore_pl.contexts import check_keys_fit
 from makemore_pl.contexts import context_rows as joint_context  # noqa: F401  (public here)
-from makemore_pl.ngrams import NgramCounter, NgramCounts, one_thread, window_keys
+from makemore_pl.ngrams import (
+    NgramCounter,
+    NgramCounts,
+    example_ends,
+    one_thread,
+    window_keys,
+)
 from makemore_pl.words import (  # noqa: F401  (load_words and the names.txt source: public here)
     NAMES_SHA256,
     NAMES_URL,
@@ -44,13 +51,20 @@ class Vocabulary:
     """
 
     def __init__(self, chars: Sequence[str]) -> None:
-        if len(set(chars)) != len(chars) or any(len(ch) != 1 for ch in chars):
-            raise DataError(f"a vocabulary is a list of distinct single characters, got {chars!r}")
+        if len(set(chars)) != len(chars) or any(len(ch) != 1 or ch == "\n" for ch in chars):
+            raise DataError(
+                f"a vocabulary is a list of distinct single characters (no line end), got {chars!r}"
+            )
         self.chars = list(chars)
         self.itos = [BOUNDARY, *self.chars]
         self.stoi = {ch: i for i, ch in enumerate(self.chars, start=1)}
-        codes = torch.tensor([ord(ch) for ch in self.chars], dtype=torch.long)
-        self._codes, self._ids = codes.sort()  # code points, sorted, and their ids - 1
+        # code point -> id, for encoding many words at once; "\n" stands for the boundary
+        codes = np.array([ord("\n"), *map(ord, self.chars)], dtype=np.int64)
+        order = np.argsort(codes)
+        self._codes, self._ids = codes[order], order.astype(np.int64)
+        self._ascii_ids = np.full(128, -1, dtype=np.int64)
+        ascii_codes = self._codes < 128
+        self._ascii_ids[self._codes[ascii_codes]] = self._ids[ascii_codes]
 
     @classmethod
     def from_words(cls, words: Sequence[str]) -> Vocabulary:
@@ -74,20 +88,22 @@ class Vocabulary:
                 f"{''.join(self.chars)!r}"
             ) from None
 
-    def encode_words(self, words: Sequence[str]) -> tuple[Tensor, Tensor]:
-        """The ids of the words' characters end to end (T,) and the words' lengths (W,), int64,
-        in a few tensor operations (no Python loop over characters)."""
-        lengths = torch.tensor([len(w) for w in words], dtype=torch.long)
-        text = "".join(words)
-        if not text:
-            return torch.zeros(0, dtype=torch.long), lengths
-        codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
-        where = torch.searchsorted(self._codes, codes).clamp_max_(max(len(self._codes) - 1, 0))
-        known = self._codes[where] == codes if len(self._codes) else torch.zeros_like(codes) > 0
-        if not known.all():  # the message names the word
-            word_of = torch.repeat_interleave(torch.arange(len(words)), lengths)
-            self.encode(words[int(word_of[~known][0])])
-        return self._ids[where] + 1, lengths
+    def encode_framed(self, words: Sequence[str], gap: int) -> Tensor:
+        """(T + gap * (W + 1),) int64 ids of the words end to end, with `gap` boundaries (0)
+        before, between and after them: a few array operations, no Python loop over characters.
+        """
+        separator = "\n" * gap  # no name holds a line end: it stands for the boundary
+        text = separator + separator.join(words) + separator
+        if text.isascii():
+            ids = self._ascii_ids[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+        else:
+            codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+            where = np.searchsorted(self._codes, codes).clip(max=len(self._codes) - 1)
+            ids = np.where(self._codes[where] == codes, self._ids[where], -1)
+        if (ids < 0).any():  # the message names the word
+            for word in words:
+                self.encode(word)
+        return torch.from_numpy(ids)
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.itos[i] for i in ids)
@@ -103,25 +119,13 @@ def build_ngrams(
     """Every word framed as `c` boundaries + word + one boundary; one example per next character.
 
     Returns X (N, c) and Y (N,), int64, N = sum(len(w) + 1), word by word in order. Vectorised:
-    the framed words are laid end to end in one stream and each example is a window of c + 1
-    tokens that stays in its word.
+    the words are laid end to end with c boundaries between them, and each example is a window
+    of c + 1 tokens ending at a character or at the first boundary after a word.
     """
     c = context_size
-    if not words:
-        return torch.zeros(0, c, dtype=torch.long), torch.zeros(0, dtype=torch.long)
-    chars, lengths = vocab.encode_words(words)
-    framed = lengths + c + 1  # tokens per framed word
-    word_start = torch.cumsum(framed, 0) - framed
-    word_of_char = torch.repeat_interleave(torch.arange(len(words)), lengths)
-    char_in_word = torch.arange(len(chars)) - (torch.cumsum(lengths, 0) - lengths)[word_of_char]
-    stream = torch.zeros(int(framed.sum()), dtype=torch.long)
-    stream[word_start[word_of_char] + c + char_in_word] = chars
-    examples = lengths + 1
-    first = torch.repeat_interleave(word_start, examples)
-    offset = torch.arange(int(examples.sum())) - torch.repeat_interleave(
-        torch.cumsum(examples, 0) - examples, examples
-    )
-    windows = stream.unfold(0, c + 1, 1)[first + offset]  # (N, c + 1)
+    stream = vocab.encode_framed(words, c)
+    valid, _ = example_ends(stream, c)
+    windows = stream.unfold(0, c + 1, 1)[valid]  # (N, c + 1)
     return windows[:, :c].contiguous(), windows[:, c].contiguous()
 
 
@@ -342,8 +346,8 @@ class NamesData:
     def _count_splits(self) -> dict[str, NgramCounts]:
         counters = [NgramCounter(self.vocab_size, self.context_size) for _ in SPLITS]
         for words, weights, split_of in self._word_chunks():
-            ids, lengths = self.vocab.encode_words(words)
-            keys, word_of = window_keys(ids, lengths, self.vocab_size, self.context_size)
+            stream = self.vocab.encode_framed(words, self.context_size)
+            keys, word_of = window_keys(stream, self.vocab_size, self.context_size)
             split_of = split_of[word_of]
             weights = None if weights is None else weights[word_of]
             for number, counter in enumerate(counters):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -92,6 +93,33 @@ class KneserNey:
             gamma = order.gamma.to(rows.device)[row] if len(order.gamma) else p.new_zeros(len(row))
             p = torch.where(seen[:, None], alpha + gamma[:, None] * p, p)
         return p
+
+    def key_probs(self, keys: Tensor, base: float | None = None) -> Tensor:
+        """(B,) n-gram keys (context row * V + next) -> (B,) float64 probabilities: `row_probs`
+        for one next id each, on CPU, with one sort of the queries per order for both of its
+        searches (a context's row sorts with its keys)."""
+        v = self.vocab_size
+        p = np.full(len(keys), 1 / v if base is None else base)
+        for k, order in enumerate(self.orders):
+            query = keys.numpy() % v ** (k + 1)  # the last k characters and the next one
+            perm = np.argsort(query)
+            query = query[perm]
+            row, seen = search(order.contexts.numpy(), query // v)
+            at, found = search(order.keys.numpy(), query)
+            lower = p[perm]
+            if seen.any():
+                alpha = np.where(found, order.alpha.numpy()[at], 0.0)
+                lower = np.where(seen, alpha + order.gamma.numpy()[row] * lower, lower)
+            p[perm] = lower
+        return torch.from_numpy(p)
+
+
+def search(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each (sorted) query in `sorted_keys`, valid where found, and whether it is."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(query), dtype=np.int64), np.zeros(len(query), dtype=bool)
+    index = np.searchsorted(sorted_keys, query).clip(max=len(sorted_keys) - 1)
+    return index, sorted_keys[index] == query
 
 
 def adjusted_counts(counts: NgramCounts) -> list[tuple[Tensor, Tensor]]:

@@ -192,28 +192,28 @@ def merge_runs(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tens
     return count_keys(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]))
 
 
-def window_keys(
-    ids: Tensor, lengths: Tensor, vocab_size: int, context_size: int
-) -> tuple[Tensor, Tensor]:
-    """Keys of every example of some words, and the word of each, in no particular order.
+def example_ends(stream: Tensor, context_size: int) -> tuple[Tensor, Tensor]:
+    """Where the examples of a framed stream end, and the word of each.
 
-    `ids` (T,) are the words' characters end to end, `lengths` (W,) their lengths. The words
-    are laid out with c boundaries (0) between them and before the first, so the window of
-    c + 1 tokens ending at any character, or at the first boundary after a word, is one
-    example of the usual framing (c boundaries + word + one boundary): sum(len + 1) keys.
+    In `stream` (words end to end with c boundaries, 0, before, between and after them), the
+    window of c + 1 tokens ending at position c + i is an example of the usual framing (c
+    boundaries + word + one boundary) where it ends at a character or at the first boundary
+    after a word. Returns that (L - c,) mask and the (L - c,) word index of each window.
     """
-    c, v, n = context_size, vocab_size, len(lengths)
-    word_of_char = torch.repeat_interleave(torch.arange(n), lengths)
-    at_char = torch.arange(len(ids)) + c * (word_of_char + 1)
-    at_end = torch.cumsum(lengths, 0) + c * (torch.arange(n) + 1)  # first boundary after a word
-    stream = torch.zeros(len(ids) + c * (n + 1), dtype=torch.long)
-    stream[at_char] = ids
-    width = len(stream) - c
+    c = context_size
+    end, before = stream[c:], stream[c - 1 : -1]
+    starts = (end != 0) & (before == 0)  # the first character of a word
+    return (end != 0) | (before != 0), torch.cumsum(starts, 0) - 1
+
+
+def window_keys(stream: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor, Tensor]:
+    """Keys of every example of a framed stream (see `example_ends`), and the word of each."""
+    c, width = context_size, len(stream) - context_size
     keys = stream[:width].clone()
-    for j in range(1, c + 1):  # base V, most significant first: the window ending at q
-        keys.mul_(v).add_(stream[j : width + j])
-    ends = torch.cat([at_char, at_end])
-    return keys[ends - c], torch.cat([word_of_char, torch.arange(n)])
+    for j in range(1, c + 1):  # base V, most significant first
+        keys.mul_(vocab_size).add_(stream[j : width + j])
+    valid, word_of = example_ends(stream, c)
+    return keys[valid], word_of[valid]
 
 
 def check_weights(weights: Tensor, num_examples: int) -> None:

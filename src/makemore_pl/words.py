@@ -117,7 +117,9 @@ def chunk_lines(text: str, name: str, number: int) -> list[str]:
     if at >= 0:
         raise refused_error(text[at], name, number + text.count("\n", 0, at))
     text = unicodedata.normalize("NFC", text)
-    lines = [line.strip() for line in text.removesuffix("\n").split("\n")]
+    lines = text.removesuffix("\n").split("\n")
+    if not (text.isascii() and " " not in text and "\t" not in text):  # else nothing to strip
+        lines = [line.strip() for line in lines]
     if "\t" in text:  # between the characters of a name, not around it
         for offset, line in enumerate(lines):
             if "\t" in line:
@@ -169,7 +171,7 @@ def name_chunks(path: str | Path) -> Iterator[list[str]]:
                     f"data file {name!r} holds name,count lines: read it with load_counted_words"
                 )
         joined = "\n".join(lines)
-        match = COUNTED_IN_CHUNK.search(joined)
+        match = COUNTED_IN_CHUNK.search(joined) if "," in joined else None
         if match:
             line = number + joined.count("\n", 0, match.start())
             raise DataError(
@@ -177,7 +179,7 @@ def name_chunks(path: str | Path) -> Iterator[list[str]]:
                 f"but line {first} is a plain name; a file holds either one name per line or "
                 "name,count on every line"
             )
-        yield [line for line in lines if line]
+        yield [line for line in lines if line] if "" in lines else lines
     if first is None:
         raise no_words(name)
 
