@@ -158,7 +158,10 @@ class CountingBaseline:
 
     def counts_nll(self, counts: NgramCounts) -> float:
         """The same mean over the examples that `counts` counted (e.g. a held-out split's
-        `NamesData.ngram_counts`): one term per distinct n-gram, weighted by its count."""
+        `NamesData.ngram_counts`): one term per distinct n-gram, weighted by its count; NaN
+        for no examples."""
+        if counts.total() == 0:
+            return float("nan")
         log_likelihood = 0.0
         chunks = zip(counts.keys.split(EVAL_CHUNK), counts.counts.split(EVAL_CHUNK), strict=True)
         with one_thread():
