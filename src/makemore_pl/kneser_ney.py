@@ -29,6 +29,8 @@ from torch import Tensor
 from makemore_pl.contexts import context_rows, suffix
 from makemore_pl.ngrams import NgramCounts, find, group_sums, lookup
 
+DENSE_KEYS = 1 << 20  # orders with at most this many possible keys are scored from arrays
+
 
 @dataclass
 class Order:
@@ -38,6 +40,18 @@ class Order:
     gamma: Tensor  # (H,) float64 weight of the next lower order
     keys: Tensor  # (U,) sorted (context, next) keys
     alpha: Tensor  # (U,) float64 discounted probability (a - D(a)) / A(context)
+    _dense: tuple | None = None  # the arrays of `dense`, once built
+
+    def dense(self, num_contexts: int, vocab_size: int) -> tuple[np.ndarray, ...]:
+        """alpha of every possible key, gamma and seen of every possible context: arrays
+        indexed by key and context (for the low orders, whose possible keys are few)."""
+        if self._dense is None:
+            alpha = np.zeros(num_contexts * vocab_size)
+            alpha[self.keys.numpy()] = self.alpha.numpy()
+            gamma, seen = np.zeros(num_contexts), np.zeros(num_contexts, dtype=bool)
+            gamma[self.contexts.numpy()], seen[self.contexts.numpy()] = self.gamma.numpy(), True
+            self._dense = alpha, gamma, seen
+        return self._dense
 
 
 class KneserNey:
@@ -102,6 +116,11 @@ class KneserNey:
         p = np.full(len(keys), 1 / v if base is None else base)
         for k, order in enumerate(self.orders):
             query = keys.numpy() % v ** (k + 1)  # the last k characters and the next one
+            if v ** (k + 1) <= DENSE_KEYS:  # a low order: look up by index, no search
+                alpha, gamma, seen = order.dense(v**k, v)
+                context = query // v
+                p = np.where(seen[context], alpha[query] + gamma[context] * p, p)
+                continue
             perm = np.argsort(query)
             query = query[perm]
             row, seen = search(order.contexts.numpy(), query // v)
