@@ -98,3 +98,18 @@ def build_ngrams(
     valid, _ = example_ends(stream, c)
     windows = stream.unfold(0, c + 1, 1)[valid]  # (N, c + 1)
     return windows[:, :c].contiguous(), windows[:, c].contiguous()
+
+
+def vocabulary_difference(known: Sequence[str], found: Sequence[str], shown: int = 3) -> str:
+    """How the characters `found` in a file differ from those `known` to a model, in a few
+    words and at most `shown` characters of each side: never the file's character set (the
+    file may not be a word list at all, e.g. /etc/passwd)."""
+    extra = sorted(set(found) - set(known))
+    missing = sorted(set(known) - set(found))
+    parts = [f"{len(found)} characters"]
+    for label, chars in (("the model does not know", extra), ("missing", missing)):
+        if chars:
+            sample = ", ".join(repr(ch) for ch in chars[:shown])
+            more = ", ..." if len(chars) > shown else ""
+            parts.append(f"{len(chars)} {label} ({sample}{more})")
+    return "; ".join(parts)
