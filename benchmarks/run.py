@@ -261,7 +261,11 @@ def bench_startup(repeats: int) -> None:
         process_row(f"{label}; within `import torch` + 1.0 s: {goal}", result, torch_only)
     counting = [*python, "-m", "benchmarks.counting", str(ROOT / "names.txt"), "1"]
     result = median_process(counting, repeats)
-    process_row("`python -m benchmarks.counting names.txt 1` (bigram, no CLI)", result, torch_only)
+    process_row(
+        "`python -m benchmarks.counting names.txt 1` (bigram Kneser-Ney, no CLI)",
+        result,
+        torch_only,
+    )
     args = [sys.executable, "-X", "importtime", "-m", "makemore_pl", "--help"]
     proc = subprocess.run(args, capture_output=True, text=True, check=True)
     spent = defaultdict(int)
