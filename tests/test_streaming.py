@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from makemore_pl import NamesData, NamesDataModule, split_words
+from makemore_pl import DataError, NamesData, NamesDataModule, split_words
 from makemore_pl import data as data_module
 from makemore_pl import words as words_module
 from makemore_pl.data import split_of_words
@@ -112,3 +112,13 @@ def test_memory_grows_with_distinct_ngrams_not_with_tokens(tmp_path):
         peaks.append(int(out.stdout) / 1024)
     # the examples alone would take 3M lines x 5.3 examples x 6 ids x 8 bytes = 770 MB
     assert peaks[1] - peaks[0] < 150, peaks
+
+
+def test_a_file_changed_between_its_two_passes_is_an_error(tmp_path):
+    path = write(tmp_path, WORDS)
+    data = NamesData(path)
+    assert data.vocab_size == len(set("".join(WORDS))) + 1  # the first pass
+    with open(path, "a", encoding="utf-8") as file:
+        file.write("emma\n")
+    with pytest.raises(DataError, match="changed while it was read"):
+        data.ngram_counts("train")

@@ -270,9 +270,13 @@ class NamesData:
         if counts is None and not self.dedupe:
             split_of = self._split_of(self.scan.num_names)
             start = 0
-            for words in name_chunks(self.path):
+            for words in name_chunks(self.path):  # the second pass over the file
+                if start + len(words) > len(split_of):
+                    break
                 yield words, None, split_of[start : start + len(words)]
                 start += len(words)
+            if start != len(split_of):
+                raise DataError(f"data file {str(self.path)!r} changed while it was read")
             return
         entries = list(counts) if counts is not None else list(dict.fromkeys(self.words))
         split_of = self._split_of(len(entries))
