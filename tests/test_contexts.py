@@ -11,6 +11,7 @@ from makemore_pl.contexts import (
     ngram_keys,
     row_contexts,
     row_text,
+    sliding_keys,
     split_keys,
     suffix,
 )
@@ -54,3 +55,10 @@ def test_the_largest_context_whose_keys_fit(vocab_size, largest):
     check_keys_fit(vocab_size, largest)
     with pytest.raises(DataError, match=f"at most {largest}"):
         check_keys_fit(vocab_size, largest + 1)
+
+
+def test_sliding_keys_are_the_keys_of_every_window():
+    stream = torch.tensor([0, 0, 2, 3, 3, 1, 0, 0, 1])
+    windows = stream.unfold(0, 3, 1)
+    expected = ngram_keys(windows[:, :2], windows[:, 2], 5)
+    assert torch.equal(sliding_keys(stream, 5, 2), expected)

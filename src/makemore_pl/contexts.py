@@ -38,6 +38,16 @@ def ngram_keys(x: Tensor, y: Tensor, vocab_size: int) -> Tensor:
     return rows.view(-1, *([1] * (y.dim() - 1))) * vocab_size + y
 
 
+def sliding_keys(stream: Tensor, vocab_size: int, context_size: int) -> Tensor:
+    """(L,) token ids -> (L - c,) keys of every window of c + 1 tokens, the one ending at
+    position c + i at i, in place over one copy (no (L, c + 1) table of windows)."""
+    width = len(stream) - context_size
+    keys = stream[:width].clone()
+    for j in range(1, context_size + 1):
+        keys.mul_(vocab_size).add_(stream[j : width + j])
+    return keys
+
+
 def split_keys(keys: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor, Tensor]:
     """(U,) n-gram keys -> (U, c) contexts and (U,) next ids."""
     return row_contexts(keys // vocab_size, vocab_size, context_size), keys % vocab_size

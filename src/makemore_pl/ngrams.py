@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from makemore_pl.contexts import ngram_keys, split_keys
+from makemore_pl.contexts import ngram_keys, sliding_keys, split_keys
 
 
 @contextmanager
@@ -208,12 +208,8 @@ def example_ends(stream: Tensor, context_size: int) -> tuple[Tensor, Tensor]:
 
 def window_keys(stream: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor, Tensor]:
     """Keys of every example of a framed stream (see `example_ends`), and the word of each."""
-    c, width = context_size, len(stream) - context_size
-    keys = stream[:width].clone()
-    for j in range(1, c + 1):  # base V, most significant first
-        keys.mul_(vocab_size).add_(stream[j : width + j])
-    valid, word_of = example_ends(stream, c)
-    return keys[valid], word_of[valid]
+    valid, word_of = example_ends(stream, context_size)
+    return sliding_keys(stream, vocab_size, context_size)[valid], word_of[valid]
 
 
 def check_weights(weights: Tensor, num_examples: int) -> None:
