@@ -111,6 +111,7 @@ class NamesData:
         seed: int = 42,
         dedupe: bool = False,
         aggregate: bool = True,
+        predict_path: str | None = None,
     ) -> None:
         """
         Args:
@@ -130,6 +131,7 @@ class NamesData:
             aggregate: feed full batches as the table of distinct (context, next) rows with
                 their counts: the same loss and gradient as every example, hundreds of times
                 cheaper. Minibatches (batch_size set) always hold examples.
+            predict_path: names for `predict` to score, one per line; None = the test split.
         """
         super().__init__()
         check_options(context_size, encoding, batch_size, seed)
@@ -144,12 +146,13 @@ class NamesData:
             "seed": seed,
             "dedupe": dedupe,
             "aggregate": aggregate,
+            "predict_path": predict_path,
         }
         self._save_options(self.options)
         self.path, self.context_size, self.encoding = Path(path), context_size, encoding
         self.batch_size, self.seed, self.dedupe = batch_size, seed, dedupe
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.aggregate = aggregate
+        self.aggregate, self.predict_path = aggregate, predict_path
         self._scan: NameScan | None = None
         self._words: list[str] | None = None
         self._name_counts: list[int] | None = None
@@ -222,6 +225,10 @@ class NamesData:
         entries = list(zip(self.words, counts, strict=True))
         parts = split_words(entries, self.val_fraction, self.test_fraction, self.seed, self.dedupe)
         return dict(zip(SPLITS, parts, strict=True))
+
+    def predict_words(self) -> list[str]:
+        """The names `predict` scores: --data.predict_path's, or the test split's."""
+        return load_words(self.predict_path) if self.predict_path else self.split()["test"]
 
     def setup(self, stage: str | None = None) -> None:
         """Nothing to do: the counts and the examples are built on first use, as needed."""

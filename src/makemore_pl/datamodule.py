@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 
 from makemore_pl.batches import Batch, BatchSlices, TensorBatches, counts_table, example_table
 from makemore_pl.contexts import context_rows
-from makemore_pl.data import NamesData, one_hot_rows
+from makemore_pl.data import NamesData, build_ngrams, one_hot_rows
+from makemore_pl.errors import DataError
 
 
 class NamesDataModule(NamesData, LightningDataModule):
@@ -52,7 +53,21 @@ class NamesDataModule(NamesData, LightningDataModule):
         return self._loader("test", None, self.aggregate)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", None, aggregate=False)  # one prediction per example
+        """Every example of every name, in order, on every process (each scores all of them)."""
+        words = self.predict_words()
+        for number, word in enumerate(words, start=1):
+            unknown = sorted(set(word) - set(self.vocab.chars))
+            if unknown:
+                where = self.predict_path or "the test split"
+                raise DataError(
+                    f"{where}, name {number}: {word!r} has characters the model does not know "
+                    f"({''.join(unknown)!r}); the model knows {''.join(self.vocab.chars)!r}"
+                )
+        x, y = build_ngrams(words, self.vocab, self.context_size)
+        table = example_table(x, y)
+        return DataLoader(
+            TensorBatches(table), sampler=BatchSlices(len(y), None, False, 0), batch_size=None
+        )
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int):
         x, *rest = batch
