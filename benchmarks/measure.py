@@ -1,4 +1,5 @@
-"""Timing and memory helpers for benchmarks/run.py; run as a script it is one scaling case."""
+"""Timing and memory helpers for benchmarks.run; run as `python -m benchmarks.measure` it is one
+scaling case."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -39,9 +42,7 @@ def epoch_times(context_size: int, epochs: int, **trainer_options) -> list[float
         def on_train_epoch_start(self, trainer, module) -> None:
             starts.append(time.perf_counter())
 
-    dm = NamesDataModule(
-        str(Path(__file__).resolve().parents[1] / "names.txt"), context_size=context_size
-    )
+    dm = NamesDataModule(str(ROOT / "names.txt"), context_size=context_size)
     model = BigramLitModule(dm.vocab_size, context_size)
     options = {
         "logger": False,
@@ -67,8 +68,8 @@ def trainer_step_time(context_size: int, repeats: int) -> float:
 
 def child_peak_rss(names: Path, times: int, context_size: int, path: str) -> dict:
     """Runs one scaling case in a fresh process; returns its rows, step time and peak memory."""
-    args = [sys.executable, __file__, str(names), str(times), str(context_size), path]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    args = [sys.executable, "-m", "benchmarks.measure", str(names), str(times), str(context_size)]
+    out = subprocess.run([*args, path], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out.splitlines()[-1])
 
 

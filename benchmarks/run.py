@@ -1,9 +1,13 @@
-"""Benchmarks against the lecture's code, measured in the same run; prints one table.
+"""Benchmarks beside their references, measured in the same run; prints one table per part.
 
-    python benchmarks/run.py            # a few minutes on 2 cores
-    python benchmarks/run.py --quick    # fewer repeats and sizes: checks every row runs
+    python -m benchmarks.run                      # every part: several minutes on 2 cores
+    python -m benchmarks.run --quick              # fewer repeats and sizes: checks every row runs
+    python -m benchmarks.run --parts kenlm startup --kenlm /path/to/kenlm [--large]
 
-Every figure is a median over repeats; "ratio" is reference / package (higher is better).
+Parts: `lecture` (against the lecture's code), `kenlm` (Kneser-Ney against KenLM's lmplz +
+query, found by --kenlm DIR or $KENLM_DIR; skipped with a note when absent), `startup` (commands
+against `import torch`). Every figure is a median over repeats, or one whole process; "ratio"
+is reference / package (higher is better for the package).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from functools import partial
@@ -21,22 +26,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.corpus import corpus_path
+from benchmarks.kenlm import find_kenlm, kenlm_fit_and_test, measured, write_split
+from benchmarks.lecture import lecture_counts, lecture_step, steps_to_optimum
+from benchmarks.measure import ROOT, child_peak_rss, epoch_times, median_time, trainer_step_time
+from makemore_pl import BigramLitModule, CountingBaseline, Vocabulary, build_ngrams, load_words
+from makemore_pl.batches import count_table
 
-from lecture import lecture_counts, lecture_step, steps_to_optimum  # noqa: E402
-from measure import child_peak_rss, epoch_times, median_time, trainer_step_time  # noqa: E402
-
-from makemore_pl import (  # noqa: E402
-    BigramLitModule,
-    CountingBaseline,
-    Vocabulary,
-    build_ngrams,
-    load_words,
-)
-from makemore_pl.batches import count_table  # noqa: E402
-
-ROWS: list[tuple[str, str, str, str]] = []
+ROWS: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+PART = ["lecture"]  # the part rows are added to
+REFERENCES = {"lecture": "reference (lecture)", "kenlm": "KenLM", "startup": "`import torch`"}
+NOTES: list[str] = []
 
 
 def row(name: str, package: float | str, reference: float | str = "", unit: str = "ms") -> None:
@@ -51,8 +51,21 @@ def row(name: str, package: float | str, reference: float | str = "", unit: str 
         if isinstance(reference, str) or isinstance(package, str)
         else f"{reference / package:,.0f}×"
     )
-    ROWS.append((name, show(package), show(reference), ratio))
+    ROWS[PART[0]].append((name, show(package), show(reference), ratio))
     print(f"  {name}: {show(package)} | {show(reference)} {ratio}", file=sys.stderr, flush=True)
+
+
+def process_row(name: str, package: tuple[float, float], reference: tuple[float, float] | None):
+    """A whole-process row: time and peak memory, beside the reference's, with both ratios."""
+
+    def show(result):
+        return f"{result[0]:,.2f} s, {result[1]:,.0f} MB"
+
+    ratio = ""
+    if reference is not None:
+        ratio = f"time {reference[0] / package[0]:.2f}×, memory {reference[1] / package[1]:.2f}×"
+    ROWS[PART[0]].append((name, show(package), show(reference) if reference else "", ratio))
+    print(f"  {name}: {show(package)} | {ratio}", file=sys.stderr, flush=True)
 
 
 def bench_counting(words: list[str], repeats: int) -> None:
@@ -220,11 +233,41 @@ def bench_scaling(quick: bool) -> None:
         )
 
 
-def bench_startup() -> None:
+def bench_startup(repeats: int) -> None:
+    """Whole processes, each the median of `repeats`, beside `import torch` alone."""
+    folder = ROOT / "benchmarks" / "_runs" / "startup"
+    ckpt = tiny_checkpoint(folder)
+    python = [sys.executable]
+    torch_only = median_process([*python, "-c", "import torch"], repeats)
+    process_row("`python -c 'import torch'`", torch_only, None)
+    commands = {
+        "`python -m makemore_pl --help`": ["--help"],
+        "`python -m makemore_pl sample --ckpt_path last.ckpt --num_samples 10`": [
+            "sample",
+            "--ckpt_path",
+            str(ckpt),
+            "--num_samples",
+            "10",
+        ],
+        "`python -m makemore_pl baseline` (bigram, names.txt)": [
+            "baseline",
+            "--data.path",
+            str(ROOT / "names.txt"),
+        ],
+    }
+    for label, args in commands.items():
+        result = median_process([*python, "-m", "makemore_pl", *args], repeats)
+        goal = "yes" if result[0] <= torch_only[0] + 1.0 else "no"
+        process_row(f"{label}; within `import torch` + 1.0 s: {goal}", result, torch_only)
+    counting = [*python, "-m", "benchmarks.counting", str(ROOT / "names.txt"), "1"]
+    result = median_process(counting, repeats)
+    process_row(
+        "`python -m benchmarks.counting names.txt 1` (bigram Kneser-Ney, no CLI)",
+        result,
+        torch_only,
+    )
     args = [sys.executable, "-X", "importtime", "-m", "makemore_pl", "--help"]
-    start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, check=True)
-    row("start-up: python -m makemore_pl --help", time.perf_counter() - start, unit="s")
     spent = defaultdict(int)
     for line in proc.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*([\w.]+)", line)
@@ -232,37 +275,97 @@ def bench_startup() -> None:
             spent[match.group(2).split(".")[0]] += int(match.group(1))
     top = sorted(spent.items(), key=lambda kv: -kv[1])[:6]
     row(
-        "start-up: imports by package (self time)",
+        "start-up of --help: imports by package (self time)",
         ", ".join(f"{name} {us / 1e6:.2f} s" for name, us in top),
     )
+
+
+def median_process(args: list[str], repeats: int) -> tuple[float, float]:
+    """The median wall time and peak memory of `repeats` runs of one command."""
+    runs = [measured(args) for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def tiny_checkpoint(folder: Path) -> Path:
+    """last.ckpt of a one-epoch bigram on names.txt, trained once."""
+    ckpt = folder / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        fit = ["fit", "--data.path", str(ROOT / "names.txt"), "--trainer.max_epochs", "1"]
+        subprocess.run(
+            [sys.executable, "-m", "makemore_pl", *fit], cwd=folder, check=True, capture_output=True
+        )
+    return ckpt
+
+
+def bench_kenlm(kenlm: Path | None, large: bool) -> None:
+    """Kneser-Ney c=5 (order 6) fit + NLL, whole processes, on names.txt and larger corpora."""
+    sizes = (1, 10, 50, 500) if large else (1, 10, 50)
+    if kenlm is None:
+        NOTES.append("KenLM not found (--kenlm DIR or $KENLM_DIR): its rows are left out.")
+    for times in sizes:
+        data_file = corpus_path(times)
+        baseline = ["baseline", "--data.path", str(data_file), "--data.context_size", "5"]
+        with tempfile.TemporaryDirectory() as folder:
+            peer = None
+            if kenlm is not None:
+                train, test = write_split(data_file, Path(folder))
+                peer = kenlm_fit_and_test(kenlm, train, test, order=6)
+            out = Path(folder, "out.txt")
+            command = [sys.executable, "-m", "makemore_pl", *baseline, "--smoothing", "kneser-ney"]
+            ours = measured(command, stdout=out)
+            nll = re.search(r"test_nll (\S+)", out.read_text()).group(1)
+            counting = [sys.executable, "-m", "benchmarks.counting", str(data_file), "5"]
+            alone = measured(counting, stdout=out)
+        agree = f", KenLM {peer['nll']:.5f}" if peer else ""
+        name = f"{times}× names.txt: `baseline --data.context_size 5 --smoothing kneser-ney`"
+        reference = (peer["seconds"], peer["peak_mb"]) if peer else None
+        process_row(f"{name} (test NLL {nll}{agree})", ours, reference)
+        label = f"{times}× names.txt: `python -m benchmarks.counting` (the same, no CLI)"
+        process_row(label, alone, reference)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and cases")
-    quick = parser.parse_args().quick
-    repeats = 3 if quick else 15
-    words = load_words(ROOT / "names.txt")
-    bench_counting(words, repeats)
-    bench_steps(words, repeats)
-    bench_epoch_parts(repeats)
-    bench_time_to_optimum(words, quick)
-    bench_scaling(quick)
-    bench_startup()
-    print_table()
+    parser.add_argument("--parts", nargs="+", default=list(REFERENCES), choices=list(REFERENCES))
+    parser.add_argument("--kenlm", help="KenLM folder (bin/lmplz, bin/query or run)")
+    parser.add_argument("--large", action="store_true", help="add the 500× corpus (16M names)")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 15
+    load = os.getloadavg()[0]
+    if "lecture" in args.parts:
+        words = load_words(ROOT / "names.txt")
+        bench_counting(words, repeats)
+        bench_steps(words, repeats)
+        bench_epoch_parts(repeats)
+        bench_time_to_optimum(words, args.quick)
+        bench_scaling(args.quick)
+    if "kenlm" in args.parts:
+        PART[0] = "kenlm"
+        bench_kenlm(find_kenlm(args.kenlm), args.large)
+    if "startup" in args.parts:
+        PART[0] = "startup"
+        bench_startup(3 if args.quick else 5)
+    print_table(load, os.getloadavg()[0])
 
 
-def print_table() -> None:
+def print_table(load_before: float, load_after: float) -> None:
     models = [line.split(":")[1].strip() for line in open("/proc/cpuinfo") if "model name" in line]
     cpu = models[0] if models else "unknown CPU"
     threads = torch.get_num_threads()
     print(
-        f"\nmachine: {os.cpu_count()} cores, {cpu}; torch {torch.__version__}, {threads} threads\n"
+        f"\nmachine: {os.cpu_count()} cores, {cpu}; torch {torch.__version__}, {threads} threads; "
+        f"load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end\n"
     )
-    print("| benchmark | makemore_pl | reference (lecture) | ratio |")
-    print("|---|---|---|---|")
-    for name, package, reference, ratio in ROWS:
-        print(f"| {name} | {package} | {reference} | {ratio} |")
+    for note in NOTES:
+        print(f"note: {note}\n")
+    for part, rows in ROWS.items():
+        print(f"| benchmark | makemore_pl | {REFERENCES[part]} | ratio |")
+        print("|---|---|---|---|")
+        for name, package, reference, ratio in rows:
+            print(f"| {name} | {package} | {reference} | {ratio} |")
+        print()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
 import pytest
 import torch
 
-from makemore_pl import BigramLitModule, NamesDataModule, Vocabulary, build_ngrams, load_words
+from makemore_pl import (
+    BigramLitModule,
+    DataError,
+    NamesDataModule,
+    Vocabulary,
+    build_ngrams,
+    load_words,
+)
 from makemore_pl.batches import BatchSlices, count_table
+from makemore_pl.data import one_hot_rows
 
 
 def epoch(loader, number):
@@ -102,3 +110,20 @@ def test_minibatches_cover_the_split_and_replay_by_seed_and_epoch(tiny_file):
 def test_batch_slices_length():
     assert len(BatchSlices(10, 3, shuffle=True, seed=0)) == 4
     assert len(BatchSlices(10, None, shuffle=True, seed=0)) == 1
+
+
+def test_a_one_hot_batch_too_large_is_refused_before_it_is_built():
+    rows = torch.zeros(50_219, dtype=torch.long)  # the c=4 count table of names.txt
+    with pytest.raises(DataError) as err:
+        one_hot_rows(rows, 27**4, torch.float32)
+    assert str(err.value) == (
+        "a one-hot batch of 50,219 rows × 531,441 contexts would take 99.4 GiB, above the 4 GiB "
+        "limit; use --data.encoding index (the same model and numbers) or a smaller "
+        "--data.batch_size"
+    )
+    assert one_hot_rows(torch.tensor([2, 0]), 3, torch.float32).tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_any_seed_the_data_accepts_shuffles():
+    batches = list(BatchSlices(10, 3, shuffle=True, seed=2**63 - 1))
+    assert sorted(torch.cat(batches).tolist()) == list(range(10))

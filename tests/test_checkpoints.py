@@ -21,8 +21,8 @@ from makemore_pl.checkpoints import (
     CheckpointError,
     require_weights_only,
 )
-from makemore_pl.data import NamesDataModule
-from makemore_pl.model import BigramLitModule
+from makemore_pl.datamodule import NamesDataModule
+from makemore_pl.model import NgramLitModule
 from makemore_pl.runs import find_run_checkpoint
 from makemore_pl.training import MakemoreCLI, MakemoreTrainer
 from tests.conftest import QUIET, run_cli, run_folder
@@ -122,8 +122,9 @@ def test_the_trainer_gets_atomic_checkpoints_unless_it_has_its_own(tiny_file):
     assert with_atomic_checkpoints(own) == [own]
     path = str(tiny_file(["emma", "ava"]))
     cli = MakemoreCLI(
-        BigramLitModule,
+        NgramLitModule,
         NamesDataModule,
+        subclass_mode_model=True,
         trainer_class=MakemoreTrainer,
         run=False,
         args=["--data.path", path, "--trainer.logger", "false"],

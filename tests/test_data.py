@@ -11,6 +11,7 @@ from makemore_pl import (
     split_words,
 )
 from makemore_pl.data import joint_context
+from makemore_pl.vocabulary import vocabulary_difference
 
 EMMA_AVA = ["emma", "ava"]
 
@@ -119,7 +120,6 @@ def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
     dm = NamesDataModule(str(tiny_file(EMMA_AVA)), context_size=2)
     assert dm.vocab_size == 5 and dm.context_size == 2
     assert dm.vocab.itos == [".", "a", "e", "m", "v"]
-    assert dm.splits == {}
 
 
 @pytest.mark.parametrize(
@@ -129,6 +129,8 @@ def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
         ({"batch_size": 0}, "batch_size"),
         ({"encoding": "dense"}, "encoding"),
         ({"val_fraction": 1.5}, "val_fraction"),
+        ({"seed": 10**20}, r"seed must be a whole number in \[0, 2\*\*63\), got 1000"),
+        ({"seed": -1}, "seed"),
     ],
 )
 def test_datamodule_rejects_bad_options(kwargs, option):
@@ -152,3 +154,12 @@ def test_onehot_expands_after_transfer(tiny_file):
 def test_joint_context_is_base_v():
     x = torch.tensor([[0, 0], [1, 2], [4, 4]])
     assert joint_context(x, 5).tolist() == [0, 7, 24]
+
+
+def test_a_vocabulary_difference_names_a_few_characters_only():
+    known = list("abcdefghijklmnopqrstuvwxyz")
+    passwd = sorted(set("root:x:0:0:root:/root:/bin/bash"))
+    assert vocabulary_difference(known, passwd) == (
+        "13 characters; 3 the model does not know ('/', '0', ':'); 16 missing ('c', 'd', 'e', ...)"
+    )
+    assert vocabulary_difference(known, known[:-1]) == "25 characters; 1 missing ('z')"

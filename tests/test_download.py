@@ -34,13 +34,28 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_download_verifies_and_writes_the_file(server, tmp_path):
+    (tmp_path / "data").mkdir()
     target = tmp_path / "data" / "names.txt"
     download_names(target, f"{server}/names.txt", SHA)
     assert target.read_bytes() == CONTENT
     assert leftovers(target.parent) == ["names.txt"]
 
 
+def test_download_never_creates_a_folder(server, tmp_path):
+    # a checkpoint made elsewhere may name /home/someone/data/names.txt
+    target = tmp_path / "elsewhere" / "data" / "names.txt"
+    with pytest.raises(DataError, match="nor its folder") as err:
+        download_names(target, f"{server}/names.txt", SHA)
+    assert str(target) in str(err.value)
+    assert leftovers(tmp_path) == ["served"]
+    data = NamesDataModule(str(target))
+    with pytest.raises(DataError, match="nor its folder"):
+        _ = data.vocab_size
+    assert leftovers(tmp_path) == ["served"]
+
+
 def test_checksum_mismatch_leaves_nothing_behind(server, tmp_path):
+    (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "names.txt"
     with pytest.raises(DataError, match="could not be downloaded") as err:
         download_names(target, f"{server}/names.txt", "0" * 64)

@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from makemore_pl import plots
 from makemore_pl.callbacks import StopOnNonFiniteLoss
 from makemore_pl.checkpoints import CheckpointError, read_checkpoint
-from makemore_pl.data import NamesDataModule, Vocabulary
+from makemore_pl.data import Vocabulary
+from makemore_pl.datamodule import NamesDataModule
 from makemore_pl.errors import CommandError
 from makemore_pl.model import BigramLitModule
 from makemore_pl.plots import probability_heatmap, save_png

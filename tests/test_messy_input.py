@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from makemore_pl import NamesDataModule, load_words
+from makemore_pl import DataError, NamesDataModule, load_counted_words, load_words
 from tests.conftest import QUIET, run_cli, run_folder
 
 NAMES = ["emma", "åsa", "björn", "zoë", "søren", "łucja", "renée", "olivia", "ava", "mia"]
@@ -84,3 +84,78 @@ def test_unicode_names_train_and_sample_as_utf8_under_any_locale(tmp_path):
     assert len(names) == 30 and all(name.startswith("é") for name in names)
     assert all(set(name) <= set(chars) for name in names)
     assert b"30 names" in proc.stderr
+
+
+def test_names_are_split_on_line_ends_only(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_bytes(b"emma\r\nava\rmia\n\nzoe")  # \r\n, \r and \n; no end on the last line
+    assert load_words(path) == ["emma", "ava", "mia", "zoe"]
+    # U+2028, U+0085, \x1c and \x0c are not line ends here (str.splitlines would split there):
+    # they are refused, with the number of the line they are on
+    for bad in ("\u2028", "\x85", "\x1c", "\x0c"):
+        path.write_text(f"emma\r\nava\rmi{bad}a\nzoe\n", encoding="utf-8")
+        with pytest.raises(DataError, match=r"line 3: character U\+"):
+            load_words(path)
+
+
+@pytest.mark.parametrize(
+    "char, label",
+    [
+        ("\x1b", "U+001B (a control character)"),  # ESC: starts terminal escape sequences
+        ("\x07", "U+0007 (a control character)"),  # BEL
+        ("\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        ("\u200b", "U+200B (ZERO WIDTH SPACE)"),
+        ("\x9b", "U+009B (a control character)"),  # C1 CSI
+    ],
+)
+def test_control_and_format_characters_are_refused_with_their_line(tmp_path, char, label):
+    path = tmp_path / "words.txt"
+    path.write_text(f"emma\n\nava\nsoph{char}ia\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        _ = NamesDataModule(str(path)).vocab_size
+    assert str(err.value) == (
+        f"data file {str(path)!r}, line 4: character {label}, a control or format character: "
+        "names may not hold it (a terminal would act on it); remove it"
+    )
+
+
+def test_joiners_spell_names_and_tabs_only_surround_them(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\tمی\u200cخواهم \nक्\u200dष\n", encoding="utf-8")  # ZWNJ, ZWJ
+    assert load_words(path) == ["می\u200cخواهم", "क्\u200dष"]
+    path.write_text("emma\nmary\tann\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: a tab inside the name 'mary\\\\tann'"):
+        load_words(path)
+
+
+def test_only_a_regular_file_is_read(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(DataError) as err:
+            load_words(path)
+        assert str(err.value) == (
+            f"cannot read data file {str(path)!r}: not a regular file (a pipe, device or "
+            "socket); save the names to a file first"
+        )
+    with pytest.raises(DataError, match="Is a directory"):
+        load_words(tmp_path)
+
+
+def test_a_file_without_line_ends_is_refused_a_chunk_in(tmp_path, monkeypatch):
+    from makemore_pl import words
+
+    monkeypatch.setattr(words, "CHUNK_BYTES", 64)
+    path = tmp_path / "blob.txt"
+    path.write_bytes(b"emma\n" + b"a" * 1000)
+    with pytest.raises(DataError, match="line 2: longer than 64 bytes, not a name"):
+        load_words(path)
+
+
+def test_errors_quote_at_most_a_short_part_of_a_line(tmp_path):
+    path = tmp_path / "counts.txt"
+    secret = "x" * 30 + "-the-rest-of-a-long-line-is-not-shown"
+    path.write_text(f"emma,3\n{secret},12,7\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2") as err:
+        load_counted_words(path)
+    assert "not-shown" not in str(err.value) and "…" in str(err.value)

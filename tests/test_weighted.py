@@ -89,7 +89,7 @@ def test_split_is_by_name_and_keeps_the_counts(tmp_path):
 def test_plain_file_has_no_weights(tmp_path):
     dm = NamesDataModule(str(repeated_file(tmp_path)))
     dm.setup()
-    assert dm.name_counts is None and dm.weights == {} and dm.examples("train")[2] is None
+    assert dm.name_counts is None and dm.examples("train")[2] is None
 
 
 @pytest.fixture
@@ -156,3 +156,23 @@ def test_counting_reference_and_baseline_use_the_weights(tmp_path, capsys):
     weights = dm.examples("test")[2]
     printed = f"test_nll {kneser_ney.nll(*dm.examples('test')):.5f} ({weights.sum():,} examples)"
     assert printed in out
+
+
+def test_counts_adding_up_beyond_int64_are_refused_naming_the_file(tmp_path):
+    # 923 names of 9,999 characters, each counted 10**12 times: 9.23e18 examples > 2**63 - 1
+    path = write(tmp_path, "".join(f"{'a' * 9999},{10**12}\n" for _ in range(923)))
+    with pytest.raises(DataError) as err:
+        load_counted_words(path)
+    assert str(err.value) == (
+        f"data file {str(path)!r}: its counts add up to 9,230,000,000,000,000,000 examples by "
+        "line 923, more than int64 sums hold (9,223,372,036,854,775,807); scale the counts down"
+    )
+
+
+def test_large_counts_are_summed_exactly(tmp_path, capsys):
+    # 9.2e15 examples, above 2**53 where float64 sums drop units: every total is exact
+    path = write(tmp_path, "".join(f"{'ab' * 2300},{10**12}\n" for _ in range(2)) + "ba,7\n")
+    dm = NamesDataModule(str(path), val_fraction=0, test_fraction=0)
+    commands.baseline(dm, smoothing=0.5)
+    assert "(9,202,000,000,000,021 examples)" in capsys.readouterr().out
+    assert dm.ngram_counts("train").total() == 2 * 10**12 * 4601 + 7 * 3

@@ -9,26 +9,25 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from makemore_pl.ngrams import NgramCounts
+
 Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
+SEED_MODULUS = 2**63  # torch.Generator seeds are below this
+
+
+def counts_table(counts: NgramCounts) -> Batch:
+    """The distinct (context, next) rows of some n-gram counts, with how often each occurs.
+
+    A count-weighted mean over these rows equals the mean over all the examples counted, in
+    value and in gradient, at a few thousand rows instead of hundreds of thousands.
+    """
+    x, y = counts.pairs()
+    return x, y, counts.counts.float()
 
 
 def count_table(x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None) -> Batch:
-    """The distinct (context, next) rows of X (N, c), Y (N,) with how often each occurs.
-
-    A count-weighted mean over these rows equals the mean over all N examples, in value and in
-    gradient, at a few thousand rows instead of hundreds of thousands. With `weights` (N,),
-    example i counts weights[i] times.
-    """
-    c, v = x.shape[1], vocab_size
-    powers = v ** torch.arange(c, -1, -1)  # base-V digits of the (context, next) pair
-    pairs = (torch.cat([x, y[:, None]], 1) * powers).sum(1)
-    if weights is None:
-        unique, counts = torch.unique(pairs, return_counts=True)  # sorted: deterministic order
-    else:
-        unique, inverse = torch.unique(pairs, return_inverse=True)
-        counts = torch.zeros_like(unique).index_add_(0, inverse, weights.long())
-    digits = unique[:, None] // powers % v  # (U, c + 1)
-    return digits[:, :c].contiguous(), digits[:, c].contiguous(), counts.float()
+    """The count table of X (N, c), Y (N,): example i counts weights[i] times (once without)."""
+    return counts_table(NgramCounts.from_examples(x, y, vocab_size, weights))
 
 
 def example_table(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Batch:
@@ -83,5 +82,7 @@ class BatchSlices(Sampler):
             for start in range(0, self.num_rows, self.batch_size):
                 yield slice(start, start + self.batch_size)
             return
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        # modulo 2**63: any seed the data accepts stays a valid generator seed
+        seed = (self.seed * 1_000_003 + self.epoch) % SEED_MODULUS
+        generator = torch.Generator().manual_seed(seed)
         yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)

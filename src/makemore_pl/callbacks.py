@@ -103,15 +103,11 @@ class CountingReference(Callback):
 
     @staticmethod
     def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
-        """Each process counts its share of the training rows, on its device; the counts are
-        summed across processes."""
-        hp, rank, world = pl_module.hparams, trainer.global_rank, trainer.world_size
-        examples = trainer.datamodule.examples("train")
-        x, y, weights = (t if t is None else t[rank::world].to(pl_module.device) for t in examples)
-        counting = CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit(x, y, weights)
-        if world > 1:  # summed as a dense table: fine at the orders a neural table W fits
-            counting.counts = trainer.strategy.reduce(counting.counts, reduce_op="sum")
-        return counting
+        """The add-0 counting model of the training split, from its streaming counts: every
+        process counts the same file to the same table, so nothing is summed across them."""
+        hp = pl_module.hparams
+        counts = trainer.datamodule.ngram_counts("train").to(pl_module.device)
+        return CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit_counts(counts)
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -22,7 +22,7 @@ from makemore_pl.baseline import (
     tune_discounts,
     tune_smoothing,
 )
-from makemore_pl.data import NamesDataModule, Vocabulary
+from makemore_pl.data import NamesData, Vocabulary
 from makemore_pl.errors import CommandError, DataError
 from makemore_pl.runs import find_run_checkpoint, new_run_folder
 from makemore_pl.sweep import L2_GRID
@@ -34,7 +34,7 @@ Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
 
 def sample(
-    data: NamesDataModule,
+    data: NamesData,
     ckpt_path: str | None = None,
     num_samples: int = 20,
     seed: int = 0,
@@ -96,7 +96,7 @@ def sample(
     return printed
 
 
-def baseline(data: NamesDataModule, smoothing: Smoothing = "auto") -> dict[str, float]:
+def baseline(data: NamesData, smoothing: Smoothing = "auto") -> dict[str, float]:
     """Fit the counting model on the train split and print its NLL on every split.
 
     Args:
@@ -109,15 +109,14 @@ def baseline(data: NamesDataModule, smoothing: Smoothing = "auto") -> dict[str, 
     print(f"counting model, context_size {c}, {describe(counting, smoothing)}")
     results = {}
     for split in ("train", "val", "test"):
-        x, y, weights = data.examples(split)
-        results[f"{split}_nll"] = counting.nll(x, y, weights) if len(y) else float("nan")
-        examples = len(y) if weights is None else int(weights.sum())
-        print(f"{split}_nll {results[f'{split}_nll']:.5f} ({examples:,} examples)")
+        counts = data.ngram_counts(split)  # streamed: no example tensors
+        results[f"{split}_nll"] = counting.counts_nll(counts) if len(counts) else float("nan")
+        print(f"{split}_nll {results[f'{split}_nll']:.5f} ({counts.total():,} examples)")
     return results
 
 
 def sweep(
-    data: NamesDataModule,
+    data: NamesData,
     models: Literal["both", "counting", "neural"] = "both",
     smoothing_grid: tuple[float, ...] = SMOOTHING_GRID,
     l2_grid: tuple[float, ...] = L2_GRID,
@@ -173,10 +172,11 @@ def save_sweep_plot(points: list, path: str | None, c: int, root: str) -> Path:
     from makemore_pl.sweep import sweep_figure
 
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
+    written = save_png(fig, Path(path)) if path else None  # a bad --plot fails before the run
     folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
     with SummaryWriter(str(folder)) as writer:
         writer.add_figure("sweep", fig, 0, close=False)
-    return save_png(fig, Path(path) if path else folder / "sweep.png")
+    return written or save_png(fig, folder / "sweep.png")
 
 
 def checkpoint_path(ckpt_path: str | None, root: str) -> str:
@@ -194,7 +194,7 @@ def checkpoint_path(ckpt_path: str | None, root: str) -> str:
     return str(path)
 
 
-def checkpoint_vocabulary(path: str, hparams: dict, data: NamesDataModule | None) -> Vocabulary:
+def checkpoint_vocabulary(path: str, hparams: dict, data: NamesData | None) -> Vocabulary:
     from makemore_pl.checkpoints import checkpoint_vocabulary
 
     return checkpoint_vocabulary(path, hparams, data)
@@ -219,23 +219,23 @@ def torch_device(accelerator: Accelerator) -> torch.device:
     return torch.device("cpu")
 
 
-def counting_model(data: NamesDataModule, smoothing: Smoothing = "auto") -> CountingBaseline:
+def counting_model(data: NamesData, smoothing: Smoothing = "auto") -> CountingBaseline:
     """The counting model fitted on the train split, its smoothing given or chosen on val."""
     if not isinstance(smoothing, str) and smoothing < 0:
         raise CommandError(
             f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
             f"got {smoothing}"
         )
-    data.setup("fit")
-    train, val = data.examples("train"), data.examples("val")
-    if smoothing in ("auto", "kneser-ney-auto") and len(val[1]) == 0:
+    # the data file is read a chunk at a time: memory for the distinct n-grams only
+    train, val = data.ngram_counts("train"), data.ngram_counts("val")
+    if smoothing in ("auto", "kneser-ney-auto") and len(val) == 0:
         raise CommandError(f"--smoothing {smoothing} chooses on the val split, which is empty")
     v, c = data.vocab_size, data.context_size
     if smoothing == "auto":
-        return tune_smoothing(CountingBaseline(v, c).fit(*train), val)
+        return tune_smoothing(CountingBaseline(v, c).fit_counts(train), val)
     if smoothing == "kneser-ney-auto":
-        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit(*train), val)
-    return CountingBaseline(v, c, smoothing).fit(*train)
+        return tune_discounts(CountingBaseline(v, c, KNESER_NEY).fit_counts(train), val)
+    return CountingBaseline(v, c, smoothing).fit_counts(train)
 
 
 def describe(counting: CountingBaseline, smoothing: Smoothing) -> str:
@@ -271,7 +271,7 @@ def novelty_summary(printed: int, seen: int | None) -> str:
 
 
 def suffix_sweep(
-    data: NamesDataModule, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
+    data: NamesData, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
 ) -> dict:
     """Choose the every-suffix model's strengths on val, print every point, test once.
 
@@ -315,7 +315,7 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
         help="a YAML file of options; the data section of a `fit` config is read, the rest skipped",
     )
     parser.add_function_arguments(function, skip={"data"}, as_group=False)
-    parser.add_class_arguments(NamesDataModule, "data")
+    parser.add_class_arguments(NamesData, "data")
     config = parser.parse_args(data_sections_only(args))
     init = parser.instantiate_classes(config)
     options = {key: value for key, value in vars(init).items() if key not in ("config", "data")}

@@ -22,11 +22,14 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from makemore_pl.data import joint_context
-from makemore_pl.ngrams import NgramCounts, find, lookup
+from makemore_pl.contexts import context_rows, suffix
+from makemore_pl.ngrams import NgramCounts, find, group_sums, lookup
+
+DENSE_KEYS = 1 << 20  # orders with at most this many possible keys are scored from arrays
 
 
 @dataclass
@@ -37,6 +40,18 @@ class Order:
     gamma: Tensor  # (H,) float64 weight of the next lower order
     keys: Tensor  # (U,) sorted (context, next) keys
     alpha: Tensor  # (U,) float64 discounted probability (a - D(a)) / A(context)
+    _dense: tuple | None = None  # the arrays of `dense`, once built
+
+    def dense(self, num_contexts: int, vocab_size: int) -> tuple[np.ndarray, ...]:
+        """alpha of every possible key, gamma and seen of every possible context: arrays
+        indexed by key and context (for the low orders, whose possible keys are few)."""
+        if self._dense is None:
+            alpha = np.zeros(num_contexts * vocab_size)
+            alpha[self.keys.numpy()] = self.alpha.numpy()
+            gamma, seen = np.zeros(num_contexts), np.zeros(num_contexts, dtype=bool)
+            gamma[self.contexts.numpy()], seen[self.contexts.numpy()] = self.gamma.numpy(), True
+            self._dense = alpha, gamma, seen
+        return self._dense
 
 
 class KneserNey:
@@ -73,16 +88,57 @@ class KneserNey:
 
     def probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
         """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
-        v, c = self.vocab_size, self.context_size
-        p = torch.full(next_ids.shape, 1 / v, dtype=torch.float64, device=x.device)
+        return self.row_probs(context_rows(x, self.vocab_size), next_ids)
+
+    def row_probs(self, rows: Tensor, next_ids: Tensor, base: float | None = None) -> Tensor:
+        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities.
+
+        `base` is where the recursion starts: 1/V (every row then sums to 1); KenLM starts from
+        1/(V + 1), as it counts an unknown-word token.
+        """
+        v = self.vocab_size
+        base = 1 / v if base is None else base
+        p = torch.full(next_ids.shape, base, dtype=torch.float64, device=rows.device)
         for k, order in enumerate(self.orders):
-            context = joint_context(x[:, c - k :], v)  # the last k characters; k = 0: all 0
-            row, seen = find(order.contexts.to(x.device), context)
+            context = suffix(rows, k, v)  # the last k characters; k = 0: all 0
+            row, seen = find(order.contexts.to(rows.device), context)
             keys = context[:, None] * v + next_ids
-            alpha = lookup(order.keys.to(x.device), order.alpha.to(x.device), keys)
-            gamma = order.gamma.to(x.device)[row] if len(order.gamma) else p.new_zeros(len(row))
+            alpha = lookup(order.keys.to(rows.device), order.alpha.to(rows.device), keys)
+            gamma = order.gamma.to(rows.device)[row] if len(order.gamma) else p.new_zeros(len(row))
             p = torch.where(seen[:, None], alpha + gamma[:, None] * p, p)
         return p
+
+    def key_probs(self, keys: Tensor, base: float | None = None) -> Tensor:
+        """(B,) n-gram keys (context row * V + next) -> (B,) float64 probabilities: `row_probs`
+        for one next id each, on CPU, with one sort of the queries per order for both of its
+        searches (a context's row sorts with its keys)."""
+        v = self.vocab_size
+        p = np.full(len(keys), 1 / v if base is None else base)
+        for k, order in enumerate(self.orders):
+            query = keys.numpy() % v ** (k + 1)  # the last k characters and the next one
+            if v ** (k + 1) <= DENSE_KEYS:  # a low order: look up by index, no search
+                alpha, gamma, seen = order.dense(v**k, v)
+                context = query // v
+                p = np.where(seen[context], alpha[query] + gamma[context] * p, p)
+                continue
+            perm = np.argsort(query)
+            query = query[perm]
+            row, seen = search(order.contexts.numpy(), query // v)
+            at, found = search(order.keys.numpy(), query)
+            lower = p[perm]
+            if seen.any():
+                alpha = np.where(found, order.alpha.numpy()[at], 0.0)
+                lower = np.where(seen, alpha + order.gamma.numpy()[row] * lower, lower)
+            p[perm] = lower
+        return torch.from_numpy(p)
+
+
+def search(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each (sorted) query in `sorted_keys`, valid where found, and whether it is."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(query), dtype=np.int64), np.zeros(len(query), dtype=bool)
+    index = np.searchsorted(sorted_keys, query).clip(max=len(sorted_keys) - 1)
+    return index, sorted_keys[index] == query
 
 
 def adjusted_counts(counts: NgramCounts) -> list[tuple[Tensor, Tensor]]:
@@ -92,9 +148,7 @@ def adjusted_counts(counts: NgramCounts) -> list[tuple[Tensor, Tensor]]:
     orders = [(keys, raw)]
     for k in range(c - 1, -1, -1):
         # each distinct (k + 2)-gram u h w adds 1 to the continuation count of its suffix h w
-        lower, inverse = torch.unique(keys % v ** (k + 1), return_inverse=True)
-        raw = torch.zeros_like(lower).index_add_(0, inverse, raw)
-        continuations = torch.bincount(inverse, minlength=len(lower))
+        lower, raw, continuations = group_sums(keys % v ** (k + 1), raw)
         starts_word = lower < v**k if k > 0 else torch.zeros_like(lower, dtype=torch.bool)
         orders.append((lower, torch.where(starts_word, raw, continuations)))
         keys = lower

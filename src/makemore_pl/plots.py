@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from makemore_pl.contexts import row_text
 from makemore_pl.data import Vocabulary
 from makemore_pl.errors import CommandError
 
@@ -19,12 +20,8 @@ MAX_INCHES = 40  # per side: 4,400 pixels at the 110 dpi figures are saved with
 
 
 def context_label(row: int, vocab: Vocabulary, context_size: int) -> str:
-    """Row of the V**c table -> its context as text, e.g. 28 -> '.a' for V=27, c=2."""
-    chars = []
-    for _ in range(context_size):
-        row, index = divmod(row, len(vocab))
-        chars.append(vocab.itos[index])
-    return "".join(reversed(chars))
+    """Row of the V**c table -> its context as text, e.g. 1 -> '.a', 28 -> 'aa' for V=27, c=2."""
+    return row_text(row, vocab.itos, context_size)
 
 
 def probability_heatmap(

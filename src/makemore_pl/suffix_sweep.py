@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from makemore_pl.batches import count_table
-from makemore_pl.data import NamesDataModule
+from makemore_pl.datamodule import NamesDataModule
 from makemore_pl.errors import CommandError
 from makemore_pl.suffix_model import SuffixLitModule, default_strengths, settings_problem
 from makemore_pl.sweep import table_nll

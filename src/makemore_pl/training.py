@@ -35,8 +35,8 @@ from makemore_pl.checkpoints import (
     require_weights_only,
 )
 from makemore_pl.console import ReadableProgressBar, describe_model, fit_summary, quiet_console
-from makemore_pl.data import NamesDataModule
-from makemore_pl.errors import CheckpointError, CommandError
+from makemore_pl.datamodule import NamesDataModule
+from makemore_pl.errors import CheckpointError, CommandError, UserError
 from makemore_pl.model import BigramLitModule, NgramLitModule
 from makemore_pl.predictions import PredictionWriter
 from makemore_pl.run_logger import RunLogger
@@ -365,6 +365,17 @@ def check_not_complete(path: str, trainer) -> None:
         )
 
 
+def user_error_in(err: BaseException) -> UserError | None:
+    """The user's mistake an exception was raised for, if one is among its causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_training(prog: str, args: list[str]) -> int:
     """Runs a training command; returns the exit status."""
     quiet_console()
@@ -395,6 +406,8 @@ def run_training(prog: str, args: list[str]) -> int:
         return 0
     except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
         raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
+    except ValueError as err:  # jsonargparse wraps what a chosen model class raised
+        raise user_error_in(err) or err from None
     finally:
         if joined is None:
             os.environ.pop(RUN_ENV, None)
