@@ -193,4 +193,5 @@ def test_every_checkpoint_load_is_weights_only(tiny_run, tmp_path, monkeypatch, 
     quiet = [] if command == "sample" else QUIET  # sample has no Trainer options
     run_cli(command, "--ckpt_path", "last", "--data.path", "words.txt", *quiet, *more, cwd=tmp_path)
     assert asked == ([] if command == "sample" else [True])  # sample loads the model itself
-    assert len(loaded) >= 2 and set(loaded) == {True}  # our check, then Lightning's own loads
+    # our check, then Lightning's own loads (sample reads the checkpoint once, itself)
+    assert len(loaded) >= (1 if command == "sample" else 2) and set(loaded) == {True}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -11,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
 
 from makemore_pl.data import Vocabulary
+from makemore_pl.dense_table import DENSE_SETTINGS, dense_checkpoint_problem
 from makemore_pl.errors import CheckpointError
-from makemore_pl.model import BigramLitModule, human_bytes
-from makemore_pl.text import printable
+from makemore_pl.suffixes import SUFFIX_SETTINGS, suffix_checkpoint_problem
+from makemore_pl.text import human_bytes, printable
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")  # what fit restores
@@ -37,9 +36,7 @@ def require_weights_only(config: Any) -> None:
     config.weights_only = True
 
 
-def read_checkpoint(
-    path: str, model_class: type[LightningModule] | None = None, resume: bool = False
-) -> dict:
+def read_checkpoint(path: str, resume: bool = False) -> dict:
     """A model checkpoint's contents, checked before anything is built from them.
 
     The file is untrusted input: it is loaded with weights_only=True so that it cannot run code,
@@ -55,7 +52,7 @@ def read_checkpoint(
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(unreadable_reason(path, err)) from None
     check_contents(path, checkpoint, size)
-    check_model_checkpoint(path, checkpoint, model_class or model_class_of(path, checkpoint))
+    check_model_checkpoint(path, checkpoint)
     if resume:
         check_resumable(path, checkpoint)
     return checkpoint
@@ -180,18 +177,54 @@ def big_int(value: int) -> str:
     return str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
 
 
-def check_model_checkpoint(
-    path: str, checkpoint: Any, model_class: type[LightningModule] = BigramLitModule
-) -> None:
-    """Settings `model_class` takes, built the way LightningCLI builds it, and weights its
-    `checkpoint_problem` accepts; anything else would fail later, inside Lightning, with a
-    traceback."""
+# the model classes a checkpoint may name, with their settings and the check of their saved
+# form: never an import path taken from the file itself, and no training stack to check one
+MODEL_KINDS = {
+    "BigramLitModule": ("makemore_pl.model", set(DENSE_SETTINGS), dense_checkpoint_problem),
+    "SuffixLitModule": (
+        "makemore_pl.suffix_model",
+        set(SUFFIX_SETTINGS),
+        suffix_checkpoint_problem,
+    ),
+}
+
+
+def model_kind(path: str, checkpoint: Any) -> str:
+    """The name of the class a checkpoint's model is, from the class path LightningCLI saved;
+    without one (the Python API's saves, older runs), from its tensors: a suffix table or W."""
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    saved = hparams.get("_class_path") if isinstance(hparams, dict) else None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    suffix = isinstance(state, dict) and "keys" in state and "W" not in state
+    name = str(saved).rsplit(".", 1)[-1] if saved is not None else None
+    name = name or ("SuffixLitModule" if suffix else "BigramLitModule")
+    module = MODEL_KINDS.get(name, ("",))[0]
+    if name not in MODEL_KINDS or saved not in (None, f"makemore_pl.{name}", f"{module}.{name}"):
+        raise CheckpointError(
+            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its model class "
+            f"{shown(saved)!r} is none of {', '.join(MODEL_KINDS)})"
+        )
+    return name
+
+
+def model_class_of(path: str, checkpoint: Any) -> type:
+    """The LightningModule class of a checkpoint's model (imports the training stack)."""
+    name = model_kind(path, checkpoint)
+    return getattr(importlib.import_module(MODEL_KINDS[name][0]), name)
+
+
+def check_model_checkpoint(path: str, checkpoint: Any) -> None:
+    """Settings the checkpoint's model class takes, built the way LightningCLI builds it, and
+    weights of the shape and kind they imply; anything else would fail later, inside
+    Lightning, with a traceback."""
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not hparams:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (it has no model settings)"
         )
-    unknown = sorted(shown(key) for key in set(hparams) - model_settings(model_class))
+    _, known, problem_of = MODEL_KINDS[model_kind(path, checkpoint)]
+    # and what LightningCLI adds: the function it built the model with, in subclass mode its class
+    unknown = sorted(shown(key) for key in set(hparams) - known - {"_instantiator", "_class_path"})
     if unknown:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (unknown model settings: "
@@ -205,40 +238,10 @@ def check_model_checkpoint(
         )
     state = checkpoint.get("state_dict")
     state = state if isinstance(state, dict) else {}
-    settings = {key: value for key, value in hparams.items() if not key.startswith("_")}
-    problem = model_class.checkpoint_problem(settings, state)
+    settings = {key: value for key, value in hparams.items() if not str(key).startswith("_")}
+    problem = problem_of(settings, state)
     if problem is not None:
         raise CheckpointError(f"--ckpt_path {path}: {problem}")
-
-
-def model_settings(model_class: type[LightningModule]) -> set[str]:
-    """What save_hyperparameters stores for `model_class`: its arguments, plus the function
-    LightningCLI built it with (load_from_checkpoint raises on any other) and, when the CLI
-    chose the class, its class path."""
-    arguments = set(inspect.signature(model_class.__init__).parameters) - {"self"}
-    return arguments | {"_instantiator", "_class_path"}
-
-
-# the model classes a checkpoint may name: never an import path taken from the file itself
-MODEL_CLASSES = {
-    "BigramLitModule": "makemore_pl.model",
-    "SuffixLitModule": "makemore_pl.suffix_model",
-}
-
-
-def model_class_of(path: str, checkpoint: Any) -> type[LightningModule]:
-    """The class a checkpoint's model is, from the class path LightningCLI saved (none: the
-    dense BigramLitModule, as the Python API and older runs save it)."""
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    saved = hparams.get("_class_path") if isinstance(hparams, dict) else None
-    name = "BigramLitModule" if saved is None else str(saved).rsplit(".", 1)[-1]
-    module = MODEL_CLASSES.get(name)
-    if module is None or saved not in (None, f"makemore_pl.{name}", f"{module}.{name}"):
-        raise CheckpointError(
-            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its model class "
-            f"{shown(saved)!r} is none of {', '.join(MODEL_CLASSES)})"
-        )
-    return getattr(importlib.import_module(module), name)
 
 
 def check_resumable(path: str, checkpoint: dict) -> None:
@@ -313,8 +316,8 @@ def check_writable(folder: str | Path) -> None:
         ) from None
 
 
-def load_model_checkpoint(path: str, device: torch.device) -> LightningModule:
-    """The model a checkpoint holds, checked first and read without running code."""
+def load_model_checkpoint(path: str, device: torch.device):
+    """The LightningModule a checkpoint holds, checked first and read without running code."""
     checkpoint = read_checkpoint(path)
     model_class = model_class_of(path, checkpoint)
     return model_class.load_from_checkpoint(path, map_location=device, weights_only=True)

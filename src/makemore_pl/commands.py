@@ -78,7 +78,7 @@ def sample(
         path = checkpoint_path(ckpt_path, default_root_dir)
         source = load_model(path, device)
         vocab = checkpoint_vocabulary(path, source.hparams, data if data.path.is_file() else None)
-        c = source.hparams.context_size
+        c = source.context_size
     from makemore_pl.sampling import iter_samples
 
     prefix_ids = encode_prefix(vocab, prefix)
@@ -202,9 +202,9 @@ def checkpoint_vocabulary(path: str, hparams: dict, data: NamesData | None) -> V
 
 def load_model(path: str, device: torch.device):
     """The model of a checkpoint, read without running code, on `device`."""
-    from makemore_pl.checkpoints import load_model_checkpoint
+    from makemore_pl.scoring import load_saved_model
 
-    return load_model_checkpoint(path, device)
+    return load_saved_model(path, device)
 
 
 def torch_device(accelerator: Accelerator) -> torch.device:

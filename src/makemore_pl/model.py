@@ -3,10 +3,8 @@ cross-entropy plus an L2 term."""
 
 from __future__ import annotations
 
-import inspect
 import math
-import reprlib
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -16,47 +14,16 @@ from torchmetrics import MeanMetric
 
 from makemore_pl.batches import Batch
 from makemore_pl.data import DataError, Vocabulary, joint_context, one_hot_rows
+from makemore_pl.dense_table import (
+    at_least_float32,
+    dense_checkpoint_problem,
+    dense_logits,
+    table_size_problem,
+)
 from makemore_pl.errors import CommandError
 from makemore_pl.sampling import sample
 
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
-# A fixed cap, not a share of this machine's memory, so that a model (or a checkpoint) that
-# builds on one machine builds on every other. 2**27 float32 cells are 537 MB for W; training
-# holds W, its gradient and Adam's two moments, about 2.1 GB. That admits names.txt up to
-# context_size 4 (57 MB) and a 3,921-character bigram (61 MB), and refuses context_size 5
-# (1.5 GB), where the counting model is the better tool anyway.
-MAX_WEIGHT_CELLS = 2**27
-BYTES_PER_CELL = 4  # float32
-
-
-def human_bytes(n: float) -> str:
-    """1.5e9 -> '1.5 GB' (decimal units, as disks and `free -h --si` count)."""
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"):
-        if n < 999.5:
-            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 9.95 else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n * 1e24:.1e} bytes"
-
-
-def table_size_problem(vocab_size: int, context_size: int) -> str | None:
-    """Why a W of V**c x V cells cannot be built, before anything is allocated; None if it can."""
-    # in logarithms: V**c of a hostile c (10**9) would take minutes to compute as an integer
-    log_cells = (context_size + 1) * math.log(max(vocab_size, 1))
-    if log_cells <= math.log(MAX_WEIGHT_CELLS):
-        return None
-    log10_bytes = log_cells / math.log(10) + math.log10(BYTES_PER_CELL)
-    size = human_bytes(10**log10_bytes) if log10_bytes < 27 else f"10^{log10_bytes:.0f} bytes"
-    limit = human_bytes(MAX_WEIGHT_CELLS * BYTES_PER_CELL)
-    return (
-        f"context_size {context_size} with vocab_size {vocab_size} needs a {size} weight table "
-        f"(the limit is {limit}); use the counting model (`baseline`, `sample --counting true`) "
-        "with --smoothing kneser-ney, which stores only the n-grams seen"
-    )
-
-
-def at_least_float32(t: Tensor) -> Tensor:
-    """Losses and NLLs are computed in float32 or better, also under 16-bit mixed precision."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 class NgramLitModule(LightningModule):
@@ -218,31 +185,8 @@ class BigramLitModule(NgramLitModule):
 
     @classmethod
     def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
-        """What makes these checkpoint contents unusable for this class, as the rest of a line
-        after "--ckpt_path PATH: "; None if they build a model. checkpoints.py has already
-        checked that every tensor is backed by real bytes of the file."""
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        settings = {**defaults, **hparams}
-        v, c, weights = settings["vocab_size"], settings["context_size"], state_dict.get("W")
-        extra = sorted(map(str, set(state_dict) - {"W"}))
-        if extra:
-            return f"not a makemore_pl model checkpoint (unknown weights: {', '.join(extra)})"
-        if not (is_int(v) and is_int(c) and v >= 1 and c >= 1):
-            return (
-                f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
-                "both must be whole numbers of 1 or more)"
-            )
-        shape = tuple(weights.shape) if isinstance(weights, Tensor) else None
-        # a W whose bytes are all in the file cannot be of a hostile size: V**c is then small
-        if shape is None or len(shape) != 2 or shape[1] != v or math.log(v) * c > 64 * math.log(2):
-            return weights_misfit(shape, v, c)
-        if shape[0] != v**c:
-            return weights_misfit(shape, v, c)
-        return weights_problem(weights) or chars_problem(settings["chars"], v)
+        """What makes these checkpoint contents unusable for this class, or None."""
+        return dense_checkpoint_problem(hparams, state_dict)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
@@ -251,12 +195,10 @@ class BigramLitModule(NgramLitModule):
         with torch.autocast(x.device.type, enabled=False):
             if x.is_floating_point():
                 return x.to(self.W.dtype) @ self.W
-            rows = joint_context(x, self.hparams.vocab_size)
             if self.hparams.encoding == "onehot":
+                rows = joint_context(x, self.hparams.vocab_size)
                 return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
-            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
-            return F.embedding(rows, self.W)
+            return dense_logits(self.W, x, self.hparams.vocab_size)
 
     def penalty(self) -> Tensor:
         return self.hparams.l2 * at_least_float32(self.W).pow(2).mean()
@@ -269,10 +211,6 @@ class BigramLitModule(NgramLitModule):
         if name == "adam":
             return torch.optim.Adam(params, lr=lr)
         return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_settings(vocab_size: int, context_size: int, l2: float, lr: float | None) -> None:
@@ -288,34 +226,3 @@ def check_settings(vocab_size: int, context_size: int, l2: float, lr: float | No
     problem = table_size_problem(vocab_size, context_size)
     if problem is not None:
         raise CommandError(problem)
-
-
-def weights_misfit(shape: tuple | None, v: Any, c: Any) -> str:
-    return (
-        f"not a makemore_pl model checkpoint (its weights W, of shape {shape}, do not fit "
-        f"vocab_size {v!r} and context_size {c!r})"
-    )
-
-
-def weights_problem(weights: Tensor) -> str | None:
-    if not weights.is_floating_point():
-        return f"not a makemore_pl model checkpoint (its weights W are {weights.dtype}, not floats)"
-    if not torch.isfinite(weights).all():
-        return (
-            "its weights W hold NaN or infinite values (the run that wrote it diverged); use an "
-            "earlier checkpoint, or train again with a smaller --model.lr"
-        )
-    return None
-
-
-def chars_problem(chars: Any, vocab_size: int) -> str | None:
-    """The saved vocabulary: None (take it from the data) or vocab_size - 1 distinct characters."""
-    if chars is None:
-        return None
-    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
-    if valid and len(set(chars)) == len(chars) == vocab_size - 1:
-        return None
-    return (
-        f"not a makemore_pl model checkpoint (its characters {reprlib.repr(chars)} are not "
-        f"vocab_size - 1 = {vocab_size - 1} distinct characters)"
-    )

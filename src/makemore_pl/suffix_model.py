@@ -16,7 +16,6 @@ the optimum in a few hundred steps instead of tens of thousands.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
@@ -27,13 +26,14 @@ from makemore_pl.batches import count_table
 from makemore_pl.errors import CheckpointError, CommandError, DataError
 from makemore_pl.model import NgramLitModule, at_least_float32
 from makemore_pl.suffixes import (
+    deepest_logits,
     deepest_rows,
     default_strengths,
     key_lengths,
     parent_rows,
     settings_problem,
+    suffix_checkpoint_problem,
     table_keys,
-    tensors_problem,
 )
 
 
@@ -170,10 +170,7 @@ class SuffixLitModule(NgramLitModule):
         hp = self.hparams
         if not len(self.keys):
             return self.U.new_zeros(len(x), hp.vocab_size)
-        rows = self.rows_of(x)
-        # F.embedding: a deterministic backward, unlike theta[rows]
-        logits = F.embedding(rows.clamp_min(0), self.theta)
-        return logits * (rows >= 0)[:, None]
+        return deepest_logits(self.theta, self.rows_of(x))
 
     @torch.no_grad()
     def log_probs(self, x: Tensor) -> Tensor:
@@ -233,13 +230,4 @@ class SuffixLitModule(NgramLitModule):
     @classmethod
     def checkpoint_problem(cls, hparams: dict, state_dict: dict) -> str | None:
         """Why these settings and tensors cannot be a SuffixLitModule, or None."""
-        unknown = sorted(set(hparams) - set(inspect.signature(cls.__init__).parameters))
-        # LightningCLI adds how it built the model: its function, and the class in subclass mode
-        unknown = [name for name in unknown if name not in ("self", "_instantiator", "_class_path")]
-        if unknown:
-            return f"unknown model settings: {', '.join(unknown)}"
-        v, c = hparams.get("vocab_size"), hparams.get("context_size")
-        c = 1 if c is None else c
-        strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
-        problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
-        return problem or tensors_problem(state_dict, v, c)
+        return suffix_checkpoint_problem(hparams, state_dict)

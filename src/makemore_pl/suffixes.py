@@ -11,6 +11,7 @@ table and its settings must pass.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from makemore_pl.ngrams import find
@@ -124,3 +125,36 @@ def tensors_problem(state: dict, v: int, c: int) -> str | None:
     if not (state["scale"].is_floating_point() and bool((state["scale"] > 0).all())):
         return "scale must be positive"
     return None
+
+
+# SuffixLitModule's settings (tests/test_scoring.py keeps them in step with its signature)
+SUFFIX_SETTINGS = (
+    "vocab_size",
+    "context_size",
+    "strengths",
+    "shortest",
+    "max_iter",
+    "history_size",
+    "tolerance",
+    "chars",
+)
+
+
+def deepest_logits(theta: Tensor, rows: Tensor) -> Tensor:
+    """(R, V) logits per row, (B,) deepest rows (-1: none) -> (B, V); 0 (uniform) without a row.
+    F.embedding: a deterministic backward, unlike theta[rows]."""
+    return F.embedding(rows.clamp_min(0), theta) * (rows >= 0)[:, None]
+
+
+def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
+    """Why saved settings and tensors cannot be a suffix model, or None."""
+    unknown = sorted(set(map(str, hparams)) - set(SUFFIX_SETTINGS))
+    # LightningCLI adds how it built the model: its function, and the class in subclass mode
+    unknown = [name for name in unknown if name not in ("_instantiator", "_class_path")]
+    if unknown:
+        return f"unknown model settings: {', '.join(unknown)}"
+    v, c = hparams.get("vocab_size"), hparams.get("context_size")
+    c = 1 if c is None else c
+    strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
+    problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
+    return problem or tensors_problem(state_dict, v, c)

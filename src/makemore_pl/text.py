@@ -22,3 +22,12 @@ def printable(text: str) -> str:
         else ch
         for ch in text
     )
+
+
+def human_bytes(n: float) -> str:
+    """1.5e9 -> '1.5 GB' (decimal units, as disks and `free -h --si` count)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"):
+        if n < 999.5:
+            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 9.95 else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n * 1e24:.1e} bytes"
