@@ -1,0 +1,71 @@
+"""Run folders: claimed atomically, one trainer at a time, found again by best/last."""
+
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import pytest
+
+from makemore_pl.runs import find_run_checkpoint, lock_run, new_run_folder, runs
+from tests.conftest import QUIET, TINY_WORDS, checkpoint, run_cli, run_folder
+
+
+def claim(logs: str) -> str:
+    return new_run_folder(Path(logs), "race").name
+
+
+def test_runs_started_at_the_same_moment_get_different_folders(tmp_path):
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        names = pool.map(claim, [str(tmp_path / "lightning_logs")] * 16)
+    assert len(set(names)) == 16
+    assert sorted(int(name.split("_")[1]) for name in names) == list(range(16))
+
+
+def test_best_and_last_skip_folders_that_are_not_runs(tmp_path):
+    logs = tmp_path / "lightning_logs"
+    for name in ("version_0_bigram", "version_0.bak", "version_x", "notes"):
+        (logs / name / "checkpoints").mkdir(parents=True)
+        (logs / name / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert [run.name for run in runs(logs)] == ["version_0_bigram"]
+    assert find_run_checkpoint(logs, "last") == logs / "version_0_bigram/checkpoints/last.ckpt"
+
+
+def test_a_run_being_trained_is_not_resumed_by_a_second_fit(tiny_run, tmp_path):
+    shutil.copytree(tiny_run, tmp_path, dirs_exist_ok=True)
+    held = lock_run(run_folder(tmp_path))  # as the process training it holds it
+    try:
+        with pytest.raises(SystemExit, match="is being trained by another process"):
+            run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "4", cwd=tmp_path)
+    finally:
+        held.close()
+
+
+def test_without_a_logger_a_resume_finds_the_checkpoints_of_its_run(tmp_path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    fit = ["fit", "--data.path", "words.txt", "--trainer.logger", "false", *QUIET]
+    run_cli(*fit, "--trainer.max_epochs", "2", cwd=tmp_path)
+    run_cli(*fit, "--trainer.max_epochs", "4", "--ckpt_path", "last", cwd=tmp_path)
+    assert len(runs(tmp_path / "lightning_logs")) == 1  # continued, not a second run
+    assert checkpoint(run_folder(tmp_path) / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert not (tmp_path / "checkpoints").exists()  # nothing written beside the runs
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_one_line(tmp_path, seed):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    with pytest.raises(
+        SystemExit, match=f"--seed_everything must be from 0 to 4294967295, got {seed}"
+    ):
+        run_cli("fit", "--data.path", "words.txt", "--seed_everything", seed, cwd=tmp_path)
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_config_of_nested_aliases_is_refused_before_it_expands(tmp_path):
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in "bcdefghij":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 10)}]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")  # 10**10 values once expanded
+    for command in ("fit", "baseline"):
+        with pytest.raises(SystemExit, match="bomb.yaml: its YAML aliases expand to"):
+            run_cli(command, "--config", "bomb.yaml", cwd=tmp_path)
