@@ -62,7 +62,7 @@ def sweep_figure(points: list[SweepPoint], title: str):
     kinds = sorted({p.model for p in points})
     fig = Figure(figsize=(5.5 * len(kinds), 4), layout="constrained")
     for ax, kind in zip(fig.subplots(1, len(kinds), squeeze=False)[0], kinds, strict=True):
-        shown = [p for p in points if p.model == kind and p.strength > 0]  # 0 is off a log axis
+        shown = [p for p in points if p.model == kind]
         strengths = [p.strength for p in shown]
         ax.plot(strengths, [p.train_nll for p in shown], "o-", label="train")
         ax.plot(strengths, [p.val_nll for p in shown], "o-", label="val")
@@ -70,7 +70,9 @@ def sweep_figure(points: list[SweepPoint], title: str):
         ax.axvline(
             best.strength, color="gray", linestyle=":", label=f"best on val: {best.strength:g}"
         )
-        ax.set_xscale("log")
+        # symlog: a log axis on which a strength of 0 (no regularisation) still has a place
+        positive = [p.strength for p in shown if p.strength > 0]
+        ax.set_xscale("symlog", linthresh=min(positive, default=1e-4))
         ax.set_xlabel("add-k smoothing k" if kind == "counting" else "l2 weight")
         ax.set_ylabel("NLL (nats)")
         ax.set_title(f"{kind} model")
