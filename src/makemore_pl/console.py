@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_info
 
 # lines Lightning prints on every run that say nothing about the user's own settings
 CHATTER = (
@@ -61,6 +62,13 @@ def describe_model(model: LightningModule) -> str:
     )
     count = sum(p.numel() for p in model.parameters())
     return f"model: {type(model).__name__}, {shapes} ({count:,} parameters)"
+
+
+class ModelLine(Callback):
+    """Prints `describe_model` once training starts, when every table is built."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        rank_zero_info(describe_model(pl_module))
 
 
 def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) -> str:

@@ -34,7 +34,7 @@ from makemore_pl.checkpoints import (
     read_checkpoint,
     require_weights_only,
 )
-from makemore_pl.console import ReadableProgressBar, describe_model, fit_summary, quiet_console
+from makemore_pl.console import ModelLine, ReadableProgressBar, fit_summary, quiet_console
 from makemore_pl.datamodule import NamesDataModule
 from makemore_pl.errors import CheckpointError, CommandError, UserError
 from makemore_pl.model import BigramLitModule, NgramLitModule
@@ -146,7 +146,7 @@ class MakemoreCLI(LightningCLI):
             callbacks.append(ReadableProgressBar(self.run.name))
         if self.subcommand == "predict":
             callbacks.append(PredictionWriter(self.predictions_path(config)))
-        kwargs["callbacks"] = [*callbacks, StopOnSignal()]
+        kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
         return super().instantiate_trainer(**kwargs)
 
     def claim_run(self, config) -> Path:
@@ -189,7 +189,6 @@ class MakemoreCLI(LightningCLI):
             if self.subcommand == "fit":
                 check_writable(self.run / "checkpoints")
                 self.lock = lock_run(self.run)
-                rank_zero_info(describe_model(self.model))
 
     def after_fit(self) -> None:
         self.lock.close()  # the run is free to be resumed
