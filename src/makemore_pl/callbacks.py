@@ -15,7 +15,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from makemore_pl.baseline import CountingBaseline, tune_smoothing
-from makemore_pl.data import joint_context
 from makemore_pl.errors import CommandError
 from makemore_pl.model import DEFAULT_LR, BigramLitModule
 from makemore_pl.plots import probability_heatmap
@@ -77,13 +76,7 @@ class LogSnapshots(Callback):
         v, c = model.hparams.vocab_size, model.hparams.context_size
         if v**c <= self.max_rows:
             return list(range(v**c))
-        x, _, weights = trainer.datamodule.examples("train")
-        rows, inverse = torch.unique(joint_context(x, v), return_inverse=True)
-        counts = torch.zeros(len(rows), dtype=torch.float64).index_add_(
-            0,
-            inverse,
-            torch.ones(len(x), dtype=torch.float64) if weights is None else weights.double(),
-        )
+        rows, counts = trainer.datamodule.ngram_counts("train").contexts()
         top = counts.topk(min(self.max_rows, len(rows))).indices
         return sorted(rows[top].tolist())
 
@@ -93,13 +86,14 @@ class CountingReference(Callback):
     order on the same split, its add-k smoothing chosen on val."""
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        datamodule = trainer.datamodule
-        if not getattr(datamodule, "splits", {}) or len(datamodule.splits["val"][1]) == 0:
+        data = trainer.datamodule
+        val = data.ngram_counts("val") if hasattr(data, "ngram_counts") else None
+        if val is None or len(val) == 0:
             return
-        counting = tune_smoothing(self.fit_counts(trainer, pl_module), datamodule.examples("val"))
+        counting = tune_smoothing(self.fit_counts(trainer, pl_module), val)
         rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
-        nll = torch.tensor(counting.nll(*datamodule.examples("test")), dtype=torch.float64)
-        pl_module.log("counting_test_nll", nll)
+        nll = counting.counts_nll(data.ngram_counts("test"))
+        pl_module.log("counting_test_nll", torch.tensor(nll, dtype=torch.float64))
 
     @staticmethod
     def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
