@@ -288,14 +288,15 @@ def median_process(args: list[str], repeats: int) -> tuple[float, float]:
 
 def tiny_checkpoint(folder: Path) -> Path:
     """last.ckpt of a one-epoch bigram on names.txt, trained once."""
-    ckpt = folder / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    if not ckpt.exists():
+    saved = sorted(folder.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    if not saved:
         folder.mkdir(parents=True, exist_ok=True)
         fit = ["fit", "--data.path", str(ROOT / "names.txt"), "--trainer.max_epochs", "1"]
         subprocess.run(
             [sys.executable, "-m", "makemore_pl", *fit], cwd=folder, check=True, capture_output=True
         )
-    return ckpt
+        saved = sorted(folder.glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+    return saved[-1]
 
 
 def bench_kenlm(kenlm: Path | None, large: bool) -> None:

@@ -154,8 +154,16 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        if trainer.global_step != self._last_global_step_saved:  # the final epochs, if unsaved
-            trainer.save_checkpoint(self.format_checkpoint_name({}), weights_only=False)
+        path = Path(self.format_checkpoint_name({}))
+        if saved_step(path) != trainer.global_step:  # the final epochs, if unsaved
+            trainer.save_checkpoint(path, weights_only=False)
+
+
+def saved_step(path: Path) -> int | None:
+    """The global_step a checkpoint file was saved at (memory-mapped: no weights are read)."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
 
 
 class StopOnSignal(Callback):
