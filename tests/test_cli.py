@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from makemore_pl import CountingBaseline, NamesDataModule
-from tests.conftest import QUIET, checkpoint, events, makemore, run_folder
+from tests.conftest import QUIET, checkpoint, events, makemore, run_cli, run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -117,10 +117,11 @@ def test_test_prints_test_nll_beside_the_counting_model(workdir):
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, names_path):
     shutil.copy(names_path, tmp_path / "names.txt")
-    common = ["--data.batch_size", "30000", "--trainer.default_root_dir"]
-    fit(tmp_path, *common, "stopped", "--trainer.max_epochs", "2")
-    fit(tmp_path, *common, "stopped", "--trainer.max_epochs", "4", "--ckpt_path", "last")
-    fit(tmp_path, *common, "straight", "--trainer.max_epochs", "4")
+    common = ["fit", "--data.context_size", "2", "--snapshots.every_n_epochs", "2", *QUIET]
+    common += ["--data.batch_size", "30000", "--trainer.default_root_dir"]
+    run_cli(*common, "stopped", "--trainer.max_epochs", "2", cwd=tmp_path)  # in this process:
+    run_cli(*common, "stopped", "--trainer.max_epochs", "4", "--ckpt_path", "last", cwd=tmp_path)
+    run_cli(*common, "straight", "--trainer.max_epochs", "4", cwd=tmp_path)  # no start-up
     runs = {name: tmp_path / name / "lightning_logs" for name in ("stopped", "straight")}
     assert len(list(runs["stopped"].glob("version_*"))) == 1  # resumed in place
     resumed = checkpoint(run_folder(runs["stopped"].parent) / "checkpoints" / "last.ckpt")

@@ -15,7 +15,7 @@ def claim(logs: str) -> str:
 
 
 def test_runs_started_at_the_same_moment_get_different_folders(tmp_path):
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
         names = pool.map(claim, [str(tmp_path / "lightning_logs")] * 16)
     assert len(set(names)) == 16
     assert sorted(int(name.split("_")[1]) for name in names) == list(range(16))

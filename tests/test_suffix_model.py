@@ -245,6 +245,8 @@ metrics = {name: float(value) for name, value in trainer.callback_metrics.items(
 metrics.update(trainer.test(model, data, verbose=False)[0])
 if trainer.global_rank == 0:
     torch.save({"U": model.U.detach(), **metrics}, out)
+if torch.distributed.is_initialized():  # gloo's threads end before the interpreter does
+    torch.distributed.destroy_process_group()
 """
 
 
