@@ -6,6 +6,7 @@ imports the Lightning Trainer.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 import unicodedata
@@ -270,24 +271,13 @@ def novelty_summary(printed: int, seen: int | None) -> str:
     return f"{printed} names: {printed - seen} new, {seen} in the training words"
 
 
-def suffix_sweep(
-    data: NamesData, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
-) -> dict:
-    """Choose the every-suffix model's strengths on val, print every point, test once.
-
-    Args:
-        start: strengths (suffix lengths 0..c) the search starts from; default 1 for the empty
-            suffix and 0.25 for the others.
-        rounds: search rounds: the first moves each strength by factors of 2, the next by
-            sqrt(2), and so on.
-        max_iter: L-BFGS iterations at most per fitted point.
-    """
-    from makemore_pl import suffix_sweep as search
-
-    return search.suffix_sweep(data, start, rounds, max_iter)
-
-
-COMMANDS = {"sample": sample, "baseline": baseline, "sweep": sweep, "suffix_sweep": suffix_sweep}
+# command -> its function; suffix_sweep's module imports the suffix model, so it loads on use
+COMMANDS = {
+    "sample": lambda: sample,
+    "baseline": lambda: baseline,
+    "sweep": lambda: sweep,
+    "suffix_sweep": lambda: importlib.import_module("makemore_pl.suffix_sweep").suffix_sweep,
+}
 # sections of a training config (`fit --config`) that these commands have no use for
 TRAINING_SECTIONS = {
     "trainer",
@@ -307,7 +297,7 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     """Parses `args` for command `name` (its own options and --data.*) and runs it."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    function = COMMANDS[name]
+    function = COMMANDS[name]()
     parser = ArgumentParser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
     parser.add_argument(
         "--config",

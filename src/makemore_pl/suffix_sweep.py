@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from makemore_pl.batches import count_table
-from makemore_pl.datamodule import NamesDataModule
+from makemore_pl.data import NamesData
 from makemore_pl.errors import CommandError
 from makemore_pl.suffix_model import SuffixLitModule, default_strengths, settings_problem
 from makemore_pl.sweep import table_nll
@@ -129,7 +129,7 @@ def choose_strengths(
 
 
 def suffix_sweep(
-    data: NamesDataModule, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
+    data: NamesData, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
 ) -> dict[str, float | list[float]]:
     """Choose the suffix model's strengths on val, print every point, and test the choice once.
 
