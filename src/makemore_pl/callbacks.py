@@ -155,7 +155,9 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         path = Path(self.format_checkpoint_name({}))
-        if saved_step(path) != trainer.global_step:  # the final epochs, if unsaved
+        # the final epochs, if unsaved; every process must agree, as the save waits for them all
+        unsaved = trainer.strategy.broadcast(saved_step(path) != trainer.global_step, src=0)
+        if unsaved:
             trainer.save_checkpoint(path, weights_only=False)
 
 
