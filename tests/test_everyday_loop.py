@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,16 @@ def test_fit_and_sample_print_no_dependency_chatter(words_folder):
     assert "best val_nll: " in summary and "test --ckpt_path best" in summary
 
 
+def test_a_checkpoint_moved_out_of_its_run_is_tested_without_warnings(words_folder):
+    """A shared checkpoint has no run around it; its callbacks' state is of no use to `test`."""
+    fit_in_process(words_folder, "--trainer.max_epochs", "1")
+    shutil.copy(run_folder(words_folder) / "checkpoints" / "last.ckpt", words_folder / "a.ckpt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cli("test", "--ckpt_path", "a.ckpt", *TRIGRAM, *QUIET, cwd=words_folder)
+    assert not [w for w in caught if "dirpath" in str(w.message)]
+
+
 def test_help_names_the_program_and_every_command(capsys):
     run_cli("--help", cwd=Path("."))
     out = capsys.readouterr().out
@@ -179,23 +190,30 @@ def uninterrupted(tmp_path_factory) -> dict:
     return checkpoint(run_folder(folder) / "checkpoints" / "last.ckpt")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stopped_fit_saves_and_a_bare_resume_ends_where_an_uninterrupted_one_does(
-    words_folder, uninterrupted, sig, status
-):
-    stopped = interrupted_fit(words_folder, sig, *LONG)
-    assert stopped.returncode == status, stopped.stderr[-2000:]
-    lines = stopped.stderr.strip().splitlines()
+def assert_stopped(proc: subprocess.CompletedProcess, sig: signal.Signals, status: int) -> None:
+    """Exit status 128 + the signal, and the last two lines say what was saved and what next."""
+    assert proc.returncode == status, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
     assert lines[-2].startswith(f"stopped by {sig.name}; saved ") and lines[-2].endswith(
         "last.ckpt"
     )
     assert lines[-1] == "resume with: python -m makemore_pl fit --ckpt_path last"
+
+
+@pytest.mark.slow
+def test_a_stopped_fit_saves_and_a_bare_resume_ends_where_an_uninterrupted_one_does(
+    words_folder, uninterrupted
+):
+    """Ctrl-C stops the fit, SIGTERM stops its resume; a bare resume then ends where a run
+    that was never interrupted ends."""
+    stopped = interrupted_fit(words_folder, signal.SIGINT, *LONG)
+    assert_stopped(stopped, signal.SIGINT, 130)
     last = run_folder(words_folder) / "checkpoints" / "last.ckpt"
-    assert checkpoint(last)["global_step"] < uninterrupted["global_step"]
-    if sig == signal.SIGTERM:  # a second interruption, of the resumed run
-        again = interrupted_fit(words_folder, sig, "--ckpt_path", "last")
-        assert again.returncode == status, again.stderr[-2000:]
+    first_stop = checkpoint(last)["global_step"]
+    assert first_stop < uninterrupted["global_step"]
+    again = interrupted_fit(words_folder, signal.SIGTERM, "--ckpt_path", "last")
+    assert_stopped(again, signal.SIGTERM, 143)
+    assert first_stop < checkpoint(last)["global_step"] < uninterrupted["global_step"]
     run_cli("fit", "--ckpt_path", "last", cwd=words_folder)  # the bare resume
     resumed = checkpoint(last)
     assert resumed["global_step"] == uninterrupted["global_step"]

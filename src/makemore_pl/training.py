@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from jsonargparse import ArgumentError, ArgumentParser
@@ -70,6 +71,7 @@ class MakemoreCLI(LightningCLI):
     """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
 
     exit_code = 0
+    lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.init_args.context_size")
@@ -136,6 +138,8 @@ class MakemoreCLI(LightningCLI):
             return super().instantiate_trainer(**kwargs)
         self.check_checkpoint_fits_data(config.get("ckpt_path"))  # before any folder is made
         self.run = self.claim_run(config)
+        if self.subcommand != "fit":  # it saves no checkpoints: what they knew does not matter
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
         if trainer.get("logger") in (None, True):
@@ -191,7 +195,8 @@ class MakemoreCLI(LightningCLI):
                 self.lock = lock_run(self.run)
 
     def after_fit(self) -> None:
-        self.lock.close()  # the run is free to be resumed
+        if self.lock is not None:  # the other processes of a multi-device run hold none
+            self.lock.close()  # the run is free to be resumed
         stop = next(cb for cb in self.trainer.callbacks if isinstance(cb, StopOnSignal))
         best = next(cb for cb in self.trainer.callbacks if isinstance(cb, BestCheckpoint))
         if stop.signal_name is not None:
