@@ -66,9 +66,10 @@ class NgramLitModule(LightningModule):
         return nll_sum / total.clamp_min(1)  # an empty shard gives 0
 
     def _nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum of counts[i] * cross-entropy of row i, sum of counts)."""
+        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64: a
+        float32 sum would round differently however the rows are split between devices."""
         per_row = F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
-        return (per_row * counts).sum(), counts.sum()
+        return (per_row.double() * counts).sum(), counts.sum()
 
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
@@ -97,7 +98,8 @@ class NgramLitModule(LightningModule):
         The value is the global objective, so that L-BFGS line searches agree across processes.
         """
         strategy, world = self.trainer.strategy, self.trainer.world_size
-        global_total = strategy.reduce(total.detach().clone(), reduce_op="sum")
+        total = total.detach().to(torch.float64, copy=True)  # reduced in place
+        global_total = strategy.reduce(total, reduce_op="sum")
         penalty = self.penalty()
         share = nll_sum * (world / global_total)
         share = share + penalty * world if self.trainer.global_rank == 0 else share + 0 * penalty
