@@ -8,18 +8,24 @@ import yaml
 
 from makemore_pl import CountingBaseline, NamesDataModule
 from makemore_pl.baseline import tune_smoothing
-from tests.conftest import QUIET, events, makemore, run_folder
+from tests.conftest import QUIET, events, run_cli, run_folder
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+# A fit is deterministic, so its first epochs are those of the full run and their best val_nll
+# bounds the full run's from above: a bound that already passes proves the full run passes.
+# The suffix config's first epoch (50 of its 400 L-BFGS iterations, 1.95119 on names.txt)
+# already beats Kneser-Ney (1.96923) by 0.01; its 8 epochs take 45 s more.
+FIRST_EPOCHS = {"suffix": 1}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_path):
     shutil.copy(names_path, tmp_path / "names.txt")
-    makemore(
-        "fit", "--config", str(config), *QUIET, "--snapshots.every_n_epochs", "0", cwd=tmp_path
-    )
+    epochs = FIRST_EPOCHS.get(config.stem)
+    shorter = ["--trainer.max_epochs", str(epochs)] if epochs else []
+    fit = ["fit", "--config", str(config), *QUIET, "--snapshots.every_n_epochs", "0", *shorter]
+    run_cli(*fit, cwd=tmp_path)
     best_val = min(e.value for e in events(run_folder(tmp_path)).Scalars("curves/val_nll"))
     data = yaml.safe_load(config.read_text())["data"]
     dm = NamesDataModule(str(tmp_path / "names.txt"), context_size=data["context_size"])
@@ -30,4 +36,4 @@ def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_p
     if "SuffixLitModule" in config.read_text():  # the every-suffix model beats Kneser-Ney
         kneser_ney = CountingBaseline(dm.vocab_size, dm.context_size, "kneser-ney")
         kneser_ney_val = kneser_ney.fit(*dm.splits["train"]).nll(*dm.splits["val"])
-        assert best_val <= kneser_ney_val - 0.01  # 1.94997 against 1.96923 on names.txt
+        assert best_val <= kneser_ney_val - 0.01  # 1.95119 against 1.96923 on names.txt

@@ -1,6 +1,20 @@
-"""One process or two (DDP on CPU, gloo), any precision: the same numbers."""
+"""One process or two (DDP on CPU, gloo), any precision: the same numbers.
 
+Every command runs on one process (in this one) and on two. The two-process runs but one share
+a pair of processes started once (tests/ddp_session.py); one fit is launched from the command
+line, as a user launches it, and must agree with them too.
+"""
+
+import contextlib
+import io
+import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,109 +23,184 @@ from tests.conftest import QUIET, checkpoint, events, makemore, run_cli, run_fol
 
 pytestmark = pytest.mark.slow
 
-DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+TWO = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 ONE = ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+TRIGRAM = ["--data.context_size", "2", "--snapshots.every_n_epochs", "0", *QUIET]
+SUFFIX = "makemore_pl.suffix_model.SuffixLitModule"
+FITS = {  # trigram trainings compared between one process and two: their options
+    "adam": ["--trainer.max_epochs", "20"],
+    "minibatch": ["--data.batch_size", "50000", "--trainer.max_epochs", "2"],
+    "lbfgs": ["--model.optimizer", "lbfgs", "--trainer.max_epochs", "4"],
+    "suffix": [
+        *("--model.class_path", SUFFIX, "--model.init_args.strengths", "[0.5, 1.0, 2.0]"),
+        *("--model.init_args.max_iter", "20", "--trainer.precision", "64-true"),
+        *("--trainer.max_epochs", "3"),
+    ],
+}
+# held-out NLLs of a saved model: validation and test share one step and one loader, so each
+# path (distinct rows with counts, or every example) is checked through one of them
+HELD_OUT = {
+    "validate-aggregated": ("adam", ["validate", "--data.aggregate", "true"]),
+    "test-examples": ("adam", ["test", "--data.aggregate", "false"]),
+    "test-suffix": ("suffix", ["test"]),
+}
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, names_path):
+def workdir(tmp_path_factory, names_path) -> Path:
     folder = tmp_path_factory.mktemp("devices")
     shutil.copy(names_path, folder / "names.txt")
     return folder
 
 
-def fit_both(workdir, name: str, *args: str) -> dict:
-    """Fits the same trigram model on one process and on two; returns their run folders."""
-    runs = {}
-    for devices, flags in (("one", ONE), ("two", DDP)):
-        root = workdir / f"{name}-{devices}"
-        fit = ["fit", "--data.context_size", "2", "--snapshots.every_n_epochs", "0", *QUIET]
-        fit += [*flags, "--trainer.default_root_dir", str(root), *args]
-        # one process in this one; DDP relaunches sys.argv, so two need a process of their own
-        run_cli(*fit, cwd=workdir) if devices == "one" else makemore(*fit, cwd=workdir)
-        runs[devices] = run_folder(root)
-    return runs
+def fit_args(name: str, root: Path, devices: list[str]) -> list[str]:
+    return ["fit", *TRIGRAM, *FITS[name], *devices, "--trainer.default_root_dir", str(root)]
 
 
-def assert_same_training(runs: dict) -> None:
-    one, two = (checkpoint(runs[d] / "checkpoints" / "last.ckpt") for d in ("one", "two"))
-    assert one["global_step"] == two["global_step"] > 0
-    assert torch.allclose(one["state_dict"]["W"], two["state_dict"]["W"], rtol=0, atol=1e-5)
-    logged = {d: events(runs[d]) for d in runs}
-    for tag in ("curves/train_loss", "curves/train_nll", "curves/val_nll"):
-        series = {d: [(e.step, e.value) for e in logged[d].Scalars(tag)] for d in runs}
-        assert [s for s, _ in series["one"]] == [s for s, _ in series["two"]], tag
-        for (_, a), (_, b) in zip(series["one"], series["two"], strict=True):
-            assert a == pytest.approx(b, abs=1e-6), tag
-
-
-def test_full_batch_adam_trains_the_same_weights_on_two_processes(workdir):
-    runs = fit_both(workdir, "adam", "--trainer.max_epochs", "20")
-    assert_same_training(runs)
-    one = checkpoint(runs["one"] / "checkpoints" / "last.ckpt")["state_dict"]["W"]
-    two = checkpoint(runs["two"] / "checkpoints" / "last.ckpt")["state_dict"]["W"]
-    assert torch.equal(one, two)  # contexts are owned by one process: not even rounding differs
-
-
-def test_minibatches_are_global_batches_split_between_processes(workdir):
-    runs = fit_both(workdir, "minibatch", "--data.batch_size", "50000", "--trainer.max_epochs", "2")
-    assert_same_training(runs)
-
-
-def test_lbfgs_line_searches_agree_across_processes(workdir):
-    runs = fit_both(workdir, "lbfgs", "--model.optimizer", "lbfgs", "--trainer.max_epochs", "4")
-    assert_same_training(runs)
-
-
-def held_out(workdir, command: str, devices: list[str], *args: str) -> dict[str, float]:
-    ckpt = run_folder(workdir / "adam-one") / "checkpoints" / "last.ckpt"
-    out = makemore(
-        command,
-        "--ckpt_path",
-        str(ckpt),
-        *QUIET,
-        *devices,
-        *args,
+def held_out_args(name: str, workdir: Path, root: Path, devices: list[str]) -> list[str]:
+    """The command of HELD_OUT[name] on a copy of the one-process model, logged under root."""
+    model, (command, *options) = HELD_OUT[name]
+    saved = workdir / f"{model}.ckpt"  # outside its run: a held-out run of its own
+    if not saved.exists():
+        shutil.copy(run_folder(workdir / f"{model}-one") / "checkpoints" / "last.ckpt", saved)
+    return [command, "--ckpt_path", str(saved), *QUIET, *devices, *options] + [
         "--trainer.default_root_dir",
-        str(workdir / f"{command}-runs"),
-        cwd=workdir,
-    )
-    return {
-        line.split()[0]: float(line.split()[1])
-        for line in out.stdout.splitlines()
-        if line.strip().split(" ")[0].endswith("_nll")
-    }
+        str(root),
+    ]
 
 
-# validation and test share one step and one loader: each path is checked through one of them
-@pytest.mark.parametrize("command, aggregate", [("validate", "true"), ("test", "false")])
-def test_held_out_nll_is_exact_on_two_processes(workdir, command, aggregate):
-    if not (workdir / "adam-one").exists():
-        pytest.skip("needs the Adam runs above")
-    one = held_out(workdir, command, ONE, "--data.aggregate", aggregate)
-    two = held_out(workdir, command, DDP, "--data.aggregate", aggregate)
-    assert one.keys() == two.keys() and one
-    for key in one:
-        assert two[key] == pytest.approx(one[key], abs=1e-6), (command, key)
+def printed_nlls(stdout: str) -> dict[str, float]:
+    """{'test_nll': 2.1, ...}: the NLL lines a held-out command prints."""
+    rows = [line.split() for line in stdout.splitlines()]
+    return {row[0]: float(row[1]) for row in rows if row and row[0].endswith("_nll")}
+
+
+@pytest.fixture(scope="module")
+def one(workdir) -> dict:
+    """Every fit and held-out command on one process: name -> run folder or printed NLLs."""
+    results = {}
+    for name in FITS:
+        root = workdir / f"{name}-one"
+        run_cli(*fit_args(name, root, ONE), cwd=workdir)
+        results[name] = run_folder(root)
+    for name in HELD_OUT:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            run_cli(*held_out_args(name, workdir, workdir / f"{name}-one", ONE), cwd=workdir)
+        results[name] = printed_nlls(out.getvalue())
+    return results
+
+
+@pytest.fixture(scope="module")
+def two(workdir, one) -> dict:
+    """The same commands on two processes, started once for all of them."""
+    plan, results = [], {}
+    for name in FITS:
+        root = workdir / f"{name}-two"
+        run = root / "lightning_logs" / f"version_0_{name}"
+        plan.append(command(fit_args(name, root, TWO), workdir, run, workdir / f"{name}.out"))
+        results[name] = run
+    for name in HELD_OUT:
+        root = workdir / f"{name}-two"
+        args = held_out_args(name, workdir, root, TWO)
+        plan.append(command(args, workdir, root / "lightning_logs" / "version_0", workdir / name))
+    run_two_processes(workdir, plan)
+    for name in HELD_OUT:
+        results[name] = printed_nlls((workdir / f"{name}.0").read_text())
+    return results
+
+
+def command(args: list[str], cwd: Path, run: Path, stdout: Path) -> dict:
+    return {"args": args, "cwd": str(cwd), "run": str(run), "stdout": str(stdout)}
+
+
+def run_two_processes(workdir: Path, plan: list[dict]) -> None:
+    """Runs the plan in two processes of one DDP process group; fails with their stderr."""
+    (workdir / "plan.json").write_text(json.dumps(plan))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env.update(WORLD_SIZE="2", NODE_RANK="0")
+    script = [sys.executable, str(Path(__file__).with_name("ddp_session.py")), "plan.json"]
+    logs = [workdir / f"session.{rank}.log" for rank in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            script,
+            cwd=workdir,
+            env={**env, "LOCAL_RANK": str(rank)},
+            stdout=subprocess.DEVNULL,
+            stderr=logs[rank].open("w"),
+        )
+        for rank in (0, 1)
+    ]
+    deadline = time.monotonic() + 600
+    while any(proc.poll() is None for proc in procs):
+        failed = any(proc.returncode not in (None, 0) for proc in procs)
+        if failed or time.monotonic() > deadline:  # the other would wait for it forever
+            for proc in procs:
+                proc.kill()
+        time.sleep(0.05)
+    if any(proc.returncode != 0 for proc in procs):
+        pytest.fail("\n".join(log.read_text()[-3000:] for log in logs))
+
+
+def assert_same_training(one: Path, two: Path, weights: str = "W", atol: float = 1e-5) -> None:
+    """Same steps, same weights to `atol`, same logged curves to 1e-6."""
+    first, second = (checkpoint(run / "checkpoints" / "last.ckpt") for run in (one, two))
+    assert first["global_step"] == second["global_step"] > 0
+    a, b = first["state_dict"][weights], second["state_dict"][weights]
+    assert torch.allclose(a, b, rtol=0, atol=atol)
+    logged = [events(run) for run in (one, two)]
+    for tag in ("curves/train_loss", "curves/train_nll", "curves/val_nll"):
+        series = [[(e.step, e.value) for e in log.Scalars(tag)] for log in logged]
+        assert [s for s, _ in series[0]] == [s for s, _ in series[1]], tag
+        for (_, x), (_, y) in zip(*series, strict=True):
+            assert x == pytest.approx(y, abs=1e-6), tag
+
+
+def test_full_batch_adam_trains_the_same_weights_on_two_processes(one, two):
+    assert_same_training(one["adam"], two["adam"])
+    runs = (one["adam"], two["adam"])
+    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"] for run in runs]
+    assert torch.equal(*W)  # contexts are owned by one process: not even rounding differs
+
+
+def test_minibatches_are_global_batches_split_between_processes(one, two):
+    assert_same_training(one["minibatch"], two["minibatch"])
+
+
+def test_lbfgs_line_searches_agree_across_processes(one, two):
+    assert_same_training(one["lbfgs"], two["lbfgs"])
+
+
+def test_the_suffix_model_fits_the_same_on_two_processes(one, two):
+    assert_same_training(one["suffix"], two["suffix"], weights="U", atol=1e-9)
+
+
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_held_out_nll_is_exact_on_two_processes(one, two, name):
+    assert one[name].keys() == two[name].keys() and one[name]
+    for key in one[name]:
+        assert two[name][key] == pytest.approx(one[name][key], abs=1e-9), (name, key)
+
+
+def test_a_launch_from_the_command_line_trains_what_the_session_does(workdir, one):
+    """`fit --trainer.devices 2` as typed: Lightning starts the second process itself."""
+    root = workdir / "adam-launched"
+    launched = makemore(*fit_args("adam", root, TWO), cwd=workdir)
+    assert "Traceback" not in launched.stderr  # the second process writes to it too
+    assert_same_training(one["adam"], run_folder(root))
+    runs = (one["adam"], run_folder(root))
+    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"] for run in runs]
+    assert torch.equal(*W)
 
 
 def test_bf16_mixed_precision_reports_float32_nlls(workdir):
     root = workdir / "bf16"
-    makemore(
-        "fit",
-        "--data.encoding",
-        "onehot",
-        "--trainer.precision",
-        "bf16-mixed",
-        "--trainer.max_epochs",
-        "3",
-        "--snapshots.every_n_epochs",
-        "0",
-        *QUIET,
-        "--trainer.default_root_dir",
-        str(root),
-        cwd=workdir,
-    )
+    fit = ["fit", "--data.encoding", "onehot", "--trainer.precision", "bf16-mixed"]
+    fit += ["--trainer.max_epochs", "3", "--snapshots.every_n_epochs", "0", *QUIET]
+    run_cli(*fit, "--trainer.default_root_dir", str(root), cwd=workdir)
     run = run_folder(root)
     W = checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"]
     assert W.dtype == torch.float32
@@ -126,6 +215,7 @@ def test_bf16_mixed_precision_reports_float32_nlls(workdir):
 
 
 def test_asking_for_a_missing_gpu_is_a_clear_error(workdir):
-    proc = makemore("fit", "--trainer.accelerator", "gpu", cwd=workdir, check=False)
-    assert proc.returncode != 0
-    assert "gpu" in proc.stderr.lower() and "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as exited:
+        run_cli("fit", "--trainer.accelerator", "gpu", cwd=workdir)
+    message = str(exited.value.code)
+    assert "gpu" in message.lower() and len(message.splitlines()) == 1

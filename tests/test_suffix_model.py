@@ -1,7 +1,3 @@
-import subprocess
-import sys
-import textwrap
-
 import lightning as L
 import pytest
 import torch
@@ -228,40 +224,3 @@ def test_strengths_are_chosen_on_val_and_tested_once(data, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(points) + 2 and lines[-1].startswith("chosen strengths")
     assert result["strengths"] == strengths
-
-
-DDP_SCRIPT = """
-import sys, lightning as L, torch
-from makemore_pl import NamesDataModule
-from makemore_pl.suffix_model import SuffixLitModule
-devices, path, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-data = NamesDataModule(path, context_size=3, val_fraction=0.2, test_fraction=0.2)
-model = SuffixLitModule(data.vocab_size, 3, strengths=[0.5, 1.0, 1.0, 2.0], chars=data.chars)
-trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
-    precision="64-true", max_epochs=3, logger=False, enable_checkpointing=False,
-    enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
-trainer.fit(model, data)
-metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-metrics.update(trainer.test(model, data, verbose=False)[0])
-if trainer.global_rank == 0:
-    torch.save({"U": model.U.detach(), **metrics}, out)
-if torch.distributed.is_initialized():  # gloo's threads end before the interpreter does
-    torch.distributed.destroy_process_group()
-"""
-
-
-@pytest.mark.slow
-def test_one_and_two_processes_fit_the_same_model(data, tmp_path):
-    script = tmp_path / "fit.py"
-    script.write_text(textwrap.dedent(DDP_SCRIPT))
-    runs = {}
-    for devices in (1, 2):
-        out = tmp_path / f"run{devices}.pt"
-        args = [sys.executable, str(script), str(devices), str(data.path), str(out)]
-        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[devices] = torch.load(out, weights_only=True)
-    assert torch.allclose(runs[1]["U"], runs[2]["U"], atol=1e-9)
-    for name in ("test_nll", "val_nll", "train_nll", "train_loss"):
-        one, two = (runs[d][name] for d in (1, 2))
-        assert one == pytest.approx(two, abs=1e-10), name
