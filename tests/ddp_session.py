@@ -3,16 +3,13 @@
     LOCAL_RANK=0|1 NODE_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=P \\
         python tests/ddp_session.py plan.json
 
-Both processes are started by the test, as torchrun or a cluster would start them, and run
-each command of the plan with `cli.main`, as `python -m makemore_pl` does in every process of
-a `--trainer.devices 2` launch. The two processes start once and join one process group for
-every command: the tests of tests/test_devices.py pay Python's and Lightning's start-up once
-instead of once per command.
+Both processes are started by the test, as torchrun or a cluster starts them, and run each
+command of the plan with `cli.main`, as `python -m makemore_pl` does in every process of such a
+launch. The two processes start once and join one process group for every command: the tests
+of tests/test_devices.py pay Python's and Lightning's start-up once instead of once a command.
 
-plan.json is a list of {"args": [...], "cwd": folder, "run": run folder, "stdout": file} (file.0
-and file.1 receive each process's standard output); the
-run folder is the one both processes write to (a launch from the command line has the process
-that starts the others choose it).
+plan.json is a list of {"args": [...], "cwd": folder, "stdout": file}; file.0 and file.1
+receive each process's standard output.
 """
 
 import contextlib
@@ -23,16 +20,13 @@ import sys
 import torch
 
 from makemore_pl.cli import main
-from makemore_pl.runs import RUN_ENV
 
 
 def run(command: dict) -> None:
     os.chdir(command["cwd"])
-    os.environ[RUN_ENV] = command["run"]
     rank = os.environ["LOCAL_RANK"]
     with open(f"{command['stdout']}.{rank}", "w") as out, contextlib.redirect_stdout(out):
         main(command["args"])
-    os.environ.pop(RUN_ENV)
 
 
 if __name__ == "__main__":

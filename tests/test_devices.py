@@ -1,8 +1,9 @@
 """One process or two (DDP on CPU, gloo), any precision: the same numbers.
 
 Every command runs on one process (in this one) and on two. The two-process runs but one share
-a pair of processes started once (tests/ddp_session.py); one fit is launched from the command
-line, as a user launches it, and must agree with them too.
+a pair of processes started once, as torchrun starts them (tests/ddp_session.py); one fit is
+launched by Lightning from the command line, as `--trainer.devices 2` alone launches it, and
+must agree with them too.
 """
 
 import contextlib
@@ -94,24 +95,28 @@ def one(workdir) -> dict:
 @pytest.fixture(scope="module")
 def two(workdir, one) -> dict:
     """The same commands on two processes, started once for all of them."""
-    plan, results = [], {}
-    for name in FITS:
-        root = workdir / f"{name}-two"
-        run = root / "lightning_logs" / f"version_0_{name}"
-        plan.append(command(fit_args(name, root, TWO), workdir, run, workdir / f"{name}.out"))
-        results[name] = run
+    plan = [command(fit_args(name, workdir / f"{name}-two", TWO), workdir, name) for name in FITS]
     for name in HELD_OUT:
-        root = workdir / f"{name}-two"
-        args = held_out_args(name, workdir, root, TWO)
-        plan.append(command(args, workdir, root / "lightning_logs" / "version_0", workdir / name))
+        plan.append(
+            command(held_out_args(name, workdir, workdir / f"{name}-two", TWO), workdir, name)
+        )
     run_two_processes(workdir, plan)
+    results = {name: only_run(workdir / f"{name}-two") for name in FITS}
     for name in HELD_OUT:
+        only_run(workdir / f"{name}-two")
         results[name] = printed_nlls((workdir / f"{name}.0").read_text())
     return results
 
 
-def command(args: list[str], cwd: Path, run: Path, stdout: Path) -> dict:
-    return {"args": args, "cwd": str(cwd), "run": str(run), "stdout": str(stdout)}
+def command(args: list[str], cwd: Path, name: str) -> dict:
+    return {"args": args, "cwd": str(cwd), "stdout": str(cwd / name)}
+
+
+def only_run(root: Path) -> Path:
+    """The one run folder under root: the second process claims none of its own."""
+    logs = root / "lightning_logs"
+    assert [p.name for p in logs.iterdir() if not p.name.startswith(".")] == [run_folder(root).name]
+    return run_folder(root)
 
 
 def run_two_processes(workdir: Path, plan: list[dict]) -> None:
@@ -190,7 +195,7 @@ def test_a_launch_from_the_command_line_trains_what_the_session_does(workdir, on
     root = workdir / "adam-launched"
     launched = makemore(*fit_args("adam", root, TWO), cwd=workdir)
     assert "Traceback" not in launched.stderr  # the second process writes to it too
-    assert_same_training(one["adam"], run_folder(root))
+    assert_same_training(one["adam"], only_run(root))
     runs = (one["adam"], run_folder(root))
     W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"] for run in runs]
     assert torch.equal(*W)

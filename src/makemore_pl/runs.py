@@ -62,6 +62,8 @@ def new_run_folder(logs: Path, name: str) -> Path:
     joined = os.environ.get(RUN_ENV)
     if joined:
         return Path(joined)
+    if not first_process():  # the first process claims the run; Lightning tells the others
+        return logs / name  # its folder (it broadcasts the log and checkpoint folders)
     try:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / ".claim.lock", "a") as lock:
@@ -75,6 +77,24 @@ def new_run_folder(logs: Path, name: str) -> Path:
             f"cannot write the run's logs and checkpoints to {str(logs)!r} ({err.strerror}); "
             "set --trainer.default_root_dir to a folder you can write to"
         ) from None
+
+
+# where the launchers that start every process themselves (torchrun, SLURM, MPI, or one that
+# sets Lightning's LOCAL_RANK and NODE_RANK) tell a process its place; a launch by Lightning
+# itself passes the run folder in RUN_ENV instead
+RANK_VARIABLES = (
+    "RANK",
+    "SLURM_PROCID",
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+    "LOCAL_RANK",
+    "NODE_RANK",
+)
+
+
+def first_process() -> bool:
+    """False in every process of a multi-process launch but its first (global rank 0)."""
+    return all(os.environ.get(name, "0").strip() in ("", "0") for name in RANK_VARIABLES)
 
 
 def default_run_name(model: str, context_size: int, extra: tuple[str, ...] = ()) -> str:
