@@ -22,7 +22,11 @@ import torch
 from makemore_pl.cli import main
 
 
+LAUNCH = dict(os.environ)  # what the launcher set: Lightning removes WORLD_SIZE after each run
+
+
 def run(command: dict) -> None:
+    os.environ.update(LAUNCH)
     os.chdir(command["cwd"])
     rank = os.environ["LOCAL_RANK"]
     with open(f"{command['stdout']}.{rank}", "w") as out, contextlib.redirect_stdout(out):

@@ -6,12 +6,45 @@ from pathlib import Path
 
 import pytest
 
-from makemore_pl.runs import find_run_checkpoint, lock_run, new_run_folder, runs
+from makemore_pl.runs import (
+    RANK_AND_SIZE,
+    RUN_ENV,
+    find_run_checkpoint,
+    lock_run,
+    new_run_folder,
+    runs,
+)
 from tests.conftest import QUIET, TINY_WORDS, checkpoint, run_cli, run_folder
 
 
 def claim(logs: str) -> str:
     return new_run_folder(Path(logs), "race").name
+
+
+@pytest.mark.parametrize(
+    "launch, claims",
+    [
+        ({}, True),
+        ({"RANK": "0", "WORLD_SIZE": "2"}, True),  # torchrun's first process
+        ({"RANK": "1", "WORLD_SIZE": "2"}, False),
+        ({"SLURM_PROCID": "3", "SLURM_NTASKS": "8"}, False),
+        ({"LOCAL_RANK": "1", "NODE_RANK": "0", "WORLD_SIZE": "2"}, False),
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0", "WORLD_SIZE": "4"}, False),
+        ({"RANK": "3"}, True),  # left over in a shell: no launch of several processes
+    ],
+)
+def test_only_the_first_process_of_a_launch_claims_a_run_folder(
+    tmp_path, monkeypatch, launch, claims
+):
+    for rank, size in RANK_AND_SIZE:
+        monkeypatch.delenv(rank, raising=False)
+        monkeypatch.delenv(size, raising=False)
+    monkeypatch.delenv(RUN_ENV, raising=False)
+    for name, value in launch.items():
+        monkeypatch.setenv(name, value)
+    folder = new_run_folder(tmp_path / "lightning_logs", "trigram-adam")
+    assert folder.is_dir() == claims
+    assert folder.name == ("version_0_trigram-adam" if claims else "trigram-adam")
 
 
 def test_runs_started_at_the_same_moment_get_different_folders(tmp_path):

@@ -79,22 +79,28 @@ def new_run_folder(logs: Path, name: str) -> Path:
         ) from None
 
 
-# where the launchers that start every process themselves (torchrun, SLURM, MPI, or one that
-# sets Lightning's LOCAL_RANK and NODE_RANK) tell a process its place; a launch by Lightning
-# itself passes the run folder in RUN_ENV instead
-RANK_VARIABLES = (
-    "RANK",
-    "SLURM_PROCID",
-    "OMPI_COMM_WORLD_RANK",
-    "PMI_RANK",
-    "LOCAL_RANK",
-    "NODE_RANK",
+# how the launchers that start every process themselves (torchrun, SLURM, MPI, or one that sets
+# Lightning's LOCAL_RANK and NODE_RANK) tell a process its place: a rank and the launch's size.
+# A launch by Lightning itself passes the run folder in RUN_ENV instead.
+RANK_AND_SIZE = (
+    ("RANK", "WORLD_SIZE"),
+    ("SLURM_PROCID", "SLURM_NTASKS"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("PMI_RANK", "PMI_SIZE"),
+    ("LOCAL_RANK", "WORLD_SIZE"),
+    ("NODE_RANK", "WORLD_SIZE"),
 )
 
 
 def first_process() -> bool:
-    """False in every process of a multi-process launch but its first (global rank 0)."""
-    return all(os.environ.get(name, "0").strip() in ("", "0") for name in RANK_VARIABLES)
+    """False in every process of a multi-process launch but its first (global rank 0); a rank
+    variable left over in a shell, without a launch size above 1, does not count."""
+
+    def number(name: str) -> int:
+        value = os.environ.get(name, "").strip()
+        return int(value) if value.isdigit() else 0
+
+    return not any(number(rank) > 0 and number(size) > 1 for rank, size in RANK_AND_SIZE)
 
 
 def default_run_name(model: str, context_size: int, extra: tuple[str, ...] = ()) -> str:
