@@ -21,7 +21,6 @@ import torch
 
 from makemore_pl.cli import main
 
-
 LAUNCH = dict(os.environ)  # what the launcher set: Lightning removes WORLD_SIZE after each run
 
 
