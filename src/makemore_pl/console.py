@@ -26,7 +26,7 @@ class DropChatter(logging.Filter):
         return not str(record.msg).lstrip().startswith(CHATTER)
 
 
-def quiet_console() -> None:
+def quiet_console(command: str = "fit") -> None:
     """Keeps Lightning's real warnings and drops its advertisements and device inventory."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).addFilter(DropChatter())
@@ -39,6 +39,8 @@ def quiet_console() -> None:
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     # main() hands LightningCLI the arguments it took from sys.argv itself
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    if command != "fit":  # test/validate/predict save no checkpoints: what they knew is moot
+        warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
 
 class ReadableProgressBar(TQDMProgressBar):

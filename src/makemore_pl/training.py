@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from jsonargparse import ArgumentError, ArgumentParser
@@ -138,8 +137,6 @@ class MakemoreCLI(LightningCLI):
             return super().instantiate_trainer(**kwargs)
         self.check_checkpoint_fits_data(config.get("ckpt_path"))  # before any folder is made
         self.run = self.claim_run(config)
-        if self.subcommand != "fit":  # it saves no checkpoints: what they knew does not matter
-            warnings.filterwarnings("ignore", message="The dirpath has changed from")
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
         if trainer.get("logger") in (None, True):
@@ -299,7 +296,7 @@ def user_error_in(err: BaseException) -> UserError | None:
 
 def run_training(prog: str, args: list[str]) -> int:
     """Runs a training command; returns the exit status."""
-    quiet_console()
+    quiet_console(args[0])
     joined = os.environ.get(RUN_ENV)  # set when this process is one of a multi-device launch
     try:
         cli = MakemoreCLI(
