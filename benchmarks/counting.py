@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from makemore_pl.baseline import CountingBaseline
-from makemore_pl.data import SPLITS, NamesData
+from makemore_pl.core.data import SPLITS, NamesData
+from makemore_pl.models.counting import CountingBaseline
 
 
 def main() -> None:

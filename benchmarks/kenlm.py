@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from makemore_pl.data import name_chunks, split_of_words
-from makemore_pl.words import scan_names
+from makemore_pl.core.data import name_chunks, split_of_words
+from makemore_pl.core.words import scan_names
 
 GNU_TIME = "/usr/bin/time"  # GNU time: reports a process's peak memory (%M, KB)
 

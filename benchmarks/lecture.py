@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from makemore_pl import CountingBaseline
-from makemore_pl.data import joint_context
+from makemore_pl.core.contexts import context_rows
 
 
 def lecture_counts(words: list[str]) -> Tensor:
@@ -32,7 +32,7 @@ def lecture_step(x: Tensor, y: Tensor, vocab_size: int, l2: float = 0.01) -> Cal
     which costs more again): the reference is the loop at its fastest.
     """
     num = len(y)
-    xenc = F.one_hot(joint_context(x, vocab_size), vocab_size ** x.shape[1]).float()
+    xenc = F.one_hot(context_rows(x, vocab_size), vocab_size ** x.shape[1]).float()
     W = torch.zeros(xenc.shape[1], vocab_size, requires_grad=True)
 
     def step() -> float:

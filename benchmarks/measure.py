@@ -90,7 +90,7 @@ def scaling_case(names: str, times: int, context_size: int, path: str) -> dict:
     """One full-batch step on `times` copies of the names, by `path`: index | table | onehot |
     onehot-table. Peak memory is the process's peak above what imports took."""
     from makemore_pl import BigramLitModule, Vocabulary, build_ngrams, load_words
-    from makemore_pl.batches import count_table
+    from makemore_pl.core.batches import count_table
 
     words = load_words(names) * times
     baseline = reset_peak_rss()

@@ -31,7 +31,7 @@ from benchmarks.kenlm import find_kenlm, kenlm_fit_and_test, measured, write_spl
 from benchmarks.lecture import lecture_counts, lecture_step, steps_to_optimum
 from benchmarks.measure import ROOT, child_peak_rss, epoch_times, median_time, trainer_step_time
 from makemore_pl import BigramLitModule, CountingBaseline, Vocabulary, build_ngrams, load_words
-from makemore_pl.batches import count_table
+from makemore_pl.core.batches import count_table
 
 ROWS: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
 PART = ["lecture"]  # the part rows are added to
@@ -118,7 +118,7 @@ def bench_epoch_parts(repeats: int) -> None:
 
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from makemore_pl.callbacks import BestCheckpoint, LastCheckpoint, LogSnapshots
+    from makemore_pl.lit.callbacks import BestCheckpoint, LastCheckpoint, LogSnapshots
 
     def checkpoints(every: int, *others) -> dict:
         return {

@@ -52,6 +52,13 @@ def makemore(
     return proc
 
 
+def printed_nlls(stdout: str) -> dict[str, float]:
+    """{'test_nll': 2.1, ...}: the NLL rows of the results table a held-out command prints,
+    plain or drawn with box characters (when `rich` is installed)."""
+    rows = [line.replace("│", " ").split() for line in stdout.splitlines()]
+    return {row[0]: float(row[1]) for row in rows if len(row) > 1 and row[0].endswith("_nll")}
+
+
 def events(run: Path) -> EventAccumulator:
     """Every event TensorBoard would show of a run folder (size_guidance 0 keeps them all)."""
     accumulator = EventAccumulator(
@@ -66,7 +73,7 @@ def checkpoint(path: Path) -> dict:
 
 def run_cli(*args: str, cwd: Path) -> None:
     """Runs `python -m makemore_pl ARGS` inside this process, in `cwd`."""
-    from makemore_pl.cli import main
+    from makemore_pl.cli.main import main
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)

@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from makemore_pl.cli import main
+from makemore_pl.cli.main import main
 
 LAUNCH = dict(os.environ)  # what the launcher set: Lightning removes WORLD_SIZE after each run
 

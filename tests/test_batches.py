@@ -9,8 +9,8 @@ from makemore_pl import (
     build_ngrams,
     load_words,
 )
-from makemore_pl.batches import BatchSlices, count_table
-from makemore_pl.data import one_hot_rows
+from makemore_pl.core.batches import BatchSlices, count_table
+from makemore_pl.core.data import one_hot_rows
 
 
 def epoch(loader, number):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from makemore_pl import CountingBaseline, NamesDataModule
-from tests.conftest import QUIET, checkpoint, events, makemore, run_cli, run_folder
+from tests.conftest import QUIET, checkpoint, events, makemore, printed_nlls, run_cli, run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -114,10 +114,10 @@ def test_test_prints_test_nll_beside_the_counting_model(workdir, capsys):
     assert "test_nll" in out and "counting_test_nll" in out
     dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
     dm.setup()
-    from makemore_pl.baseline import tune_smoothing
+    from makemore_pl.models.counting import tune_smoothing
 
     counting = tune_smoothing(CountingBaseline(27, 2).fit(*dm.splits["train"]), dm.splits["val"])
-    shown = float(out.split("counting_test_nll")[1].split()[0])
+    shown = printed_nlls(out)["counting_test_nll"]
     assert shown == pytest.approx(counting.nll(*dm.splits["test"]), abs=1e-9)
 
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from makemore_pl import CountingBaseline, NamesDataModule
-from makemore_pl.baseline import tune_smoothing
+from makemore_pl.models.counting import tune_smoothing
 from tests.conftest import QUIET, events, run_cli, run_folder
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))

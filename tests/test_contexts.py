@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from makemore_pl import DataError, Vocabulary
-from makemore_pl.contexts import (
+from makemore_pl.core.contexts import (
     check_keys_fit,
     context_rows,
     largest_context_size,
@@ -15,8 +15,7 @@ from makemore_pl.contexts import (
     split_keys,
     suffix,
 )
-from makemore_pl.data import joint_context
-from makemore_pl.plots import context_label
+from makemore_pl.lit.heatmap import context_label
 
 
 @pytest.mark.parametrize("vocab_size, context_size", [(2, 1), (5, 3), (27, 6), (3921, 4)])
@@ -38,7 +37,6 @@ def test_rows_and_contexts_round_trip(vocab_size, context_size):
 def test_rows_are_base_v_most_significant_first():
     x = torch.tensor([[0, 0], [1, 2], [4, 4]])
     assert context_rows(x, 5).tolist() == [0, 7, 24]
-    assert joint_context is context_rows  # the name other modules import
     assert ngram_keys(x, torch.tensor([1, 0, 3]), 5).tolist() == [1, 35, 123]
 
 

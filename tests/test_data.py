@@ -10,8 +10,8 @@ from makemore_pl import (
     load_words,
     split_words,
 )
-from makemore_pl.data import joint_context
-from makemore_pl.vocabulary import vocabulary_difference
+from makemore_pl.core.contexts import context_rows
+from makemore_pl.core.errors import SettingError
 
 EMMA_AVA = ["emma", "ava"]
 
@@ -112,7 +112,7 @@ def test_dedupe_keeps_names_out_of_two_splits():
 
 @pytest.mark.parametrize("val, test", [(-0.1, 0.1), (1.0, 0.0), (0.5, 0.5), (0.1, 1.2)])
 def test_bad_fractions_are_named(val, test):
-    with pytest.raises(DataError, match="fraction"):
+    with pytest.raises(SettingError, match="fraction"):
         split_words(["a", "b"], val, test, seed=0)
 
 
@@ -134,7 +134,7 @@ def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
     ],
 )
 def test_datamodule_rejects_bad_options(kwargs, option):
-    with pytest.raises(DataError, match=option):
+    with pytest.raises(SettingError, match=option):
         NamesDataModule("x.txt", **kwargs)
 
 
@@ -147,19 +147,10 @@ def test_onehot_expands_after_transfer(tiny_file):
     assert x.dtype == torch.long and x.shape[1] == 2  # the host holds ids only
     onehot, y2, _ = dm.on_after_batch_transfer((x, y, counts), 0)
     assert onehot.shape == (len(y), 25) and onehot.dtype == torch.float32
-    assert torch.equal(onehot, F.one_hot(joint_context(x, 5), 25).float())
+    assert torch.equal(onehot, F.one_hot(context_rows(x, 5), 25).float())
     assert torch.equal(y, y2)
 
 
-def test_joint_context_is_base_v():
+def test_context_rows_are_base_v():
     x = torch.tensor([[0, 0], [1, 2], [4, 4]])
-    assert joint_context(x, 5).tolist() == [0, 7, 24]
-
-
-def test_a_vocabulary_difference_names_a_few_characters_only():
-    known = list("abcdefghijklmnopqrstuvwxyz")
-    passwd = sorted(set("root:x:0:0:root:/root:/bin/bash"))
-    assert vocabulary_difference(known, passwd) == (
-        "13 characters; 3 the model does not know ('/', '0', ':'); 16 missing ('c', 'd', 'e', ...)"
-    )
-    assert vocabulary_difference(known, known[:-1]) == "25 characters; 1 missing ('z')"
+    assert context_rows(x, 5).tolist() == [0, 7, 24]

@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import QUIET, checkpoint, events, makemore, run_cli, run_folder
+from tests.conftest import QUIET, checkpoint, events, makemore, printed_nlls, run_cli, run_folder
 
 pytestmark = pytest.mark.slow
 
 TWO = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 ONE = ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
 TRIGRAM = ["--data.context_size", "2", "--snapshots.every_n_epochs", "0", *QUIET]
-SUFFIX = "makemore_pl.suffix_model.SuffixLitModule"
+SUFFIX = "makemore_pl.lit.suffix.SuffixLitModule"
 FITS = {  # trigram trainings compared between one process and two: their options
     "adam": ["--trainer.max_epochs", "20"],
     "minibatch": ["--data.batch_size", "50000", "--trainer.max_epochs", "2"],
@@ -68,12 +68,6 @@ def held_out_args(name: str, workdir: Path, root: Path, devices: list[str]) -> l
         "--trainer.default_root_dir",
         str(root),
     ]
-
-
-def printed_nlls(stdout: str) -> dict[str, float]:
-    """{'test_nll': 2.1, ...}: the NLL lines a held-out command prints."""
-    rows = [line.split() for line in stdout.splitlines()]
-    return {row[0]: float(row[1]) for row in rows if row and row[0].endswith("_nll")}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from makemore_pl import DataError, NamesDataModule, download_names
-from makemore_pl import data as data_module
+from makemore_pl.core import data as data_module
 
 CONTENT = b"emma\nolivia\nava\n"
 SHA = hashlib.sha256(CONTENT).hexdigest()

@@ -11,16 +11,17 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from makemore_pl import plots
-from makemore_pl.callbacks import StopOnNonFiniteLoss
-from makemore_pl.checkpoints import CheckpointError, read_checkpoint
-from makemore_pl.data import Vocabulary
-from makemore_pl.datamodule import NamesDataModule
-from makemore_pl.errors import CommandError
-from makemore_pl.model import BigramLitModule
-from makemore_pl.plots import probability_heatmap, save_png
-from makemore_pl.sampling import iter_samples, sample
-from makemore_pl.text import printable
+from makemore_pl.cli.sweep import save_png
+from makemore_pl.core.data import Vocabulary
+from makemore_pl.core.errors import CommandError, SettingError
+from makemore_pl.core.sampling import iter_samples, sample
+from makemore_pl.core.text import printable
+from makemore_pl.lit import heatmap as plots
+from makemore_pl.lit.callbacks import StopOnNonFiniteLoss
+from makemore_pl.lit.datamodule import NamesDataModule
+from makemore_pl.lit.dense import BigramLitModule
+from makemore_pl.lit.heatmap import probability_heatmap
+from makemore_pl.models.saved import CheckpointError, read_checkpoint
 from tests.conftest import QUIET, TINY_WORDS, run_cli
 from tests.test_user_errors import last_checkpoint, quiet
 
@@ -141,7 +142,7 @@ def test_a_checkpoint_without_characters_samples_with_the_data(model_ckpt, tmp_p
     [(27, 5, "1.5 GB"), (27, 6, "42 GB"), (27, 8, "31 TB"), (3921, 2, "241 GB"), (27, 10**9, "")],
 )
 def test_a_weight_table_too_large_is_refused_before_allocating(v, c, size):
-    with pytest.raises(CommandError) as refused:
+    with pytest.raises(SettingError) as refused:
         BigramLitModule(v, c)
     message = str(refused.value)
     assert message.startswith(f"context_size {c} with vocab_size {v} needs a {size}")
@@ -162,7 +163,7 @@ def uniform(v: int):
 
 
 def test_chunks_make_up_the_words_of_sample(monkeypatch):
-    monkeypatch.setattr("makemore_pl.sampling.CHUNK", 7)
+    monkeypatch.setattr("makemore_pl.core.sampling.CHUNK", 7)
     chunks = list(iter_samples(uniform(5), 2, 20, seed=3))
     assert [len(chunk) for chunk in chunks] == [7, 7, 6]
     assert [w for chunk in chunks for w in chunk] == sample(uniform(5), 2, 20, seed=3)
@@ -237,8 +238,7 @@ def test_save_png_writes_the_file_whole_and_nothing_else(tmp_path):
     "err, message",
     [
         (OSError(errno.ENOSPC, "No space left on device"), "no space left on device writing {}"),
-        (OSError(errno.EACCES, "Permission denied"), "cannot write the figure to {} (Permission "
-         "denied)"),
+        (OSError(errno.EACCES, "Permission denied"), "cannot write {} (Permission denied)"),
     ],
 )  # fmt: skip
 def test_save_png_failures_are_one_line_and_keep_the_old_file(tmp_path, monkeypatch, err, message):
@@ -262,7 +262,7 @@ def test_save_png_under_a_file_is_one_line(tmp_path):
     with pytest.raises(CommandError) as failed:
         save_png(small_figure(), tmp_path / "blocker" / "x.png")
     assert str(failed.value) == (
-        f"cannot write the figure to {tmp_path}/blocker/x.png ({tmp_path}/blocker is not a folder)"
+        f"cannot write {tmp_path}/blocker/x.png ({tmp_path}/blocker is not a folder)"
     )
 
 

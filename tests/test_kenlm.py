@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from makemore_pl import CountingBaseline, Vocabulary, build_ngrams, load_words
-from makemore_pl.contexts import context_rows
-from makemore_pl.kneser_ney import interpolation_table
+from makemore_pl.core.contexts import context_rows
+from makemore_pl.models.kneser_ney import interpolation_table
 
 
 def kenlm_folder() -> Path | None:

@@ -11,14 +11,14 @@ from makemore_pl import (
     NamesDataModule,
     Vocabulary,
     build_ngrams,
-    commands,
     load_words,
     split_words,
 )
-from makemore_pl.baseline import tune_discounts, tune_smoothing
-from makemore_pl.commands import counting_model
-from makemore_pl.contexts import context_rows
-from makemore_pl.errors import CommandError
+from makemore_pl.cli.baseline import baseline, counting_model
+from makemore_pl.cli.sample import sample
+from makemore_pl.core.contexts import context_rows
+from makemore_pl.core.errors import CommandError
+from makemore_pl.models.counting import tune_discounts, tune_smoothing
 
 TINY = ["emma", "ava", "anna", "ann", "eve", "mae", "emma", "ma", "van", "nan", "anne", "ava"]
 TINY += ["emmanuel", "nev", "manu", "ema", "mave", "vera", "nev", "ava", "ana", "mae"]
@@ -267,21 +267,21 @@ def test_bad_weights():
 
 def test_command_smoothing_options(tiny_file, capsys):
     dm = NamesDataModule(str(tiny_file(TINY * 3)), context_size=2, val_fraction=0.3)
-    results = commands.baseline(dm, smoothing="kneser-ney-auto")
+    results = baseline(dm, smoothing="kneser-ney-auto")
     tuned = tune_discounts(
         CountingBaseline(dm.vocab_size, 2, "kneser-ney").fit(*dm.splits["train"]), dm.splits["val"]
     )
     assert results["val_nll"] == pytest.approx(tuned.nll(*dm.splits["val"]), abs=1e-12)
     out = capsys.readouterr().out
     assert f"discounts scaled by {tuned.discount_scale:g} (lowest val_nll on the grid)" in out
-    assert commands.sample(dm, counting=True, smoothing="kneser-ney", num_samples=7) == 7
+    assert sample(dm, counting=True, smoothing="kneser-ney", num_samples=7) == 7
     with pytest.raises(CommandError, match="needs --counting true"):
-        commands.sample(dm, ckpt_path="x.ckpt", smoothing="kneser-ney")
+        sample(dm, ckpt_path="x.ckpt", smoothing="kneser-ney")
     with pytest.raises(CommandError, match="0 or more"):
-        commands.baseline(dm, smoothing=-1.0)
+        baseline(dm, smoothing=-1.0)
     empty_val = NamesDataModule(str(tiny_file(TINY)), val_fraction=0)
     with pytest.raises(CommandError, match="val split"):
-        commands.baseline(empty_val, smoothing="kneser-ney-auto")
+        baseline(empty_val, smoothing="kneser-ney-auto")
 
 
 def test_keys_beyond_int64_are_one_error_saying_the_size_and_the_way_out(tiny_file):

@@ -143,7 +143,7 @@ def test_only_a_regular_file_is_read(tmp_path):
 
 
 def test_a_file_without_line_ends_is_refused_a_chunk_in(tmp_path, monkeypatch):
-    from makemore_pl import words
+    from makemore_pl.core import words
 
     monkeypatch.setattr(words, "CHUNK_BYTES", 64)
     path = tmp_path / "blob.txt"

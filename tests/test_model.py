@@ -9,7 +9,7 @@ from makemore_pl import (
     build_ngrams,
     load_words,
 )
-from makemore_pl.batches import count_table
+from makemore_pl.core.batches import count_table
 from tests.conftest import quiet_trainer
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]

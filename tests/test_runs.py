@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from makemore_pl.runs import (
+from makemore_pl.cli.runs import (
     RANK_AND_SIZE,
     RUN_ENV,
     find_run_checkpoint,

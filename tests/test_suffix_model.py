@@ -2,13 +2,15 @@ import lightning as L
 import pytest
 import torch
 
-from makemore_pl import BigramLitModule, CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
-from makemore_pl.batches import count_table
-from makemore_pl.errors import UserError
-from makemore_pl.suffix_model import SuffixLitModule
-from makemore_pl.suffix_sweep import choose_strengths, fit_suffix_model, suffix_sweep
-from makemore_pl.suffixes import suffix_rows
-from makemore_pl.sweep import fit_optimum, table_nll
+from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
+from makemore_pl.cli.suffix_sweep import choose_strengths, suffix_sweep
+from makemore_pl.core.batches import count_table
+from makemore_pl.core.errors import UserError
+from makemore_pl.lit.suffix import SuffixLitModule
+from makemore_pl.models.dense import DenseTable
+from makemore_pl.models.optimum import fit_optimum, table_nll
+from makemore_pl.models.suffix import fit_suffix_model
+from makemore_pl.models.suffixes import suffix_rows
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
 MORE = WORDS + ["abigail", "emily", "ella", "elizabeth", "camila", "luna", "sofia", "avery"]
@@ -102,24 +104,24 @@ def test_full_context_only_is_the_dense_model_at_its_optimum():
     strength = l2 * len(y) / (v**2 * v)
     model = SuffixLitModule(v, 2, strengths=[0.0, 0.0, strength], shortest=2).double()
     model.build_table(x, y)
-    fit_suffix_model(model, (x, y, None), max_iter=2000, tolerance=0)
+    fit_suffix_model(model, table, max_iter=2000, tolerance=0)
     dense = fit_optimum(v, 2, l2, table)
     contexts = table[0]
     assert torch.allclose(model.log_probs(contexts), dense.log_probs(contexts).double(), atol=1e-5)
     # and as the L2 term vanishes, the unsmoothed counting model
     model = SuffixLitModule(v, 2, strengths=[0.0, 0.0, 1e-7], shortest=2).double()
     model.build_table(x, y)
-    fit_suffix_model(model, (x, y, None), max_iter=2000, tolerance=0)
+    fit_suffix_model(model, table, max_iter=2000, tolerance=0)
     counting = CountingBaseline(v, 2, smoothing=0.0).fit(x, y)
     assert table_nll(model.log_probs, table) == pytest.approx(counting.nll(x, y), abs=1e-4)
-    assert isinstance(dense, BigramLitModule)
+    assert isinstance(dense, DenseTable)  # the plain model: no training stack
 
 
 def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, float]:
     """Largest gradient entry of the objective on the training split: in U, and in W."""
     x, y, counts = count_table(*data.examples("train")[:2], data.vocab_size)
     model.zero_grad()
-    nll_sum, total = model._nll_sum(x, y, counts.double())
+    nll_sum, total = model.nll_sum(x, y, counts.double())
     (nll_sum / total + model.penalty()).backward()
     W = model.W.detach().clone().requires_grad_()  # the lecture's form: a sum of rows of W
     rows = suffix_rows(model.keys, x, data.vocab_size)
@@ -171,7 +173,7 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
     _, model, _ = run
     hparams, state = dict(model.hparams), model.state_dict()
     assert SuffixLitModule.checkpoint_problem(hparams, state) is None
-    built_by_the_cli = {**hparams, "_class_path": "makemore_pl.suffix_model.SuffixLitModule"}
+    built_by_the_cli = {**hparams, "_class_path": "makemore_pl.lit.suffix.SuffixLitModule"}
     assert SuffixLitModule.checkpoint_problem(built_by_the_cli, state) is None
     bad = {
         "keys": {**state, "keys": state["keys"].flip(0)},

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from makemore_pl import NamesDataModule
-from makemore_pl.batches import count_table
-from makemore_pl.optimum import fit_optimum, table_nll
-from makemore_pl.sweep import best_on_val, sweep_counting, sweep_neural
+from makemore_pl.cli.sweep import best_on_val, sweep_counting, sweep_neural
+from makemore_pl.core.batches import count_table
+from makemore_pl.models.optimum import fit_optimum, table_nll
 from tests.conftest import events, makemore, run_folder
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from makemore_pl import DataError, NamesDataModule
-from makemore_pl.cli import main
+from makemore_pl.cli.main import main
 from tests.conftest import QUIET
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
@@ -153,16 +153,16 @@ ROWS = [
     ("data path is a folder", ["fit", "--data.path", "folder"],
      "cannot read data file 'folder': Is a directory", ("cannot read data file 'folder'",)),
     ("context size below 1", [*FIT, "--data.context_size", "0"],
-     "context_size must be at least 1, got 0"),
+     "--data.context_size must be at least 1, got 0"),
     ("a fraction of 1 or more", [*FIT, "--data.val_fraction", "1"],
-     "val_fraction must be in [0, 1), got 1.0"),
+     "--data.val_fraction must be in [0, 1), got 1.0"),
     ("a negative fraction", [*FIT, "--data.test_fraction", "-0.1"],
-     "test_fraction must be in [0, 1), got -0.1"),
+     "--data.test_fraction must be in [0, 1), got -0.1"),
     ("fractions summing to 1 or more", [*FIT, "--data.val_fraction", "0.5",
                                         "--data.test_fraction", "0.5"],
-     "val_fraction + test_fraction must be below 1 to leave training words, got 0.5 + 0.5"),
+     "--data.val_fraction + test_fraction must be below 1 to leave training words, got 0.5 + 0.5"),
     ("batch size 0 or less", [*FIT, "--data.batch_size", "0"],
-     "batch_size must be positive or None (full batch), got 0"),
+     "--data.batch_size must be positive or None (full batch), got 0"),
     ("negative number of samples", [*SAMPLE, "--num_samples", "-1"],
      "--num_samples must be 0 or more, got -1"),
     ("temperature 0 or less", [*SAMPLE, "--temperature", "0"],
@@ -268,18 +268,18 @@ ROWS = [
      "the model ends almost every word at once: 100 batches of 20 draws gave 0 non-empty words; "
      "it cannot generate names (was it trained?)"),
     ("a weight table too large to build", [*FIT, "--data.context_size", "8"],
-     "context_size 8 with vocab_size 15 needs a 154 GB weight table (the limit is 537 MB); use "
-     "the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
+     "--data.context_size 8 with vocab_size 15 needs a 154 GB weight table (the limit is 537 MB); "
+     "use the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
      "which stores only the n-grams seen"),
     ("a weight table beyond any integer type", [*FIT, "--data.context_size", "20"],
-     "context_size 20 with vocab_size 15 needs a 20 YB weight table (the limit is 537 MB); use "
-     "the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
+     "--data.context_size 20 with vocab_size 15 needs a 20 YB weight table (the limit is 537 MB); "
+     "use the counting model (`baseline`, `sample --counting true`) with --smoothing kneser-ney, "
      "which stores only the n-grams seen"),
     ("learning rate below 0", [*FIT, "--model.lr", "-1"], "--model.lr must be 0 or more, got -1.0"),
     ("l2 below 0", [*FIT, "--model.l2", "-1"], "--model.l2 must be 0 or more, got -1.0"),
     ("figure path is a folder",
      ["sweep", "--data.path", "words.txt", "--models", "counting", "--plot", "folder"],
-     "cannot write the figure to folder: it is a folder"),
+     "cannot write folder: it is a folder"),
 ]  # fmt: skip
 
 
@@ -353,7 +353,7 @@ def test_a_run_folder_with_no_logger_is_checked_before_training(cwd, monkeypatch
     def must_not_train(*args):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("makemore_pl.model.BigramLitModule.training_step", must_not_train)
+    monkeypatch.setattr("makemore_pl.lit.dense.BigramLitModule.training_step", must_not_train)
     message = run_cli(*FIT, "--trainer.logger", "false", "--trainer.default_root_dir", "blocker")
     assert message == (
         "makemore_pl: error: cannot write the run's logs and checkpoints to "

@@ -10,12 +10,12 @@ from makemore_pl import (
     CountingBaseline,
     DataError,
     NamesDataModule,
-    commands,
     load_counted_words,
     load_words,
 )
-from makemore_pl.baseline import tune_smoothing
-from makemore_pl.callbacks import CountingReference
+from makemore_pl.cli.baseline import baseline
+from makemore_pl.lit.callbacks import CountingReference
+from makemore_pl.models.counting import tune_smoothing
 from tests.conftest import quiet_trainer
 
 COUNTED = {"emma": 3, "olivia": 1, "ava": 5, "mia": 2, "sophia": 4, "isabella": 1, "amelia": 2}
@@ -150,7 +150,7 @@ def test_counting_reference_and_baseline_use_the_weights(tmp_path, capsys):
     fitted = CountingBaseline(dm.vocab_size, 1).fit(*dm.examples("train"))
     expected = tune_smoothing(fitted, dm.examples("val")).nll(*dm.examples("test"))
     assert logged == pytest.approx(expected, abs=1e-6)
-    commands.baseline(dm, smoothing="kneser-ney")
+    baseline(dm, smoothing="kneser-ney")
     out = capsys.readouterr().out
     kneser_ney = CountingBaseline(dm.vocab_size, 1, "kneser-ney").fit(*dm.examples("train"))
     weights = dm.examples("test")[2]
@@ -173,6 +173,6 @@ def test_large_counts_are_summed_exactly(tmp_path, capsys):
     # 9.2e15 examples, above 2**53 where float64 sums drop units: every total is exact
     path = write(tmp_path, "".join(f"{'ab' * 2300},{10**12}\n" for _ in range(2)) + "ba,7\n")
     dm = NamesDataModule(str(path), val_fraction=0, test_fraction=0)
-    commands.baseline(dm, smoothing=0.5)
+    baseline(dm, smoothing=0.5)
     assert "(9,202,000,000,000,021 examples)" in capsys.readouterr().out
     assert dm.ngram_counts("train").total() == 2 * 10**12 * 4601 + 7 * 3

@@ -7,20 +7,22 @@ import importlib
 # public name -> its module; imported on first use, so that `makemore --help`, `sample` and
 # `baseline` pay only for the modules they run (Lightning alone takes longer to import than torch)
 EXPORTS = {
-    "BigramLitModule": "makemore_pl.model",
-    "CountingBaseline": "makemore_pl.baseline",
-    "DataError": "makemore_pl.errors",
-    "UserError": "makemore_pl.errors",
-    "NamesData": "makemore_pl.data",
-    "NamesDataModule": "makemore_pl.datamodule",
-    "Vocabulary": "makemore_pl.data",
-    "build_ngrams": "makemore_pl.data",
-    "split_words": "makemore_pl.data",
-    "download_names": "makemore_pl.words",
-    "load_counted_words": "makemore_pl.words",
-    "load_words": "makemore_pl.words",
-    "sample": "makemore_pl.sampling",
-    "SuffixLitModule": "makemore_pl.suffix_model",
+    "BigramLitModule": "makemore_pl.lit.dense",
+    "CountingBaseline": "makemore_pl.models.counting",
+    "DataError": "makemore_pl.core.errors",
+    "DenseTable": "makemore_pl.models.dense",
+    "UserError": "makemore_pl.core.errors",
+    "NamesData": "makemore_pl.core.data",
+    "NamesDataModule": "makemore_pl.lit.datamodule",
+    "SuffixLitModule": "makemore_pl.lit.suffix",
+    "SuffixModel": "makemore_pl.models.suffix",
+    "Vocabulary": "makemore_pl.core.vocabulary",
+    "build_ngrams": "makemore_pl.core.vocabulary",
+    "split_words": "makemore_pl.core.data",
+    "download_names": "makemore_pl.core.words",
+    "load_counted_words": "makemore_pl.core.words",
+    "load_words": "makemore_pl.core.words",
+    "sample": "makemore_pl.core.sampling",
 }
 __all__ = sorted(EXPORTS)
 

@@ -1,4 +1,4 @@
-from makemore_pl.cli import main
+from makemore_pl.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,71 @@
+"""The commands that train nothing (sample, baseline, sweep, suffix_sweep) as plain functions:
+each parsed with its own options and the data's (`--data.*`), none importing Lightning."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import yaml
+
+from makemore_pl.core.data import NamesData
+from makemore_pl.core.errors import CommandError
+
+# command -> the module of its function (of the same name), imported when it runs
+COMMANDS = {
+    name: f"makemore_pl.cli.{name}" for name in ("sample", "baseline", "sweep", "suffix_sweep")
+}
+# sections of a training config (`fit --config`) that these commands have no use for
+TRAINING_SECTIONS = {
+    "trainer",
+    "model",
+    "seed_everything",
+    "ckpt_path",
+    "snapshots",
+    "best_checkpoint",
+    "last_checkpoint",
+    "run_name",
+    "weights_only",
+    "output",
+}
+
+
+def run_command(prog: str, name: str, args: list[str]) -> object:
+    """Parses `args` for command `name` (its own options and --data.*) and runs it."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    function = getattr(importlib.import_module(COMMANDS[name]), name)
+    parser = ArgumentParser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config",
+        action=ActionConfigFile,
+        help="a YAML file of options; the data section of a `fit` config is read, the rest skipped",
+    )
+    parser.add_function_arguments(function, skip={"data"}, as_group=False)
+    parser.add_class_arguments(NamesData, "data")
+    config = parser.parse_args(data_sections_only(args))
+    init = parser.instantiate_classes(config)
+    options = {key: value for key, value in vars(init).items() if key not in ("config", "data")}
+    return function(data=init.data, **options)
+
+
+def data_sections_only(args: list[str]) -> list[str]:
+    """Each `--config FILE` becomes the file's own text minus the training-only sections, so a
+    config written for `fit` serves `baseline --config` too."""
+    out, rest = [], iter(args)
+    for arg in rest:
+        path = next(rest, None) if arg == "--config" else None
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        if path is None:
+            out.append(arg)
+            continue
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+            raise CommandError(f"--config {path}: cannot read it as YAML ({err})") from None
+        if not isinstance(loaded, dict):
+            raise CommandError(f"--config {path}: not a mapping of options")
+        kept = {k: v for k, v in loaded.items() if k not in TRAINING_SECTIONS}
+        out += ["--config", yaml.safe_dump(kept) if kept else "{}"]
+    return out

@@ -1,0 +1,123 @@
+"""`sample`: names generated from a checkpoint or from the counting model, without Lightning."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from typing import Literal
+
+import torch
+
+from makemore_pl.cli.baseline import Smoothing, counting_model
+from makemore_pl.cli.runs import find_named_checkpoint
+from makemore_pl.core.data import NamesData
+from makemore_pl.core.errors import CommandError, DataError
+from makemore_pl.core.sampling import iter_samples
+from makemore_pl.core.text import printable
+from makemore_pl.core.vocabulary import Vocabulary
+from makemore_pl.models.saved import checkpoint_vocabulary, load_saved_model, read_checkpoint
+
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+
+
+def sample(
+    data: NamesData,
+    ckpt_path: str | None = None,
+    num_samples: int = 20,
+    seed: int = 0,
+    temperature: float = 1.0,
+    prefix: str = "",
+    counting: bool = False,
+    smoothing: Smoothing = "auto",
+    accelerator: Accelerator = "auto",
+    default_root_dir: str = ".",
+) -> int:
+    """Generate names from a checkpoint or from the counting model.
+
+    Prints them one per line on stdout and returns how many.
+
+    Args:
+        ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
+            run under --default_root_dir.
+        num_samples: how many names to print.
+        seed: the same seed prints the same names.
+        temperature: below 1 favours likely characters, above 1 flattens the distribution.
+        prefix: every name starts with these characters.
+        counting: sample from the counting model fitted on the data's train split instead
+            of a checkpoint.
+        smoothing: the counting model's smoothing, as for `baseline`.
+        accelerator: where to run the model: "auto" takes a GPU if there is one.
+        default_root_dir: the folder whose lightning_logs "best"/"last" look in.
+    """
+    if num_samples < 0:
+        raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
+    if temperature <= 0:
+        raise CommandError(f"--temperature must be positive, got {temperature}")
+    if not counting and smoothing != "auto":
+        raise CommandError("--smoothing is the counting model's: it needs --counting true")
+    device = torch_device(accelerator)
+    if counting:
+        source, vocab, c, device = (
+            counting_model(data, smoothing),
+            data.vocab,
+            data.context_size,
+            "cpu",
+        )
+    else:
+        path = checkpoint_path(ckpt_path, default_root_dir)
+        settings, source = load_saved_model(path, read_checkpoint(path), device)
+        vocab = checkpoint_vocabulary(path, settings, data if data.path.is_file() else None)
+        c = source.context_size
+    prefix_ids = encode_prefix(vocab, prefix)
+    chunks = iter_samples(
+        source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
+    )
+    train_words = set(data.split()["train"]) if counting or data.path.is_file() else None
+    printed = seen = 0
+    for chunk in chunks:  # printed as they come: a million names never sit in memory at once
+        names = [vocab.decode(w) for w in chunk]
+        print_utf8([printable(name) for name in names])
+        printed += len(names)
+        seen += sum(name in train_words for name in names) if train_words is not None else 0
+    print(novelty_summary(printed, seen if train_words is not None else None), file=sys.stderr)
+    return printed
+
+
+def checkpoint_path(ckpt_path: str | None, root: str) -> str:
+    if ckpt_path is None:
+        raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
+    return find_named_checkpoint(ckpt_path, root)
+
+
+def torch_device(accelerator: Accelerator) -> torch.device:
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise CommandError(f"--accelerator {accelerator}: no CUDA GPU on this machine")
+        return torch.device("cuda")
+    if accelerator == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError("--accelerator mps: no MPS device on this machine")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def print_utf8(lines: list[str]) -> None:
+    """One per line on stdout, as UTF-8 like the data file, whatever the terminal's locale says
+    (a latin-1 or ASCII stdout could not print every name)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
+    try:  # NFC, as the data: an "é" typed as e + combining accent is still "é"
+        return vocab.encode(unicodedata.normalize("NFC", prefix))
+    except DataError as err:
+        raise CommandError(f"--prefix {prefix!r}: {err}") from None
+
+
+def novelty_summary(printed: int, seen: int | None) -> str:
+    """How many names were printed, and how many of them are training words (None: unknown)."""
+    if seen is None:
+        return f"{printed} names (no training words at hand to compare with)"
+    return f"{printed} names: {printed - seen} new, {seen} in the training words"

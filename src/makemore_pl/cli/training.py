@@ -1,0 +1,351 @@
+"""fit, validate, test and predict: LightningCLI on its public hooks, with runs that resume.
+
+`--ckpt_path best|last|PATH` is resolved before anything is built: `fit` of a run's checkpoint
+continues that run with its own saved config.yaml (options given on the command line still win);
+the other commands take the checkpoint's data settings, so a trigram is tested on its own split.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import ArgumentError, ArgumentParser
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from makemore_pl.cli.console import fit_summary, quiet_console
+from makemore_pl.cli.runs import (
+    RUN_ENV,
+    check_writable,
+    find_named_checkpoint,
+    lock_run,
+    new_run_folder,
+    run_of_checkpoint,
+    safe_name,
+)
+from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.lit.callbacks import (
+    BestCheckpoint,
+    CountingReference,
+    LastCheckpoint,
+    LogSnapshots,
+    StopOnNonFiniteLoss,
+    StopOnSignal,
+)
+from makemore_pl.lit.checkpoint_io import with_atomic_checkpoints
+from makemore_pl.lit.datamodule import NamesDataModule
+from makemore_pl.lit.logger import RunLogger
+from makemore_pl.lit.module import NgramLitModule
+from makemore_pl.lit.predictions import PredictionWriter
+from makemore_pl.lit.progress import ModelLine, ReadableProgressBar
+from makemore_pl.lit.trainer import MakemoreTrainer
+from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
+from makemore_pl.models.saved import (
+    check_fits_data,
+    model_kind,
+    read_checkpoint,
+    saved_settings,
+)
+
+
+class SaveFitConfig(SaveConfigCallback):
+    """config.yaml is the training run's: `test` or `predict` of its checkpoint, which log into
+    the same folder, leave it as it is."""
+
+    def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+
+class RunComplete(Exception):
+    """`fit --ckpt_path` of a run that has already trained as far as asked."""
+
+
+class MakemoreCLI(LightningCLI):
+    """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
+
+    exit_code = 0
+    lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
+    ckpt_path: str | None = None  # --ckpt_path resolved
+    checkpoint: dict | None = None  # its contents, read and checked once
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.context_size", "model.init_args.context_size")
+        parser.link_arguments("data.encoding", "model.init_args.encoding")
+        # read from the data module right after it is built: it loads the words on first use
+        parser.link_arguments(
+            "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+        )
+        parser.link_arguments("data.chars", "model.init_args.chars", apply_on="instantiate")
+        parser.set_defaults({"model": {"class_path": DEFAULT_MODEL.class_path}})
+        parser.add_lightning_class_args(LogSnapshots, "snapshots")
+        parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="name shown in TensorBoard's run selector; default: the order and the model",
+        )
+        parser.add_argument(
+            "--output",
+            type=str | None,
+            default=None,
+            help="predict: where to write the TSV of scored names; default: predictions.tsv in "
+            "the checkpoint's run folder",
+        )
+        parser.set_defaults({"trainer.enable_model_summary": False})
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        command = self.config.get("subcommand")
+        if command is None:  # run=False: the classes are built, no command runs
+            return
+        config = self.config[command]
+        require_weights_only(config)
+        check_seed(config.seed_everything)
+        if not config.ckpt_path:
+            return
+        root = config.trainer.default_root_dir
+        path = find_named_checkpoint(config.ckpt_path, root, required=command != "fit")
+        if path is None:
+            rank_zero_info(
+                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
+            )
+            config.ckpt_path = None
+            return
+        # read and checked once, here; Lightning's restore is the only other read
+        self.checkpoint = read_checkpoint(path, resume=command == "fit")
+        kind = model_kind(path, self.checkpoint)
+        check_settings(path, self.checkpoint, kind)
+        run = run_of_checkpoint(path)
+        if command == "fit" and run is not None and (run / "config.yaml").is_file():
+            front = ["--config", run_config(run / "config.yaml")]  # the run's settings, then ours
+        else:  # the data settings the checkpoint was trained with
+            data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
+            front = ["--data", json.dumps(data)]
+        super().parse_arguments(parser, [command, *front, *args[1:]])
+        model = {"class_path": kind.class_path, "dict_kwargs": saved_settings(self.checkpoint)}
+        self.config = parser.parse_object({command: {"model": model}}, self.config)
+        require_weights_only(self.config[command])
+        # LightningCLI would read the file again for the model settings just given
+        self.ckpt_path, self.config[command].ckpt_path = path, None
+
+    def before_instantiate_classes(self) -> None:
+        if self.ckpt_path is not None:
+            self.config[self.subcommand].ckpt_path = self.ckpt_path
+        if self.subcommand == "fit" and self.ckpt_path is not None:
+            check_not_complete(self.ckpt_path, self.checkpoint, self.config.fit.trainer)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config["trainer"]
+        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
+        if self.subcommand is None:  # run=False: no run folder either
+            return super().instantiate_trainer(**kwargs)
+        self.check_checkpoint_fits_data()  # before any folder is made
+        self.run = self.claim_run(config)
+        for key in ("best_checkpoint", "last_checkpoint"):
+            config[key].dirpath = str(self.run / "checkpoints")
+        if trainer.get("logger") in (None, True):
+            held_out = self.subcommand != "fit" and self.checkpoint is not None
+            step = int(self.checkpoint.get("global_step", 0)) if held_out else None
+            kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step)
+        callbacks = list(trainer.get("callbacks") or [])
+        if trainer.get("enable_progress_bar") is not False:
+            callbacks.append(ReadableProgressBar(self.run.name))
+        if self.subcommand == "predict":
+            callbacks.append(PredictionWriter(self.predictions_path(config)))
+        kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
+        return super().instantiate_trainer(**kwargs)
+
+    def claim_run(self, config) -> Path:
+        """The run this command writes to: the checkpoint's own, or a new one."""
+        resumed = run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
+        if resumed is not None:
+            return resumed
+        root = Path(config["trainer"].get("default_root_dir") or ".")
+        name = config.get("run_name") or self.default_name()
+        prefix = "" if self.subcommand == "fit" else f"{self.subcommand}-"
+        # one form, absolute, so that a resumed checkpoint callback finds its own folder again
+        run = new_run_folder(root / "lightning_logs", safe_name(prefix + name)).resolve()
+        os.environ[RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
+        return run
+
+    def default_name(self) -> str:
+        kind = MODELS.get(type(self.model).__name__)
+        if kind is None:  # a model class of the user's own
+            return type(self.model).__name__.removesuffix("LitModule").lower()
+        return kind.run_name(dict(self.model.hparams))
+
+    def predictions_path(self, config) -> Path:
+        return Path(config.get("output") or self.run / "predictions.tsv")
+
+    def check_checkpoint_fits_data(self) -> None:
+        """A checkpoint of another order or vocabulary than the data fails before the run."""
+        if self.checkpoint is not None:
+            hparams, data = self.checkpoint["hyper_parameters"], self.datamodule
+            check_fits_data(self.ckpt_path, hparams, str(data.path), data.context_size, data.chars)
+
+    def after_instantiate_classes(self) -> None:
+        """Fails before the run starts on a folder the run could not write its logs and
+        checkpoints to; takes the run's lock for `fit`."""
+        if self.subcommand is not None and self.trainer.is_global_zero:
+            check_writable(self.run)
+            if self.subcommand == "fit":
+                check_writable(self.run / "checkpoints")
+                self.lock = lock_run(self.run)
+
+    def after_fit(self) -> None:
+        if self.lock is not None:  # the other processes of a multi-device run hold none
+            self.lock.close()  # the run is free to be resumed
+        stop = next(cb for cb in self.trainer.callbacks if isinstance(cb, StopOnSignal))
+        best = next(cb for cb in self.trainer.callbacks if isinstance(cb, BestCheckpoint))
+        if stop.signal_name is not None:
+            self.exit_code = stop.exit_code
+            last = Path(self.run, "checkpoints", "last.ckpt")
+            rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
+            return
+        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+
+    def command_prefix(self) -> str:
+        """How to call this package again for the same run folder."""
+        root = self.config.fit.trainer.default_root_dir
+        where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
+        return f"{self.parser.prog}{where}"
+
+    def after_predict(self) -> None:
+        writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
+        if writer.written is not None:
+            rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+def check_seed(seed: int | bool) -> None:
+    """Lightning seeds numpy too, which takes 32-bit seeds only."""
+    if not isinstance(seed, bool) and not 0 <= seed < 2**32:
+        raise CommandError(f"--seed_everything must be from 0 to {2**32 - 1}, got {seed}")
+
+
+def check_settings(path: str, checkpoint: dict, kind: ModelKind) -> None:
+    """The model and data settings a checkpoint brings are checked like command-line options."""
+    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
+    data = saved_settings(checkpoint, "datamodule_hyper_parameters")
+    for key, cls, saved in (
+        ("model", model_class, saved_settings(checkpoint)),
+        ("data", NamesDataModule, data),
+    ):
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(cls, key, fail_untyped=False)
+        try:
+            parser.parse_object({key: saved})
+        except ArgumentError as err:
+            raise CheckpointError(
+                f"--ckpt_path {path}: its settings do not fit makemore_pl "
+                f"({' '.join(str(err).split())})"
+            ) from None
+
+
+def run_config(path: Path) -> str:
+    """A run's config.yaml, with the model's class path as this version names it."""
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    model = config.get("model") if isinstance(config, dict) else None
+    if isinstance(model, dict) and isinstance(model.get("class_path"), str):
+        kind = kind_of_class_path(model["class_path"])
+        model["class_path"] = kind.class_path if kind is not None else model["class_path"]
+    return yaml.safe_dump(config)
+
+
+def require_weights_only(config: Any) -> None:
+    """Sets a command's `weights_only` to True: Lightning's default, None, defers to torch.load's,
+    which is False before torch 2.6. Refuses an explicit False."""
+    if config.weights_only is False:
+        raise CheckpointError(
+            "--weights_only false: makemore_pl loads checkpoints with weights_only=True only, so "
+            "that a checkpoint cannot run code; its own checkpoints need nothing more"
+        )
+    config.weights_only = True
+
+
+def check_not_complete(path: str, checkpoint: dict, trainer) -> None:
+    """A run that has trained as far as asked says so instead of touching its files."""
+    done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    epochs = done.get("current", {}).get("processed", checkpoint.get("epoch", 0))
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    by_epochs = max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
+    by_steps = max_steps is not None and max_steps >= 0 and checkpoint["global_step"] >= max_steps
+    if by_epochs or by_steps:
+        limit = f"max_epochs {max_epochs}" if by_epochs else f"max_steps {max_steps}"
+        raise RunComplete(
+            f"{path}: the run is complete ({epochs} epochs, step {checkpoint['global_step']}, "
+            f"{limit}); to train further, add e.g. --trainer.max_epochs {epochs + max(epochs, 1)}"
+        )
+
+
+def user_error_in(err: BaseException) -> UserError | None:
+    """The user's mistake an exception was raised for, if one is among its causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, SettingError):
+            return CommandError(f"{option_of(err.setting)} {err.problem}")
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def option_of(setting: str) -> str:
+    """The command-line option of a model's or the data's setting."""
+    return f"--data.{setting}" if setting in DATA_SETTINGS else f"--model.{setting}"
+
+
+DATA_SETTINGS = set(inspect.signature(NamesDataModule).parameters)
+
+
+def run_training(prog: str, args: list[str]) -> int:
+    """Runs a training command; returns the exit status."""
+    quiet_console(args[0])
+    joined = os.environ.get(RUN_ENV)  # set when this process is one of a multi-device launch
+    for kind in MODELS.values():  # --model SuffixLitModule finds the classes imported
+        importlib.import_module(kind.lit_module)
+    try:
+        cli = MakemoreCLI(
+            NgramLitModule,
+            NamesDataModule,
+            subclass_mode_model=True,
+            trainer_class=MakemoreTrainer,
+            trainer_defaults={
+                "max_epochs": 100,
+                "log_every_n_steps": 1,
+                # the data module splits every batch between processes itself, exactly: the
+                # DistributedSampler Lightning would add pads by repeating examples
+                "use_distributed_sampler": False,
+                "callbacks": [CountingReference(), StopOnNonFiniteLoss()],
+            },
+            seed_everything_default=42,
+            auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
+            save_config_callback=SaveFitConfig,
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
+            parser_kwargs={"prog": prog},
+            args=args,
+        )
+    except RunComplete as done:
+        print(done, file=sys.stderr)
+        return 0
+    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
+        raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
+    except ValueError as err:  # jsonargparse wraps what a chosen model class raised
+        raise user_error_in(err) or err from None
+    finally:
+        if joined is None:
+            os.environ.pop(RUN_ENV, None)
+    return cli.exit_code

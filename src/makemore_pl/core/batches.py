@@ -1,0 +1,88 @@
+"""How examples reach the Trainer: whole batches sliced from tensors, or the count table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from makemore_pl.core.ngrams import NgramCounts
+
+Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
+SEED_MODULUS = 2**63  # torch.Generator seeds are below this
+
+
+def counts_table(counts: NgramCounts) -> Batch:
+    """The distinct (context, next) rows of some n-gram counts, with how often each occurs.
+
+    A count-weighted mean over these rows equals the mean over all the examples counted, in
+    value and in gradient, at a few thousand rows instead of hundreds of thousands.
+    """
+    x, y = counts.pairs()
+    return x, y, counts.counts.float()
+
+
+def count_table(x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None) -> Batch:
+    """The count table of X (N, c), Y (N,): example i counts weights[i] times (once without)."""
+    return counts_table(NgramCounts.from_examples(x, y, vocab_size, weights))
+
+
+def example_table(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Batch:
+    """Every example once: a count of 1 per row, or its weight."""
+    return x, y, torch.ones(len(y)) if weights is None else weights.float()
+
+
+class TensorBatches(Dataset):
+    """(X, Y, counts) tensors whose item is a whole batch: indexed by a slice or index tensor.
+
+    With several processes, each keeps the rows of the batch whose context it owns (`owner`,
+    one rank per row). A context's rows thus meet on one process in their usual order, so each
+    row of W gets its gradient summed as on one device and the all-reduce adds zeros to it:
+    one and several processes train the same weights, instead of drifting apart where Adam
+    magnifies the rounding noise of a split sum.
+    """
+
+    def __init__(self, table: Batch, owner: Tensor | None = None, rank: int = 0) -> None:
+        self.table, self.owner, self.rank = table, owner, rank
+
+    def __len__(self) -> int:
+        return len(self.table[1])
+
+    def __getitem__(self, rows: slice | Tensor) -> Batch:
+        batch = tuple(t[rows] for t in self.table)
+        if self.owner is None:
+            return batch
+        mine = self.owner[rows] == self.rank
+        return tuple(t[mine] for t in batch)
+
+
+class BatchSlices(Sampler):
+    """Yields one batch's rows at a time: slices in order, or a fresh permutation per epoch.
+
+    The permutation is a function of (seed, epoch) alone, so a resumed run sees the same batches
+    as an uninterrupted one; Lightning calls `set_epoch` before each epoch.
+    """
+
+    def __init__(self, num_rows: int, batch_size: int | None, shuffle: bool, seed: int) -> None:
+        self.num_rows, self.seed, self.epoch = num_rows, seed, 0
+        self.batch_size = batch_size or max(num_rows, 1)
+        self.shuffle = shuffle and self.batch_size < num_rows  # order is moot in a full batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[slice | Tensor]:
+        if not self.shuffle:
+            for start in range(0, self.num_rows, self.batch_size):
+                yield slice(start, start + self.batch_size)
+            return
+        # modulo 2**63: any seed the data accepts stays a valid generator seed
+        seed = (self.seed * 1_000_003 + self.epoch) % SEED_MODULUS
+        generator = torch.Generator().manual_seed(seed)
+        yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)

@@ -1,0 +1,90 @@
+"""Context keys: a context of c token ids as one integer, its row of the V**c table, and back.
+
+A context (x_1 .. x_c) is the base-V number sum(x_i * V**(c - i)), most significant first, so
+the last k characters of a context are its k lowest digits (`suffix`), and an n-gram's key is
+`row(context) * V + next`. This module is the one place that does the arithmetic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from makemore_pl.core.errors import DataError, SettingError
+
+INT64_LIMIT = 2**63  # keys are int64: every key stays below this
+
+
+def check_sizes(vocab_size: int, context_size: int) -> None:
+    """The one check of a model's or the data's sizes: whole numbers, 1 or more."""
+    for name, value in (("vocab_size", vocab_size), ("context_size", context_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingError(name, f"must be at least 1, got {value!r}")
+
+
+def context_rows(x: Tensor, vocab_size: int) -> Tensor:
+    """(B, c) token ids -> (B,) rows of the V**c table: sum(x[:, i] * V**(c-1-i))."""
+    powers = vocab_size ** torch.arange(x.shape[1] - 1, -1, -1, device=x.device)
+    return (x * powers).sum(1)
+
+
+def row_contexts(rows: Tensor, vocab_size: int, context_size: int) -> Tensor:
+    """(B,) rows of the V**c table -> (B, c) token ids; the inverse of `context_rows`."""
+    powers = vocab_size ** torch.arange(context_size - 1, -1, -1, device=rows.device)
+    return rows[:, None] // powers % vocab_size
+
+
+def suffix(rows: Tensor, k: int, vocab_size: int) -> Tensor:
+    """The rows of the last k characters of each context (k = 0: all 0)."""
+    return rows % vocab_size**k
+
+
+def ngram_keys(x: Tensor, y: Tensor, vocab_size: int) -> Tensor:
+    """(N, c) contexts and (N, ...) next ids -> keys of the same shape as `y`."""
+    rows = context_rows(x, vocab_size)
+    return rows.view(-1, *([1] * (y.dim() - 1))) * vocab_size + y
+
+
+def sliding_keys(stream: Tensor, vocab_size: int, context_size: int) -> Tensor:
+    """(L,) token ids -> (L - c,) keys of every window of c + 1 tokens, the one ending at
+    position c + i at i, in place over one copy (no (L, c + 1) table of windows)."""
+    width = len(stream) - context_size
+    keys = stream[:width].clone()
+    for j in range(1, context_size + 1):
+        keys.mul_(vocab_size).add_(stream[j : width + j])
+    return keys
+
+
+def split_keys(keys: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor, Tensor]:
+    """(U,) n-gram keys -> (U, c) contexts and (U,) next ids."""
+    return row_contexts(keys // vocab_size, vocab_size, context_size), keys % vocab_size
+
+
+def row_text(row: int, itos: list[str], context_size: int) -> str:
+    """Row of the V**c table -> its context as text, e.g. 1 -> '.a', 28 -> 'aa' for V=27, c=2."""
+    chars = []
+    for _ in range(context_size):
+        row, index = divmod(row, len(itos))
+        chars.append(itos[index])
+    return "".join(reversed(chars))
+
+
+def largest_context_size(vocab_size: int) -> int:
+    """The largest c whose (c + 1)-gram keys, below V**(c + 1), fit in int64 (V >= 2)."""
+    c = 0
+    while vocab_size ** (c + 2) < INT64_LIMIT:
+        c += 1
+    return c
+
+
+def check_keys_fit(vocab_size: int, context_size: int) -> None:
+    """A DataError, saying the size, the limit and the way out, if keys would overflow int64."""
+    if vocab_size ** (context_size + 1) < INT64_LIMIT:
+        return
+    largest = largest_context_size(vocab_size)
+    raise DataError(
+        f"context_size {context_size} with {vocab_size} tokens needs n-gram keys up to "
+        f"{vocab_size}**{context_size + 1} = {float(vocab_size ** (context_size + 1)):.3g}, which "
+        f"overflows int64 keys (limit 2**63 = {float(INT64_LIMIT):.3g}); use a context_size of "
+        f"at most {largest} for this data, or data with fewer distinct characters"
+    )

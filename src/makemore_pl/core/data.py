@@ -1,0 +1,331 @@
+"""Words in, n-grams out: vocabulary, framing, the split, and `NamesData` (no Lightning here).
+
+`NamesData` gives the counting models streaming n-gram counts (`ngram_counts`: the file read in
+chunks, memory for the distinct n-grams only) and the neural model its example tensors
+(`examples`, built on first use: memory for every token). `makemore_pl.lit.datamodule` adds what
+the Lightning Trainer needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+from makemore_pl.core.contexts import check_keys_fit, check_sizes
+from makemore_pl.core.errors import DataError, SettingError
+from makemore_pl.core.ngrams import NgramCounter, NgramCounts, one_thread, window_keys
+from makemore_pl.core.vocabulary import Vocabulary, build_ngrams
+from makemore_pl.core.words import (
+    NAMES_SHA256,
+    NAMES_URL,
+    NameScan,
+    download_names,
+    load_words,
+    name_chunks,
+    scan_names,
+)
+
+SPLITS = ("train", "val", "test")
+SEED_LIMIT = 2**63  # torch.Generator seeds are below this
+ENTRY_CHUNK = 1 << 17  # names counted at a time, from a list in memory
+Word = TypeVar("Word", bound=Hashable)
+
+
+def split_words(
+    words: Sequence[Word],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    dedupe: bool = False,
+) -> tuple[list[Word], list[Word], list[Word]]:
+    """A seeded random split by word into (train, val, test); never splits a word's n-grams.
+
+    With `dedupe`, repeated words are kept once, so no name can appear in two splits. A word may
+    be a (name, count) pair: the name goes to one split with its count.
+    """
+    check_fractions(val_fraction, test_fraction)
+    if dedupe:
+        words = list(dict.fromkeys(words))
+    order = torch.randperm(len(words), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_test = round(len(words) * test_fraction)
+    n_val = round(len(words) * val_fraction)
+    shuffled = [words[i] for i in order]
+    return shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
+
+
+def split_of_words(num_words: int, val_fraction: float, test_fraction: float, seed: int) -> Tensor:
+    """(W,) int8 split of each word in file order, 0 train, 1 val, 2 test: the same split as
+    `split_words`, at one byte per word instead of a list of every word."""
+    check_fractions(val_fraction, test_fraction)
+    order = torch.randperm(num_words, generator=torch.Generator().manual_seed(seed))
+    n_test, n_val = round(num_words * test_fraction), round(num_words * val_fraction)
+    split = torch.zeros(num_words, dtype=torch.int8)
+    split[order[n_test : n_test + n_val]] = 1
+    split[order[:n_test]] = 2
+    return split
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise SettingError(name, f"must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1:
+        raise SettingError(
+            "val_fraction",
+            f"+ test_fraction must be below 1 to leave training words, "
+            f"got {val_fraction} + {test_fraction}",
+        )
+
+
+def check_options(context_size: int, encoding: str, batch_size: int | None, seed: int) -> None:
+    check_sizes(1, context_size)
+    if encoding not in ("index", "onehot"):
+        raise SettingError("encoding", f"must be 'index' or 'onehot', got {encoding!r}")
+    if batch_size is not None and batch_size <= 0:
+        raise SettingError("batch_size", f"must be positive or None (full batch), got {batch_size}")
+    if not (isinstance(seed, int) and 0 <= seed < SEED_LIMIT):
+        raise SettingError("seed", f"must be a whole number in [0, 2**63), got {seed}")
+
+
+class NamesData:
+    """Character n-grams of a one-name-per-line file, split by word into train/val/test.
+
+    The settings, the vocabulary, the split, streaming n-gram counts for the counting models
+    and example tensors for the neural model; `NamesDataModule` adds the Trainer's loaders.
+    """
+
+    def __init__(
+        self,
+        path: str = "names.txt",
+        context_size: int = 1,
+        encoding: str = "index",
+        batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 42,
+        dedupe: bool = False,
+        aggregate: bool = True,
+        predict_path: str | None = None,
+    ) -> None:
+        """
+        Args:
+            path: text file with one name per line (UTF-8), or with `name,count` lines, whose
+                counts weigh each name's examples. A missing file named names.txt, in a folder
+                that exists, is downloaded from the makemore repository and checked against
+                its sha256.
+            context_size: characters of context: 1 = bigram, 2 = trigram, ...
+            encoding: batch form the model sees: "index" (context ids) or "onehot" (one-hot rows
+                of the joint context, expanded on the device).
+            batch_size: examples per training batch; None = the whole split in one batch.
+            val_fraction: share of words held out for validation.
+            test_fraction: share of words held out for testing.
+            seed: seed of the word split and of the minibatch order, in [0, 2**63).
+            dedupe: keep each distinct word once, so no name is in two splits (a name,count
+                file already lists each name once).
+            aggregate: feed full batches as the table of distinct (context, next) rows with
+                their counts: the same loss and gradient as every example, hundreds of times
+                cheaper. Minibatches (batch_size set) always hold examples.
+            predict_path: names for `predict` to score, one per line; None = the test split.
+        """
+        super().__init__()
+        check_options(context_size, encoding, batch_size, seed)
+        check_fractions(val_fraction, test_fraction)
+        self.options = {
+            "path": path,
+            "context_size": context_size,
+            "encoding": encoding,
+            "batch_size": batch_size,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "seed": seed,
+            "dedupe": dedupe,
+            "aggregate": aggregate,
+            "predict_path": predict_path,
+        }
+        self._save_options(self.options)
+        self.path, self.context_size, self.encoding = Path(path), context_size, encoding
+        self.batch_size, self.seed, self.dedupe = batch_size, seed, dedupe
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.aggregate, self.predict_path = aggregate, predict_path
+        self._scan: NameScan | None = None
+        self._words: list[str] | None = None
+        self._name_counts: list[int] | None = None
+        self._vocab: Vocabulary | None = None
+        self._counts: dict[str, NgramCounts] = {}
+        self._examples: dict[str, tuple[Tensor, Tensor, Tensor | None]] = {}
+        self.splits: Mapping[str, tuple[Tensor, Tensor]] = ExampleSplits(self)  # (X, Y), lazily
+
+    def _save_options(self, options: dict) -> None:
+        """Where the Lightning data module records its settings in checkpoints."""
+
+    def ensure_file(self) -> None:
+        """Downloads names.txt if it is the data file and is missing from an existing folder;
+        never any other file, never a folder."""
+        if self.path.name == "names.txt" and not self.path.exists():
+            download_names(self.path, NAMES_URL, NAMES_SHA256)
+
+    # the vocabulary is needed before setup (the CLI links vocab_size into the model), so the
+    # file is read lazily, on first use: one pass for the characters, kept apart from the words
+    @property
+    def scan(self) -> NameScan:
+        if self._scan is None:
+            self.ensure_file()
+            self._scan = scan_names(self.path)
+        return self._scan
+
+    @property
+    def vocab(self) -> Vocabulary:
+        if self._vocab is None:
+            self._vocab = Vocabulary(self.scan.chars)
+        return self._vocab
+
+    @property
+    def chars(self) -> list[str]:
+        """The data's characters in index order: what the model keeps of the vocabulary."""
+        return self.vocab.to_list()
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def words(self) -> list[str]:
+        """Every word of the file, in memory (the counts need none of them)."""
+        self._load()
+        return self._words
+
+    @property
+    def name_counts(self) -> list[int] | None:
+        """Each word's count, from a name,count file; None for a plain file."""
+        self._load()
+        return self._name_counts
+
+    def _load(self) -> None:
+        if self._words is None:
+            counts = self.scan.counts
+            if counts is not None:
+                self._words, self._name_counts = list(counts), list(counts.values())
+            else:
+                self._words = load_words(self.path)
+
+    def split(self) -> dict[str, list[str]]:
+        """The words of each split."""
+        return {name: [w for w, _ in part] for name, part in self.counted_split().items()}
+
+    def counted_split(self) -> dict[str, list[tuple[str, int]]]:
+        """(word, count) of each split: by word, a name,count file's names with their counts
+        (a plain file's words with count 1)."""
+        counts = self.name_counts or [1] * len(self.words)
+        entries = list(zip(self.words, counts, strict=True))
+        parts = split_words(entries, self.val_fraction, self.test_fraction, self.seed, self.dedupe)
+        return dict(zip(SPLITS, parts, strict=True))
+
+    def predict_words(self) -> list[str]:
+        """The names `predict` scores: --data.predict_path's, or the test split's."""
+        return load_words(self.predict_path) if self.predict_path else self.split()["test"]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Nothing to do: the counts and the examples are built on first use, as needed."""
+
+    def examples(self, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """X (N, c), Y (N,) and the (N,) int64 example weights of a split (None: all 1), in the
+        split's word order: memory for every example."""
+        if split not in self._examples:
+            for name, part in self.counted_split().items():
+                words = [w for w, _ in part]
+                x, y = build_ngrams(words, self.vocab, self.context_size)
+                weights = None
+                if self.name_counts is not None:  # every example of a name weighs its count
+                    lengths = torch.tensor([len(w) + 1 for w in words], dtype=torch.long)
+                    counts = torch.tensor([n for _, n in part], dtype=torch.long)
+                    weights = torch.repeat_interleave(counts, lengths)
+                self._examples[name] = (x, y, weights)
+        return self._examples[split]
+
+    def ngram_counts(self, split: str) -> NgramCounts:
+        """The (weighted) n-gram counts of a split, counted from the file a chunk at a time:
+        memory for the distinct n-grams, not for the examples. The same counts as
+        `NgramCounts.from_examples(*examples(split))`."""
+        if not self._counts:
+            check_keys_fit(self.vocab_size, self.context_size)
+            with one_thread():
+                self._counts = self._count_splits()
+        return self._counts[split]
+
+    def _count_splits(self) -> dict[str, NgramCounts]:
+        counters = [NgramCounter(self.vocab_size, self.context_size) for _ in SPLITS]
+        for words, weights, split_of in self._word_chunks():
+            stream = self.vocab.encode_framed(words, self.context_size)
+            keys, word_of = window_keys(stream, self.vocab_size, self.context_size)
+            split_of = split_of[word_of]
+            weights = None if weights is None else weights[word_of]
+            for number, counter in enumerate(counters):
+                mine = split_of == number
+                counter.add(keys[mine], None if weights is None else weights[mine])
+        return {name: counter.result() for name, counter in zip(SPLITS, counters, strict=True)}
+
+    def _word_chunks(self) -> Iterator[tuple[list[str], Tensor | None, Tensor]]:
+        """(words, their counts or None, their splits) a chunk at a time, in file order: from
+        the file itself, or from the distinct names when they are in memory anyway."""
+        counts = self.scan.counts
+        if counts is None and not self.dedupe:
+            split_of = self._split_of(self.scan.num_names)
+            start = 0
+            for words in name_chunks(self.path):  # the second pass over the file
+                if start + len(words) > len(split_of):
+                    break
+                yield words, None, split_of[start : start + len(words)]
+                start += len(words)
+            if start != len(split_of):
+                raise DataError(f"data file {str(self.path)!r} changed while it was read")
+            return
+        entries = list(counts) if counts is not None else list(dict.fromkeys(self.words))
+        split_of = self._split_of(len(entries))
+        for start in range(0, len(entries), ENTRY_CHUNK):
+            words = entries[start : start + ENTRY_CHUNK]
+            weights = None if counts is None else torch.tensor([counts[w] for w in words])
+            yield words, weights, split_of[start : start + ENTRY_CHUNK]
+
+    def _split_of(self, num_words: int) -> Tensor:
+        return split_of_words(num_words, self.val_fraction, self.test_fraction, self.seed)
+
+
+class ExampleSplits(Mapping):
+    """split -> (X, Y) of `NamesData.examples`, built when first looked up."""
+
+    def __init__(self, data: NamesData) -> None:
+        self.data = data
+
+    def __getitem__(self, split: str) -> tuple[Tensor, Tensor]:
+        return self.data.examples(split)[:2]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPLITS)
+
+    def __len__(self) -> int:
+        return len(SPLITS)
+
+
+def one_hot_rows(rows: Tensor, num_rows: int, dtype: torch.dtype) -> Tensor:
+    """(B,) table rows -> (B, num_rows) one-hot, written straight in `dtype` (F.one_hot would
+    first build an int64 copy, 8 bytes per cell: 1.3 GB for the trigram's full batch)."""
+    check_one_hot_size(len(rows), num_rows, dtype)
+    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
+    return out.scatter_(1, rows[:, None], 1.0)
+
+
+ONE_HOT_LIMIT = 4 * 2**30  # bytes of one one-hot batch; the same model by index needs none
+
+
+def check_one_hot_size(batch: int, num_rows: int, dtype: torch.dtype) -> None:
+    size = batch * num_rows * torch.empty(0, dtype=dtype).element_size()
+    if size > ONE_HOT_LIMIT:
+        raise DataError(
+            f"a one-hot batch of {batch:,} rows × {num_rows:,} contexts would take "
+            f"{size / 2**30:,.1f} GiB, above the {ONE_HOT_LIMIT // 2**30} GiB limit; use "
+            "--data.encoding index (the same model and numbers) or a smaller --data.batch_size"
+        )

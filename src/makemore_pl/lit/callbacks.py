@@ -1,0 +1,247 @@
+"""Callbacks the CLI adds to every run: checkpoints, TensorBoard snapshots, the counting
+reference on test, and a clean stop on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+
+from makemore_pl.core.errors import CommandError
+from makemore_pl.lit.dense import DEFAULT_LR
+from makemore_pl.lit.heatmap import probability_heatmap
+from makemore_pl.lit.module import NgramLitModule
+from makemore_pl.models.counting import CountingBaseline, tune_smoothing
+
+
+class LogSnapshots(Callback):
+    """Logs TensorBoard snapshots: the next-character heatmap and a few generated names.
+
+    Taken every `every_n_epochs` epochs and at the end of training, after the final checkpoints
+    are written; a snapshot that fails is a warning, never the end of the run. Only the final
+    heatmap prints its values, so periodic snapshots stay cheap (about 0.15 s)."""
+
+    def __init__(
+        self, every_n_epochs: int = 100, num_samples: int = 20, max_rows: int = 27
+    ) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between snapshots; 0 = only at the end of training.
+            num_samples: names generated per snapshot.
+            max_rows: contexts shown in the heatmap: all V rows for a bigram, the most frequent
+                training contexts for higher orders.
+        """
+        self.every_n_epochs, self.num_samples, self.max_rows = every_n_epochs, num_samples, max_rows
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        n = self.every_n_epochs
+        if n > 0 and (trainer.current_epoch + 1) % n == 0 and not trainer.sanity_checking:
+            self.snapshot(trainer, pl_module, annotate=False)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # on_fit_end, not on_train_end: Lightning runs checkpoint callbacks' on_train_end last
+        self.snapshot(trainer, pl_module, annotate=True)
+
+    @rank_zero_only
+    def snapshot(self, trainer: Trainer, model: NgramLitModule, annotate: bool) -> None:
+        try:
+            self.log_snapshot(trainer, model, annotate)
+        except Exception as err:  # optional: the run and its checkpoints matter more
+            rank_zero_warn(f"TensorBoard snapshot at step {trainer.global_step} failed: {err}")
+
+    def log_snapshot(self, trainer: Trainer, model: NgramLitModule, annotate: bool) -> None:
+        logger, vocab = trainer.logger, model.vocab
+        if not isinstance(logger, TensorBoardLogger) or vocab is None:
+            return
+        c, step = model.hparams.context_size, trainer.global_step
+        rows = self.heatmap_rows(trainer, model)
+        v = model.hparams.vocab_size
+        powers = v ** torch.arange(c - 1, -1, -1, device=model.device)
+        contexts = torch.tensor(rows, device=model.device)[:, None] // powers % v  # (R, c)
+        probs = model.log_probs(contexts).exp()
+        title = f"P(next | context), step {step}"
+        fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
+        logger.experiment.add_figure("next_char_probs", fig, step)
+        words = [vocab.decode(w) for w in model.sample(self.num_samples, seed=step)]
+        logger.experiment.add_text("samples", "  \n".join(words), step)
+
+    def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
+        """Every context of a small table; else the most frequent training contexts."""
+        v, c = model.hparams.vocab_size, model.hparams.context_size
+        if v**c <= self.max_rows:
+            return list(range(v**c))
+        rows, counts = trainer.datamodule.ngram_counts("train").contexts()
+        top = counts.topk(min(self.max_rows, len(rows))).indices
+        return sorted(rows[top].tolist())
+
+
+class CountingReference(Callback):
+    """Beside the neural model's test_nll, logs `counting_test_nll`: the counting model of the same
+    order on the same split, its add-k smoothing chosen on val."""
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        data = trainer.datamodule
+        val = data.ngram_counts("val") if hasattr(data, "ngram_counts") else None
+        if val is None or len(val) == 0:
+            return
+        counting = tune_smoothing(self.fit_counts(trainer, pl_module), val)
+        rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
+        nll = counting.counts_nll(data.ngram_counts("test"))
+        pl_module.log("counting_test_nll", torch.tensor(nll, dtype=torch.float64))
+
+    @staticmethod
+    def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
+        """The add-0 counting model of the training split, from its streaming counts: every
+        process counts the same file to the same table, so nothing is summed across them."""
+        hp = pl_module.hparams
+        counts = trainer.datamodule.ngram_counts("train").to(pl_module.device)
+        return CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit_counts(counts)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """checkpoints/best.ckpt: the lowest val_nll among those seen every `every_n_epochs` epochs
+    and at the end of training."""
+
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between looks (a save costs a few ms, about what a full-batch
+                epoch does: saving every epoch would double a run's time).
+        """
+        super().__init__(
+            monitor="val_nll",
+            mode="min",
+            filename="best",
+            save_top_k=1,
+            enable_version_counter=False,  # one best.ckpt per run, across resumes
+            every_n_epochs=every_n_epochs,
+        )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        score = trainer.callback_metrics.get("val_nll")  # of the final weights
+        if score is not None and (self.best_model_score is None or score < self.best_model_score):
+            self.best_model_path = self.format_checkpoint_name({})
+            self.best_model_score = score
+            trainer.save_checkpoint(self.best_model_path, weights_only=False)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt: rewritten every `every_n_epochs` epochs and when training ends,
+    so it always holds the final weights and a killed run loses at most those epochs (replayed
+    exactly on resume, as training is deterministic)."""
+
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        """
+        Args:
+            every_n_epochs: epochs between saves of last.ckpt (1: after every epoch).
+        """
+        # an unmonitored top-1 checkpoint named "last": in Lightning 2.6 save_last=True writes
+        # nothing mid-run even with save_top_k=0, too late for a killed run
+        super().__init__(
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+            every_n_epochs=every_n_epochs,
+        )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        path = Path(self.format_checkpoint_name({}))
+        # the final epochs, if unsaved; every process must agree, as the save waits for them all
+        unsaved = trainer.strategy.broadcast(saved_step(path) != trainer.global_step, src=0)
+        if unsaved:
+            trainer.save_checkpoint(path, weights_only=False)
+
+
+def saved_step(path: Path) -> int | None:
+    """The global_step a checkpoint file was saved at (memory-mapped: no weights are read)."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+
+
+class StopOnSignal(Callback):
+    """Ctrl-C (SIGINT) or SIGTERM, what a cluster scheduler sends before killing a job, ends
+    training at the end of the current epoch: the run then ends as a finished one does, its
+    last.ckpt written, and resuming from it is exact. A second signal stops at once."""
+
+    EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.received is None else signal.Signals(self.received).name
+
+    @property
+    def exit_code(self) -> int:
+        return self.EXIT_CODES.get(self.received, 0)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # here, not on_fit_start: Lightning installs its own SIGTERM handler in between
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.EXIT_CODES}
+
+    def handle(self, signum: int, frame) -> None:
+        self.received = signum
+        for sig, handler in self.previous.items():  # the next signal acts at once
+            signal.signal(sig, handler if sig != signal.SIGINT else signal.default_int_handler)
+        rank_zero_info(
+            f"\n{signal.Signals(signum).name}: stopping at the end of this epoch and saving "
+            "last.ckpt (send it again to stop at once, without saving)"
+        )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.received is not None:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def message(self, last: Path, resume: str) -> str:
+        return f"stopped by {self.signal_name}; saved {last}\nresume with: {resume}"
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops training with one line at the first step whose loss, or whose updated weights, are
+    NaN or infinite (an lr too large), before any checkpoint of that step: the last checkpoint
+    saved keeps the last good weights.
+
+    It must run before the checkpoint callbacks of the same hook, as Lightning orders them
+    (checkpoints last). Under DDP every process sees the same global loss and weights, so all
+    of them stop at the same step."""
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.step = trainer.global_step  # the step this batch runs (train_loss's x in TensorBoard)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+            self.stop(pl_module, f"the training loss is {loss.item()}")
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+            self.stop(pl_module, "the weights hold NaN or infinite values")
+
+    def stop(self, pl_module: LightningModule, what: str) -> None:
+        hp = pl_module.hparams
+        lr = hp.get("lr") or DEFAULT_LR.get(hp.get("optimizer"), "the optimizer's default")
+        raise CommandError(
+            f"training diverged at step {self.step}: {what}; stopped before saving it (the last "
+            f"checkpoint holds the last good weights); train again with a --model.lr below {lr}"
+        )

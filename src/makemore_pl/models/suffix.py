@@ -1,0 +1,200 @@
+"""The every-suffix neural model: one linear layer over every suffix of the context.
+
+The one-hot input has a slot for every suffix of the context seen in training (lengths 0..c:
+the empty one, the last character, the last two, ...), so that
+
+    logits(h) = sum_k W[row of suffix_k(h)],      loss = mean NLL + sum_r L[len r] |W_r|^2 / N,
+
+with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
+example). A suffix never seen in training has no row and adds nothing: the neural form of backing
+off. The suffixes of h that have rows are lengths 0..m, so the sum telescopes: with
+theta_r = W_r + W_parent(r) + ... (parent: one character shorter), logits(h) = theta[deepest row
+of h]. Training works in the coordinates U = theta / scale, scale ~ 1 / sqrt(curvature): there
+the rows of different lengths no longer pull against each other and full-batch L-BFGS reaches
+the optimum in a few hundred steps instead of tens of thousands.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from makemore_pl.core.batches import Batch, count_table
+from makemore_pl.core.contexts import check_sizes
+from makemore_pl.core.errors import DataError, SettingError
+from makemore_pl.models.ngram import NgramModel
+from makemore_pl.models.suffixes import (
+    deepest_logits,
+    deepest_rows,
+    default_strengths,
+    key_lengths,
+    parent_rows,
+    settings_problem,
+    table_keys,
+)
+
+
+class SuffixModel(NgramModel):
+    """logits(h) = sum over the suffixes of h seen in training of their row of W.
+
+    The suffix table is built from training examples by `build_table` and kept as buffers, so
+    a saved model holds it; W, its (R, V) rows, is a view of the parameter U.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 27,
+        context_size: int = 1,
+        strengths: list[float] | None = None,
+        shortest: int = 0,
+        chars: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if chars is not None and len(chars) + 1 != vocab_size:
+            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
+        strengths = default_strengths(context_size) if strengths is None else list(strengths)
+        check_sizes(vocab_size, context_size)
+        problem = settings_problem(vocab_size, context_size, strengths, shortest)
+        if problem is not None:  # "<setting> <what is wrong>"
+            raise SettingError(*problem.split(" ", 1))
+        self.vocab_size, self.context_size = vocab_size, context_size
+        self.strengths, self.shortest = strengths, shortest
+        self._allocate(0)
+
+    def _allocate(self, num_rows: int, dtype: torch.dtype | None = None) -> None:
+        """Zero weights and an empty table of `num_rows` rows, on the module's device, in
+        `dtype` (default: the weights' current one)."""
+        v, device = self.vocab_size, self.U.device if hasattr(self, "U") else None
+        dtype = dtype or (self.U.dtype if hasattr(self, "U") else torch.get_default_dtype())
+        self.U = nn.Parameter(torch.zeros(num_rows, v, dtype=dtype, device=device))
+        self.register_buffer("scale", torch.ones(num_rows, dtype=dtype, device=device))
+        self.register_buffer("keys", torch.zeros(num_rows, dtype=torch.long, device=device))
+        self.register_buffer("train_total", torch.zeros((), dtype=torch.long, device=device))
+        self._derive()
+
+    def _derive(self) -> None:
+        """Each row's suffix length and parent row, from the keys (not saved: they follow)."""
+        hp = self
+        lengths = key_lengths(self.keys, hp.vocab_size, hp.context_size)
+        self.register_buffer("lengths", lengths, persistent=False)
+        parents = parent_rows(self.keys, hp.vocab_size, hp.context_size)
+        self.register_buffer("parents", parents, persistent=False)
+        self._looked_up: tuple[Tensor, Tensor] | None = None  # (contexts, rows) of rows_of
+
+    @torch.no_grad()
+    def build_table(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> None:
+        """Rows for every suffix of the training contexts X (N, c), Y (N,), at zero, and the
+        coordinates the fit works in."""
+        hp, device = self, self.U.device
+        x, y, counts = count_table(x, y, hp.vocab_size, weights)  # distinct rows: cheaper
+        x, counts = x.to(device), counts.to(device, self.scale.dtype)
+        keys = table_keys(x, hp.vocab_size, hp.shortest)
+        self._allocate(len(keys))
+        self.keys.copy_(keys)
+        self._derive()
+        self.train_total.fill_(int(counts.sum().item()))
+        deepest = deepest_rows(self.keys, x, hp.vocab_size, hp.shortest)
+        self.scale.copy_(self.curvature(deepest, counts).rsqrt())
+
+    def curvature(self, deepest: Tensor, counts: Tensor) -> Tensor:
+        """(R,) a rough diagonal of the objective's Hessian in theta: a fifth of the examples
+        each row is the deepest row of, and the L2 terms of its own row and its children's."""
+        examples = torch.zeros_like(self.scale).index_add_(0, deepest.clamp_min(0), counts)
+        pull = 2 * self.strength_of_rows()
+        has_parent = self.parents >= 0
+        children = torch.zeros_like(pull).index_add_(0, self.parents[has_parent], pull[has_parent])
+        total = self.train_total.to(pull.dtype).clamp_min(1)
+        return (0.2 * examples + pull + children).clamp_min(0.01) / total
+
+    def strength_of_rows(self) -> Tensor:
+        strengths = torch.tensor(self.strengths, dtype=self.scale.dtype, device=self.scale.device)
+        return strengths[self.lengths]
+
+    @property
+    def theta(self) -> Tensor:
+        """(R, V) the logits of a context whose longest suffix with a row is row r."""
+        return self.U * self.scale[:, None]
+
+    @property
+    def W(self) -> Tensor:
+        """(R, V) the linear layer: theta_r minus its parent's theta (the root: theta_0)."""
+        theta = self.theta
+        parent = F.embedding(self.parents.clamp_min(0), theta)  # deterministic backward
+        return theta - parent * (self.parents >= 0)[:, None]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, c) context ids -> (B, V) logits; 0 (uniform) for a context with no row at all."""
+        hp = self
+        if not len(self.keys):
+            return self.U.new_zeros(len(x), hp.vocab_size)
+        return deepest_logits(self.theta, self.rows_of(x))
+
+    def rows_of(self, x: Tensor) -> Tensor:
+        """(B, c) contexts -> (B,) their deepest rows; L-BFGS evaluates one batch many times
+        per step, so the last batch's rows are kept."""
+        if self._looked_up is not None and self._looked_up[0] is x:
+            return self._looked_up[1]
+        hp = self
+        rows = deepest_rows(self.keys, x, hp.vocab_size, hp.shortest)
+        self._looked_up = (x, rows)
+        return rows
+
+    def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum of counts[i] * cross-entropy of example i, sum of counts), as
+        sum_r N_r logsumexp(theta_r) - sum_i counts[i] theta[row_i, y_i], N_r the examples of
+        row r: one logsumexp per row instead of one per example."""
+        theta, rows, v = self.theta, self.rows_of(x), self.vocab_size
+        counts = counts.to(theta.dtype)  # a float32 total would round the logged NLL to float32
+        known = rows >= 0
+        per_row = torch.zeros_like(theta[:, 0]).index_add_(0, rows[known], counts[known])
+        picked = F.embedding(rows.clamp_min(0) * v + y, theta.reshape(-1, 1))[:, 0]
+        unknown = counts[~known].sum() * math.log(v)  # uniform: a context with no row
+        nll = (per_row * theta.logsumexp(1)).sum() - (counts * picked * known).sum()
+        return nll + unknown, counts.sum()
+
+    def penalty(self) -> Tensor:
+        squares = self.W.pow(2).sum(1)  # (R,)
+        return (self.strength_of_rows() * squares).sum() / self.train_total.clamp_min(1)
+
+    def resize_to(self, state: dict) -> None:
+        """An empty table of a saved state's size and precision, ready for `load_state_dict`."""
+        self._allocate(len(state["keys"]), state["U"].dtype)
+        self.keys.copy_(state["keys"])
+        self._derive()
+
+
+def fit_suffix_model(
+    model: SuffixModel, train: Batch, max_iter: int = 500, tolerance: float = 1e-8
+) -> SuffixModel:
+    """The model fitted to the optimum of its objective on a count table, by full-batch
+    L-BFGS: stops after `max_iter` iterations or once 25 iterations lower the objective by less
+    than `tolerance`."""
+    x, y, counts = train
+    counts = counts.to(model.U.dtype)
+    optimizer = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=25,
+        history_size=20,
+        tolerance_grad=1e-9,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        nll_sum, total = model.nll_sum(x, y, counts)
+        loss = nll_sum / total + model.penalty()
+        loss.backward()
+        return loss
+
+    previous = math.inf
+    for _ in range(math.ceil(max_iter / 25)):
+        loss = optimizer.step(closure).item()
+        if previous - loss < tolerance:
+            break
+        previous = loss
+    return model
