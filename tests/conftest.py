@@ -91,6 +91,16 @@ def tiny_run(tmp_path_factory) -> Path:
     return folder
 
 
+def last_checkpoint(run_root: Path) -> Path:
+    """last.ckpt of the first run under run_root (its folder is version_0, or version_0_<name>)."""
+    return next((run_root / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
+
+
+def quiet(args: list[str]) -> list[str]:
+    """QUIET for the commands that run a Trainer; the others take no Trainer options."""
+    return QUIET if args[0] in ("fit", "validate", "test", "predict") else []
+
+
 def run_folder(root: Path, number: int = 0) -> Path:
     """The run folder `version_<number>_<name>` under root/lightning_logs."""
     found = sorted((Path(root) / "lightning_logs").glob(f"version_{number}_*"))

@@ -115,16 +115,18 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(tmp_path):
     assert torch.load(path, weights_only=True)["step"] == 3
 
 
-def test_the_trainer_gets_atomic_checkpoints_unless_it_has_its_own(tiny_file):
+def test_the_trainer_gets_atomic_checkpoints_unless_it_has_its_own(tiny_file, monkeypatch):
     assert [type(p) for p in with_atomic_checkpoints(None)] == [AtomicCheckpointIO]
     own = TorchCheckpointIO()
     assert with_atomic_checkpoints(own) == [own]
     path = str(tiny_file(["emma", "ava"]))
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
     cli = MakemoreCLI(
         NgramLitModule,
         NamesDataModule,
         subclass_mode_model=True,
         trainer_class=MakemoreTrainer,
+        seed_everything_default=42,
         run=False,
         args=["--data.path", path, "--trainer.logger", "false"],
     )

@@ -22,8 +22,7 @@ from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.dense import BigramLitModule
 from makemore_pl.lit.heatmap import probability_heatmap
 from makemore_pl.models.saved import CheckpointError, read_checkpoint
-from tests.conftest import QUIET, TINY_WORDS, run_cli
-from tests.test_user_errors import last_checkpoint, quiet
+from tests.conftest import QUIET, TINY_WORDS, last_checkpoint, quiet, run_cli
 
 V = 15  # TINY_WORDS' vocabulary, the boundary included
 

@@ -143,3 +143,21 @@ def test_the_plain_commands_import_no_lightning(tiny_run, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["test", "validate", "predict"])
+def test_a_held_out_command_reads_its_checkpoint_twice_at_most(tiny_run, tmp_path, command):
+    """Once checked by the package, once restored by Lightning: never again for its settings,
+    its step or its fit to the data."""
+    shutil.copy(tiny_run / "words.txt", tmp_path)
+    ckpt = str(shutil.copy(run_folder(tiny_run) / "checkpoints" / "last.ckpt", tmp_path))
+    reads, load = [], torch.load
+
+    def counted(f, *args, **kwargs):
+        reads.append(str(f))
+        return load(f, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "load", counted)
+        run_cli(command, "--ckpt_path", ckpt, "--data.path", "words.txt", *QUIET, cwd=tmp_path)
+    assert len(reads) == 2 and reads[0] == ckpt, reads  # the second: Lightning's own file object

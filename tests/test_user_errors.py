@@ -20,7 +20,7 @@ import torch
 
 from makemore_pl import DataError, NamesDataModule
 from makemore_pl.cli.main import main
-from tests.conftest import QUIET
+from tests.conftest import QUIET, last_checkpoint, quiet
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
@@ -102,11 +102,6 @@ def write_hostile_checkpoints(folder: Path, model: dict) -> None:
     ends = torch.full_like(weights, -30.0)
     ends[:, 0] = 30.0  # the boundary, at once, every time
     edited(model, folder / "ends_at_once.ckpt", weights=ends)
-
-
-def last_checkpoint(run_root: Path) -> Path:
-    """last.ckpt of the first run under run_root (its folder is version_0, or version_0_<name>)."""
-    return next((run_root / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
@@ -291,11 +286,6 @@ WRONG_TYPE = (
     "value: two` (exit status 2)",
 )
 TABLE_START = "| case | command | what you see |"
-
-
-def quiet(args: list[str]) -> list[str]:
-    """QUIET for the commands that run a Trainer; the others take no Trainer options."""
-    return QUIET if args[0] in ("fit", "validate", "test", "predict") else []
 
 
 def assert_says(got: str | int, row: tuple) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from makemore_pl.core.data import NamesData
-from makemore_pl.core.errors import CommandError
+from makemore_pl.core.errors import CommandError, SettingError
 
 # command -> the module of its function (of the same name), imported when it runs
 COMMANDS = {
@@ -44,9 +44,13 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     parser.add_function_arguments(function, skip={"data"}, as_group=False)
     parser.add_class_arguments(NamesData, "data")
     config = parser.parse_args(data_sections_only(args))
-    init = parser.instantiate_classes(config)
-    options = {key: value for key, value in vars(init).items() if key not in ("config", "data")}
-    return function(data=init.data, **options)
+    own = [key for key in vars(config) if key not in ("config", "data")]
+    try:
+        init = parser.instantiate_classes(config)
+        return function(data=init.data, **{key: getattr(init, key) for key in own})
+    except SettingError as err:  # named as the option the user typed
+        option = err.setting if err.setting in own else f"data.{err.setting}"
+        raise CommandError(f"--{option} {err.problem}") from None
 
 
 def data_sections_only(args: list[str]) -> list[str]:

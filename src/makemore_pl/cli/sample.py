@@ -51,8 +51,6 @@ def sample(
     """
     if num_samples < 0:
         raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
-    if temperature <= 0:
-        raise CommandError(f"--temperature must be positive, got {temperature}")
     if not counting and smoothing != "auto":
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
     device = torch_device(accelerator)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
-from makemore_pl.core.errors import CommandError
+from makemore_pl.core.errors import CommandError, SettingError
 
 NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-probabilities
 
@@ -59,7 +59,7 @@ def iter_samples(
     if num_samples < 0:
         raise ValueError(f"num_samples must be 0 or more, got {num_samples}")
     if not (math.isfinite(temperature) and temperature > 0):
-        raise CommandError(f"temperature must be a positive number, got {temperature}")
+        raise SettingError("temperature", f"must be positive, got {temperature}")
     for first in range(0, num_samples, CHUNK):
         size = min(CHUNK, num_samples - first)
         generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, first // CHUNK))

@@ -7,6 +7,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from makemore_pl.models.registry import DEFAULT_MODEL
+
 # TensorBoard groups tags by their prefix and lists the groups alphabetically: the training
 # curves come first, the held-out figures of `test`/`validate` next to them
 TAGS = {
@@ -34,7 +36,7 @@ class RunLogger(TensorBoardLogger):
         params = dict(vars(params) if hasattr(params, "__dict__") else params)
         shown = {key: params[key] for key in HPARAMS if key in params}
         shown["lr"] = shown.get("lr") if shown.get("lr") is not None else "default"
-        shown["model"] = params.get("_class_path", "makemore_pl.BigramLitModule").split(".")[-1]
+        shown["model"] = params.get("_class_path", DEFAULT_MODEL.class_path).split(".")[-1]
         super().log_hyperparams(shown, metrics)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:

@@ -14,7 +14,7 @@ from makemore_pl.core.errors import CheckpointError
 from makemore_pl.core.text import human_bytes, printable
 from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.ngram import NgramModel
-from makemore_pl.models.registry import MODELS, ModelKind, kind_of_class_path
+from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")  # what fit restores
@@ -171,10 +171,11 @@ def model_kind(path: str, checkpoint: Any) -> ModelKind:
     or W. Never an import: a class path from the file only selects an entry of MODELS."""
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     saved = hparams.get("_class_path") if isinstance(hparams, dict) else None
-    if saved is None:
+    if saved is None:  # the first model whose saved form it has; else checked as the default
         state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-        suffix = isinstance(state, dict) and "keys" in state and "W" not in state
-        return MODELS["SuffixLitModule" if suffix else "BigramLitModule"]
+        settings = saved_settings(checkpoint) if isinstance(hparams, dict) else {}
+        fits = (k for k in MODELS.values() if not k.checkpoint_problem(settings, state or {}))
+        return next(fits, DEFAULT_MODEL)
     kind = kind_of_class_path(saved) if isinstance(saved, str) else None
     if kind is None:
         raise CheckpointError(
