@@ -197,7 +197,8 @@ def fit_to_optimum(config: str, context_size: int) -> tuple[float, float]:
 def optimum_gap(workdir: Path, context_size: int) -> float:
     from makemore_pl import NamesDataModule
 
-    ckpt = torch.load(workdir / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    run = next((workdir / "lightning_logs").glob("version_0*"))  # version_0_<run name>
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     dm = NamesDataModule(str(ROOT / "names.txt"), context_size=context_size)
     dm.setup()
     x, y = dm.splits["train"]
