@@ -83,8 +83,9 @@ def test_a_fit_on_the_gpu_gives_the_nlls_of_the_cpu(workdir, model):
     assert on_cpu.keys() == on_gpu.keys() >= {"test_nll", "counting_test_nll"}
     for key in on_cpu:
         assert on_gpu[key] == pytest.approx(on_cpu[key], abs=1e-5), key
-    # the GPU's own test of its checkpoint, against the CPU's test of it
-    assert held_out(workdir, last(gpu), "test", *GPU) == pytest.approx(on_gpu, abs=1e-9)
+    # the GPU's own test of its checkpoint, against the CPU's test of it: the same weights,
+    # float32 logits rounded by another device's kernels, float64 sums on both
+    assert held_out(workdir, last(gpu), "test", *GPU) == pytest.approx(on_gpu, abs=1e-6)
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
