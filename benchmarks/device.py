@@ -1,6 +1,6 @@
 """The CPU beside the GPU, measured in the same run: one table, for the day a GPU is at hand.
 
-    python -m benchmarks.device                   # every row: under 3 minutes on one GPU
+    python -m benchmarks.device                   # every row: the CPU rows alone take ~60 s
     python -m benchmarks.device --quick           # fewer steps, the suffix model at c = 3
     python -m benchmarks.device --data names.txt  # the data file (default: ./names.txt)
 
