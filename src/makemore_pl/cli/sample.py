@@ -6,11 +6,10 @@ import sys
 import unicodedata
 from typing import Literal
 
-import torch
-
 from makemore_pl.cli.baseline import Smoothing, counting_model
 from makemore_pl.cli.runs import find_named_checkpoint
 from makemore_pl.core.data import NamesData
+from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, DataError
 from makemore_pl.core.sampling import iter_samples
 from makemore_pl.core.text import printable
@@ -53,7 +52,7 @@ def sample(
         raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
     if not counting and smoothing != "auto":
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
-    device = torch_device(accelerator)
+    device = device_of("--accelerator", accelerator)
     if counting:
         source, vocab, c, device = (
             counting_model(data, smoothing),
@@ -85,18 +84,6 @@ def checkpoint_path(ckpt_path: str | None, root: str) -> str:
     if ckpt_path is None:
         raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
     return find_named_checkpoint(ckpt_path, root)
-
-
-def torch_device(accelerator: Accelerator) -> torch.device:
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise CommandError(f"--accelerator {accelerator}: no CUDA GPU on this machine")
-        return torch.device("cuda")
-    if accelerator == "mps":
-        if not torch.backends.mps.is_available():
-            raise CommandError("--accelerator mps: no MPS device on this machine")
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def print_utf8(lines: list[str]) -> None:

@@ -32,6 +32,7 @@ from makemore_pl.cli.runs import (
     run_of_checkpoint,
     safe_name,
 )
+from makemore_pl.core.devices import device_of, has_float64
 from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
@@ -77,6 +78,7 @@ class MakemoreCLI(LightningCLI):
     lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
     ckpt_path: str | None = None  # --ckpt_path resolved
     checkpoint: dict | None = None  # its contents, read and checked once
+    fresh_run = False  # the run folder was made by this command (and is removed if it fails)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.init_args.context_size")
@@ -111,6 +113,8 @@ class MakemoreCLI(LightningCLI):
         if command is None:  # run=False: the classes are built, no command runs
             return
         config = self.config[command]
+        if isinstance(config.trainer.accelerator, str):  # a missing GPU: before the seed line
+            device_of("--trainer.accelerator", config.trainer.accelerator)
         require_weights_only(config)
         check_seed(config.seed_everything)
         if not config.ckpt_path:
@@ -141,6 +145,8 @@ class MakemoreCLI(LightningCLI):
         self.ckpt_path, self.config[command].ckpt_path = path, None
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_device(config.trainer)  # before any folder is made
         if self.ckpt_path is not None:
             self.config[self.subcommand].ckpt_path = self.ckpt_path
         if self.subcommand == "fit" and self.ckpt_path is not None:
@@ -166,18 +172,25 @@ class MakemoreCLI(LightningCLI):
         if self.subcommand == "predict":
             callbacks.append(PredictionWriter(self.predictions_path(config)))
         kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except BaseException:  # Lightning refused the options: the run never started
+            if self.fresh_run and not any(self.run.iterdir()):
+                self.run.rmdir()
+            raise
 
     def claim_run(self, config) -> Path:
         """The run this command writes to: the checkpoint's own, or a new one."""
         resumed = run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
         if resumed is not None:
             return resumed
+        joined = os.environ.get(RUN_ENV)
         root = Path(config["trainer"].get("default_root_dir") or ".")
         name = config.get("run_name") or self.default_name()
         prefix = "" if self.subcommand == "fit" else f"{self.subcommand}-"
         # one form, absolute, so that a resumed checkpoint callback finds its own folder again
         run = new_run_folder(root / "lightning_logs", safe_name(prefix + name)).resolve()
+        self.fresh_run = joined is None and run.is_dir()  # made here, by this process
         os.environ[RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
         return run
 
@@ -227,6 +240,20 @@ class MakemoreCLI(LightningCLI):
         writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
         if writer.written is not None:
             rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+def check_device(trainer: Any) -> None:
+    """A missing GPU fails in one line; 64-true on a device without float64 (MPS) trains in
+    float32, said in one line (the NLL sums stay exact: they are carried on the host)."""
+    if not isinstance(trainer.accelerator, str):  # an Accelerator object: Lightning's to check
+        return
+    device = device_of("--trainer.accelerator", trainer.accelerator)
+    if str(trainer.precision) in ("64", "64-true") and not has_float64(device):
+        trainer.precision = "32-true"
+        rank_zero_info(
+            f"{device.type} has no float64: training in float32 (--trainer.precision 32-true), "
+            "its NLLs summed exactly on the host; for float64 weights, --trainer.accelerator cpu"
+        )
 
 
 def check_seed(seed: int | bool) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
+from makemore_pl.core.devices import float64_of
 from makemore_pl.core.errors import CommandError, SettingError
 
 NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-probabilities
@@ -121,9 +122,11 @@ def tempered(log_probs: Tensor, temperature: float) -> Tensor:
     """(B, V) log-probabilities -> (B, V) float32 probabilities of p**(1 / temperature).
 
     A temperature so small that log_probs / temperature overflows float32 (1e-45) is computed
-    in float64 from each row's maximum, which then gets all the mass: greedy decoding."""
+    in float64 from each row's maximum (on the host where the device has no float64), which
+    then gets all the mass: greedy decoding."""
     probs = torch.softmax(log_probs.float() / temperature, dim=-1)
     if not torch.isnan(probs).any():
         return probs
-    shifted = log_probs.double() - log_probs.double().amax(-1, keepdim=True)
-    return torch.softmax(shifted / temperature, dim=-1).float()
+    exact = float64_of(log_probs)
+    shifted = exact - exact.amax(-1, keepdim=True)
+    return torch.softmax(shifted / temperature, dim=-1).float().to(log_probs.device)

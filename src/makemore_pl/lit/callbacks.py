@@ -99,9 +99,11 @@ class CountingReference(Callback):
     @staticmethod
     def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
         """The add-0 counting model of the training split, from its streaming counts: every
-        process counts the same file to the same table, so nothing is summed across them."""
+        process counts the same file to the same table, so nothing is summed across them. It
+        is counted on the CPU, whatever the model's device: its float64 probabilities could
+        not live on MPS, and a closed form gains nothing from a GPU."""
         hp = pl_module.hparams
-        counts = trainer.datamodule.ngram_counts("train").to(pl_module.device)
+        counts = trainer.datamodule.ngram_counts("train")
         return CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit_counts(counts)
 
 

@@ -33,7 +33,7 @@ def probability_heatmap(
     Of a vocabulary larger than `max_columns`, only the next characters with the most mass in
     these rows are shown; the figure is at most MAX_INCHES on a side whatever R and V (a
     3,921-character vocabulary would otherwise take a 1284 × 164882-pixel canvas)."""
-    probs = probs.detach().double().cpu()
+    probs = probs.detach().cpu().double()  # on the host: MPS has no float64
     known = torch.nan_to_num(probs, nan=0.0)  # NaN (of NaN weights): a blank cell, "nan"
     columns = shown_columns(known, max_columns)
     data, top = probs[:, columns].numpy(), known[:, columns].max().item() if len(known) else 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningModule
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MeanMetric
 
 from makemore_pl.core.batches import Batch
+from makemore_pl.core.devices import float64_of, has_float64, sum_dtype
 from makemore_pl.core.sampling import sample
 from makemore_pl.core.vocabulary import Vocabulary
 
@@ -23,13 +24,13 @@ class NgramLitModule(LightningModule):
     """
 
     def _add_metrics(self) -> None:
-        # float64 running sums: exact example-weighted means over an epoch, synced across devices
-        self.nll = nn.ModuleDict(
-            {
-                f"{stage}_nll": MeanMetric().set_dtype(torch.float64)
-                for stage in ("train", "val", "test")
-            }
-        )
+        # float64 running sums: exact example-weighted means over an epoch, synced across
+        # devices. They are not children of the module, so that neither moving it nor its
+        # precision (64-true, bf16) converts them: `_metric` puts them where float64 is.
+        self._nll_metrics = {
+            f"{stage}_nll": MeanMetric().set_dtype(torch.float64)
+            for stage in ("train", "val", "test")
+        }
         self._counted_step = -1
 
     @property
@@ -37,22 +38,44 @@ class NgramLitModule(LightningModule):
         chars = self.hparams.chars
         return None if chars is None else Vocabulary(chars)
 
+    def _metric(self, stage: str) -> MeanMetric:
+        """The stage's float64 NLL metric, on the module's device, or on the host where the
+        device has no float64 (MPS)."""
+        metric = self._nll_metrics[f"{stage}_nll"]
+        device = self.device if has_float64(self.device) else torch.device("cpu")
+        if metric.device != device or metric.dtype != torch.float64:
+            metric.to(device)  # a move resets a metric to float32, which would round each update
+            metric.set_dtype(torch.float64)
+        return metric
+
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
         nll_sum, total = self.nll_sum(x, y, counts)
         nll = nll_sum / total.clamp_min(1)
-        metric = self.nll[f"{stage}_nll"]
-        if metric.dtype != torch.float64:  # moving a metric (.to(device)) resets it to float32,
-            metric.set_dtype(torch.float64)  # which would round each update before the sums
+        metric = self._metric(stage)
         if stage != "train" or self._first_evaluation_of_step():
-            metric.update(nll.detach().double(), weight=total)
+            metric.update(*self._exact_nll(x, y, counts, nll_sum, total))
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
-        self.log(f"{stage}_nll", metric, prog_bar=stage == "val", **epochwise)
+        name = f"{stage}_nll"
+        self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
         if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
-            self.log("hp_metric", metric, **epochwise)
+            self.log("hp_metric", metric, metric_attribute=name, **epochwise)
         if stage == "train" and self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
         return nll + self.penalty()
+
+    @torch.no_grad()
+    def _exact_nll(
+        self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(mean NLL, example count) in float64 from the model's own sums where the device has
+        float64; else from each example's NLL, computed on the device, summed on the host."""
+        if has_float64(nll_sum.device):
+            nll_sum, total = nll_sum.detach().double(), total.double()
+        else:
+            counts = float64_of(counts)
+            nll_sum, total = (float64_of(self.nll_rows(x, y)) * counts).sum(), counts.sum()
+        return nll_sum / total.clamp_min(1), total
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
         """This process's share of the global batch's objective.
@@ -64,7 +87,7 @@ class NgramLitModule(LightningModule):
         The value is the global objective, so that L-BFGS line searches agree across processes.
         """
         strategy, world = self.trainer.strategy, self.trainer.world_size
-        total = total.detach().to(torch.float64, copy=True)  # reduced in place
+        total = total.detach().to(sum_dtype(total.device), copy=True)  # reduced in place
         global_total = strategy.reduce(total, reduce_op="sum")
         penalty = self.penalty()
         share = nll_sum * (world / global_total)
@@ -91,9 +114,11 @@ class NgramLitModule(LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        """(B,) float64 log-probability of each example's next character."""
+        """(B,) float64 log-probability of each example's next character (on the host where
+        the device has no float64)."""
         x, y, _ = batch
-        return torch.log_softmax(self(x).double(), dim=-1).gather(1, y[:, None])[:, 0]
+        log_p = torch.log_softmax(float64_of(self(x)), dim=-1)  # (B, V)
+        return log_p.gather(1, y[:, None].to(log_p.device))[:, 0]
 
     def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
         """Character ids of generated words; see `makemore_pl.core.sampling.sample`."""

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from makemore_pl.core.contexts import check_sizes, context_rows
 from makemore_pl.core.data import one_hot_rows
+from makemore_pl.core.devices import sum_dtype
 from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.core.text import human_bytes
 from makemore_pl.models.ngram import NgramModel, at_least_float32
@@ -93,10 +94,11 @@ class DenseTable(NgramModel):
             return dense_logits(self.W, x, self.vocab_size)
 
     def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64: a
-        float32 sum would round differently however the rows are split between devices."""
-        per_row = F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
-        return (per_row.double() * counts).sum(), counts.sum()
+        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64 where
+        the device has it: a float32 sum would round differently however the rows are split
+        between devices. (Without float64, MPS, the training module sums its NLLs on the host.)"""
+        per_row = self.nll_rows(x, y)
+        return (per_row.to(sum_dtype(per_row.device)) * counts).sum(), counts.sum()
 
     def penalty(self) -> Tensor:
         return self.l2 * at_least_float32(self.W).pow(2).mean()

@@ -9,7 +9,12 @@ from torch import Tensor, nn
 
 class NgramModel(nn.Module):
     """A model of (B, c) contexts -> (B, V) logits (`forward`), with `nll_sum(x, y, counts)`
-    (the count-weighted NLL sum in float64, and the total count) and `penalty()`."""
+    (the count-weighted NLL sum, in float64 where the device has it, and the total count) and
+    `penalty()`."""
+
+    def nll_rows(self, x: Tensor, y: Tensor) -> Tensor:
+        """(B, c) contexts, (B,) next ids -> (B,) each example's NLL, float32 or better."""
+        return F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
 
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None

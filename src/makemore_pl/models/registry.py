@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from makemore_pl.core.devices import has_float64
 from makemore_pl.models.dense import DENSE_SETTINGS, DenseTable, dense_checkpoint_problem
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.suffix import SuffixModel
@@ -47,12 +48,15 @@ class ModelKind:
         return {f"{module}.{self.name}" for module in modules}
 
     def load(self, settings: dict, state: dict, device: torch.device | str = "cpu") -> NgramModel:
-        """The plain model of checked saved settings and tensors, as it was saved, on `device`."""
+        """The plain model of checked saved settings and tensors, as it was saved, on `device`
+        (float64 weights become float32 on a device without float64, MPS)."""
         takes = inspect.signature(self.plain).parameters
         model = self.plain(**{k: v for k, v in settings.items() if k in takes})
         if hasattr(model, "resize_to"):
             model.resize_to(state)
         model.load_state_dict(state)
+        if not has_float64(device):
+            model.to(torch.float32)  # on the host first: float64 cannot even be moved there
         return model.to(device)
 
 

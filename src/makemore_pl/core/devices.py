@@ -1,0 +1,76 @@
+"""Whether a device has float64, the one place that decides it.
+
+NLL sums are exact because they are accumulated in float64. CPU and CUDA have it; Apple's MPS
+backend has none (a float64 tensor cannot even be moved there). Where a device lacks it, the
+sums are carried on the host instead (`float64_of`) and the weights stay float32.
+
+A test can declare a device type without float64 by naming it in the environment variable
+`MAKEMORE_NO_FLOAT64` (comma-separated device types, e.g. `cpu`): the CPU then takes the path
+an MPS device takes, and a check can see that no float64 tensor is made on it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+from makemore_pl.core.errors import CommandError
+
+NO_FLOAT64_ENV = "MAKEMORE_NO_FLOAT64"
+NO_FLOAT64 = frozenset({"mps"})  # device types whose backends have no float64
+
+
+def has_float64(device: torch.device | str) -> bool:
+    """Whether tensors of dtype float64 can live on `device`."""
+    kind = torch.device(device).type
+    declared = {name.strip() for name in os.environ.get(NO_FLOAT64_ENV, "").split(",")}
+    return kind not in NO_FLOAT64 and kind not in declared
+
+
+def sum_dtype(device: torch.device | str) -> torch.dtype:
+    """What a sum on `device` is accumulated in: float64 where it has it, else float32."""
+    return torch.float64 if has_float64(device) else torch.float32
+
+
+def float64_of(t: Tensor) -> Tensor:
+    """`t` in float64: on its own device where that has float64, else copied to the host."""
+    return t.double() if has_float64(t.device) else t.cpu().double()
+
+
+# what each of Lightning's accelerator names runs on, in the order Lightning tries them
+# ("gpu" is MPS on an Apple machine, else CUDA)
+ACCELERATORS = {"cuda": ("cuda",), "mps": ("mps",), "gpu": ("mps", "cuda")}
+DESCRIBED = {"cuda": "CUDA GPU", "mps": "Apple MPS device"}
+
+
+def available(device_type: str) -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_available()
+    return device_type == "mps" and torch.backends.mps.is_available()
+
+
+def accelerator_problem(option: str, accelerator: str) -> str | None:
+    """Why `accelerator` ("gpu", "cuda", "mps") cannot run on this machine, as one line naming
+    what was looked for and the way out; None if it can, or if it is another name."""
+    wanted = ACCELERATORS.get(accelerator)
+    if wanted is None or any(available(kind) for kind in wanted):
+        return None
+    looked = " or ".join(DESCRIBED[kind] for kind in wanted)
+    build = "" if torch.version.cuda or accelerator == "mps" else ", built without CUDA"
+    return (
+        f"{option} {accelerator}: found no {looked} (torch {torch.__version__}{build}); "
+        f"run on the CPU with {option} cpu"
+    )
+
+
+def device_of(option: str, accelerator: str) -> torch.device:
+    """The device an accelerator name runs on here, as Lightning picks it ("gpu": MPS, else
+    CUDA; "auto": one of those if there is one, else the CPU); a missing one raises
+    CommandError (`accelerator_problem`). Other names (e.g. "tpu") are left to Lightning: CPU."""
+    problem = accelerator_problem(option, accelerator)
+    if problem is not None:
+        raise CommandError(problem)
+    wanted = ACCELERATORS["gpu"] if accelerator == "auto" else ACCELERATORS.get(accelerator, ())
+    return torch.device(next((kind for kind in wanted if available(kind)), "cpu"))
