@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 
@@ -63,3 +64,31 @@ def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) 
         f"  tensorboard --logdir {run.parent}",
     ]
     return "\n".join(lines)
+
+
+TOLERANCE = 0.01  # nats: a neural model within this of the counting model has learnt it
+
+
+def fit_check(
+    best: float,
+    counting: float,
+    vocab_size: int,
+    minibatch: bool,
+    sweep: str,
+    improving: bool = False,
+) -> str | None:
+    """One line when the best val_nll is worse than what the run already knew how to reach: the
+    counting model of the same order on the same split, or uniform over the V characters; with
+    the likely cause (`improving`: the last val_nll was the best) and what helps."""
+    uniform = math.log(vocab_size)
+    if best <= min(counting, uniform) + TOLERANCE:
+        return None
+    worse = "uniform guessing" if best > uniform else "the counting model"
+    figures = f"counting model {counting:.4f}, uniform ln {vocab_size} = {uniform:.4f}"
+    if improving:
+        cause = "val_nll was still falling: train longer (a larger --trainer.max_epochs)"
+    elif minibatch:
+        cause = "minibatch steps too large for this lr: try a lower --model.lr (e.g. a tenth)"
+    else:
+        cause = f"l2 does not suit this data: choose it on val with `{sweep}`"
+    return f"warning: best val_nll {best:.4f} is worse than {worse} ({figures}); {cause}"

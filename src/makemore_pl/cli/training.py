@@ -22,7 +22,8 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.cli.console import fit_summary, quiet_console
+from makemore_pl.cli.baseline import counting_model
+from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
@@ -46,7 +47,7 @@ from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PredictionWriter
-from makemore_pl.lit.progress import ModelLine, ReadableProgressBar
+from makemore_pl.lit.progress import ModelLine, progress_display
 from makemore_pl.lit.trainer import MakemoreTrainer
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
 from makemore_pl.models.saved import (
@@ -160,12 +161,13 @@ class MakemoreCLI(LightningCLI):
             held_out = self.subcommand != "fit" and self.checkpoint is not None
             step = int(self.checkpoint.get("global_step", 0)) if held_out else None
             kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step)
-        callbacks = list(trainer.get("callbacks") or [])
+        # ModelLine (fit only) prints before the bar starts drawing, never onto it
+        callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:
-            callbacks.append(ReadableProgressBar(self.run.name))
+            callbacks.append(progress_display(sys.stdout.isatty()))
         if self.subcommand == "predict":
             callbacks.append(PredictionWriter(self.predictions_path(config)))
-        kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
+        kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
         return super().instantiate_trainer(**kwargs)
 
     def claim_run(self, config) -> Path:
@@ -216,6 +218,27 @@ class MakemoreCLI(LightningCLI):
             rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
             return
         rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+        if best.best_model_score is not None and self.trainer.is_global_zero:
+            warning = self.compare_with_counting(float(best.best_model_score))
+            if warning is not None:
+                rank_zero_info(warning)
+
+    def compare_with_counting(self, best: float) -> str | None:
+        """The end-of-fit check: the counting model of the same order, add-k chosen on val."""
+        data = self.datamodule
+        val = data.ngram_counts("val")
+        if len(val) == 0:
+            return None
+        counting = counting_model(data, "auto").counts_nll(val)
+        options = data.options
+        sweep = (
+            f"{self.parser.prog} sweep --data.path {options['path']} "
+            f"--data.context_size {data.context_size}"
+        )
+        last = self.trainer.callback_metrics.get("val_nll")
+        improving = last is not None and float(last) <= best
+        minibatch = data.batch_size is not None
+        return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
     def command_prefix(self) -> str:
         """How to call this package again for the same run folder."""

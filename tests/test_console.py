@@ -1,0 +1,64 @@
+"""The console as users read it: the losses on an 80-column bar, short log files, a fit that
+says when it is worse than counting."""
+
+import math
+from pathlib import Path
+
+from tqdm import tqdm
+
+from makemore_pl.cli.console import fit_check
+from makemore_pl.lit.progress import ReadableProgressBar
+from tests.conftest import TINY_WORDS, run_cli
+
+
+def test_the_bar_shows_the_losses_within_80_columns():
+    postfix = "train_loss=2.4595, val_nll=2.4504"
+    for total in (1, 2852):  # full batch, and the minibatches of names.txt at 64
+        line = tqdm.format_meter(
+            total, total, 12.5, ncols=80, prefix="Epoch 299", postfix=postfix,
+            bar_format=ReadableProgressBar.BAR_FORMAT,
+        )  # fmt: skip
+        assert line.startswith("Epoch 299, train_loss=2.4595, val_nll=2.4504 |")
+        assert len(line) <= 80
+
+
+def test_a_fit_to_a_file_writes_one_line_per_tenth_of_the_epochs(tmp_path: Path, capsys):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--trainer.max_epochs", "50"]
+    run_cli("fit", *args, "--trainer.enable_model_summary", "false", cwd=tmp_path)
+    out = capsys.readouterr().out  # not a terminal: plain lines, no bar
+    lines = [line for line in out.splitlines() if line.startswith("Epoch")]
+    assert [line.split(":")[0] for line in lines] == [f"Epoch {e}/49" for e in range(4, 50, 5)]
+    assert all("train_loss=" in line and "val_nll=" in line for line in lines)
+    assert "\r" not in out and "it/s" not in out
+    assert len(out.encode()) < 2_000
+
+
+def test_the_run_name_is_printed_once_before_training(tmp_path: Path, capsys, caplog):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", cwd=tmp_path)
+    assert "run: version_0_bigram-adam\nmodel: BigramLitModule" in caplog.text
+    assert "version_0_bigram-adam" not in capsys.readouterr().out  # not in every progress line
+    # 2 epochs of a bigram: worse than counting because it stopped early, and it says so
+    assert "val_nll was still falling: train longer" in caplog.text
+
+
+def test_a_fit_worse_than_counting_says_so_with_the_way_out():
+    sweep = "makemore sweep --data.path n.txt --data.context_size 2"
+    line = fit_check(3.78, 2.94, 27, minibatch=False, sweep=sweep)
+    assert line.startswith("warning: best val_nll 3.7800 is worse than uniform guessing")
+    assert f"uniform ln 27 = {math.log(27):.4f}" in line and sweep in line
+    line = fit_check(2.69, 2.45, 27, minibatch=True, sweep=sweep)
+    assert "worse than the counting model" in line and "--model.lr" in line
+    # the bigram config ends 1e-4 above the counting model: that is learnt, not a failure
+    assert fit_check(2.45054, 2.45044, 27, minibatch=False, sweep=sweep) is None
+
+
+def test_an_overfit_trigram_prints_the_warning(tmp_path: Path, caplog):
+    words = [w + s for w in TINY_WORDS for s in ("", "a", "lee", "ine")]
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--data.context_size", "2", "--data.val_fraction", "0.3"]
+    over = ["--model.l2", "0", "--model.lr", "5", "--trainer.max_epochs", "30"]
+    run_cli("fit", *args, *over, "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert "warning: best val_nll" in caplog.text
+    assert "choose it on val with `makemore sweep --data.path words.txt" in caplog.text
