@@ -33,7 +33,9 @@ from makemore_pl.cli.runs import (
     run_of_checkpoint,
     safe_name,
 )
+from makemore_pl.core.data_identity import DataFile, locate
 from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
     CountingReference,
@@ -84,9 +86,9 @@ class MakemoreCLI(LightningCLI):
         parser.link_arguments("data.encoding", "model.init_args.encoding")
         # read from the data module right after it is built: it loads the words on first use
         parser.link_arguments(
-            "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+            "data", "model.init_args.vocab_size", self.data_vocab_size, apply_on="instantiate"
         )
-        parser.link_arguments("data.chars", "model.init_args.chars", apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.chars", self.data_chars, "instantiate")
         parser.set_defaults({"model": {"class_path": DEFAULT_MODEL.class_path}})
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
@@ -129,17 +131,46 @@ class MakemoreCLI(LightningCLI):
         kind = model_kind(path, self.checkpoint)
         check_settings(path, self.checkpoint, kind)
         run = run_of_checkpoint(path)
+        data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
         if command == "fit" and run is not None and (run / "config.yaml").is_file():
             front = ["--config", run_config(run / "config.yaml")]  # the run's settings, then ours
         else:  # the data settings the checkpoint was trained with
-            data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
             front = ["--data", json.dumps(data)]
+        front += self.data_file_of(path, command, str(data.get("path", "names.txt")), args)
         super().parse_arguments(parser, [command, *front, *args[1:]])
         model = {"class_path": kind.class_path, "dict_kwargs": saved_settings(self.checkpoint)}
         self.config = parser.parse_object({command: {"model": model}}, self.config)
         require_weights_only(self.config[command])
         # LightningCLI would read the file again for the model settings just given
         self.ckpt_path, self.config[command].ckpt_path = path, None
+
+    def data_file_of(self, path: str, command: str, typed: str, args: list[str]) -> list[str]:
+        """`--data.path FILE` of the file the checkpoint was trained on, wherever the command
+        runs from; [] when the user chose the file or the checkpoint does not record one."""
+        saved = self.checkpoint.get("datamodule_hyper_parameters") or {}
+        recorded = DataFile.from_saved(saved.get("_data_file"))
+        if recorded is None:  # a checkpoint of an older makemore_pl: the path as saved
+            return []
+        explicit = option_value(args, "--data.path")
+        without_file = command == "predict" and option_value(args, "--data.predict_path")
+        where, note = choose_data_file(path, command, recorded, typed, explicit, without_file)
+        if note is not None:
+            rank_zero_info(note)
+        return [] if where is None else ["--data.path", where]
+
+    def data_vocab_size(self, data: NamesDataModule) -> int:
+        self.adopt_checkpoint_vocabulary(data)
+        return data.vocab_size
+
+    def data_chars(self, data: NamesDataModule) -> list[str]:
+        self.adopt_checkpoint_vocabulary(data)
+        return data.chars
+
+    def adopt_checkpoint_vocabulary(self, data: NamesDataModule) -> None:
+        """A checkpoint knows its characters: scoring --data.predict_path needs no training file."""
+        chars = (self.checkpoint or {}).get("hyper_parameters", {}).get("chars")
+        if chars is not None and data.predict_path and not data.path.is_file():
+            data.adopt_vocabulary(chars)
 
     def before_instantiate_classes(self) -> None:
         if self.ckpt_path is not None:
@@ -250,6 +281,57 @@ class MakemoreCLI(LightningCLI):
         writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
         if writer.written is not None:
             rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+def option_value(args: list[str], option: str) -> str | None:
+    """The value given to `option` on the command line (`--opt value` or `--opt=value`)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def choose_data_file(
+    path: str,
+    command: str,
+    recorded: DataFile,
+    typed: str,
+    explicit: str | None,
+    without_file: bool,
+) -> tuple[str | None, str | None]:
+    """(the --data.path to use, or None to keep the given one; a one-line note, or None).
+
+    A resume must train on the recorded content; `test`/`validate`/`predict` take another file
+    only when it is given with --data.path, and say so."""
+    if explicit is not None:
+        if recorded.same_content(explicit):
+            return None, None
+        if command == "fit":
+            raise CheckpointError(
+                f"--ckpt_path {path}: the run was trained on {recorded.describe()}; --data.path "
+                f"{explicit} holds other data, and a resume must train on the same file"
+            )
+        return None, (
+            f"note: {command} on --data.path {explicit}, not the file the model was trained on, "
+            f"{recorded.describe()}"
+        )
+    found, moved = locate(recorded, typed)
+    if found is not None:
+        note = f"data file moved: {recorded.path} is now {found}" if moved else None
+        return str(found), note
+    if without_file:  # predict --data.predict_path: the checkpoint's characters are enough
+        return None, None
+    if recorded.sha256 == NAMES_SHA256:  # the canonical names.txt: downloaded where it was
+        return recorded.path, None
+    state = "has changed" if Path(recorded.path).exists() else "is gone"
+    here = "holds other data" if Path(typed).is_file() else "is missing"
+    raise CheckpointError(
+        f"--ckpt_path {path}: the data file it was trained on, {recorded.describe()}, {state} "
+        f"(and {typed} here {here}); pass --data.path FILE to use another file"
+    )
 
 
 def check_seed(seed: int | bool) -> None:
