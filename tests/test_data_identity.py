@@ -114,3 +114,13 @@ def test_sample_counts_new_names_against_the_checkpoints_own_data(trained, tmp_p
     err = capsys.readouterr().err
     assert f"compared with the training words of {(folder / 'words.txt').resolve()}" in err
     assert ", 0 in the training words" not in err  # a bigram of 9 names repeats some of them
+
+
+def test_every_command_spells_the_trainers_options_the_same_way(trained, tmp_path, capsys):
+    folder, _ = trained
+    root = ["--trainer.default_root_dir", str(folder), "--trainer.accelerator", "cpu"]
+    run_cli("sample", *root, "--ckpt_path", "best", "--num_samples", "2", cwd=tmp_path)
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    for option in ("--default_root_dir", "--accelerator"):
+        with pytest.raises(SystemExit, match=f"{option} is spelled --trainer.{option[2:]}"):
+            run_cli("sample", option, "cpu", "--ckpt_path", "best", cwd=tmp_path)

@@ -44,7 +44,7 @@ def sample(
 
     Args:
         ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
-            run under --default_root_dir.
+            run under --trainer.default_root_dir.
         num_samples: how many names to print.
         seed: the same seed prints the same names.
         temperature: below 1 favours likely characters, above 1 flattens the distribution.
@@ -121,11 +121,11 @@ def checkpoint_path(ckpt_path: str | None, root: str) -> str:
 def torch_device(accelerator: Accelerator) -> torch.device:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise CommandError(f"--accelerator {accelerator}: no CUDA GPU on this machine")
+            raise CommandError(f"--trainer.accelerator {accelerator}: no CUDA GPU on this machine")
         return torch.device("cuda")
     if accelerator == "mps":
         if not torch.backends.mps.is_available():
-            raise CommandError("--accelerator mps: no MPS device on this machine")
+            raise CommandError("--trainer.accelerator mps: no MPS device on this machine")
         return torch.device("mps")
     return torch.device("cpu")
 

@@ -115,7 +115,7 @@ def sweep(
         smoothing_grid: add-k values for the counting model.
         l2_grid: l2 weights for the neural model.
         plot: where to write the PNG; default: sweep.png in a new run folder under
-            --default_root_dir/lightning_logs, which TensorBoard shows too.
+            --trainer.default_root_dir/lightning_logs, which TensorBoard shows too.
         default_root_dir: the folder whose lightning_logs holds the sweep's run folder.
     """
 
