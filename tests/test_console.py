@@ -4,6 +4,7 @@ says when it is worse than counting."""
 import math
 from pathlib import Path
 
+import pytest
 from tqdm import tqdm
 
 from makemore_pl.cli.console import fit_check
@@ -62,3 +63,15 @@ def test_an_overfit_trigram_prints_the_warning(tmp_path: Path, caplog):
     run_cli("fit", *args, *over, "--trainer.enable_progress_bar", "false", cwd=tmp_path)
     assert "warning: best val_nll" in caplog.text
     assert "choose it on val with `makemore sweep --data.path words.txt" in caplog.text
+
+
+def test_fit_help_lists_the_default_models_options(capsys):
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--help", cwd=Path.cwd())
+    out = capsys.readouterr().out
+    tail = out[out.index("the default model's options") :]
+    assert all(f"--model.{name} " in tail for name in ("lr", "l2", "optimizer"))
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--model.help", "BigramLitModule", cwd=Path.cwd())
+    usage = capsys.readouterr().out.splitlines()[0]
+    assert usage.startswith("usage: ") and "__main__" not in usage and " fit " in usage

@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -416,6 +417,39 @@ def option_of(setting: str) -> str:
 DATA_SETTINGS = set(inspect.signature(NamesDataModule).parameters)
 
 
+def named_parser(prog: str) -> type[LightningArgumentParser]:
+    """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
+    without a name, which would show as `__main__.py`."""
+
+    class Parser(LightningArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("prog", prog)
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
+def asks_help(args: list[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in args) and not any(
+        arg.startswith("--model") for arg in args
+    )
+
+
+def default_model_help(prog: str) -> str:
+    """The options of the default model, which `--help` of a subclass-mode CLI leaves out."""
+    kind = DEFAULT_MODEL
+    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
+    parser = named_parser(prog)(
+        description=f"the default model's options ({kind.name}; another model's: "
+        f"--model NAME --model.help NAME)"
+    )
+    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
+    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
+    text = parser.format_help()  # without a second usage line, nor a second -h
+    text = re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
+    return text
+
+
 def run_training(prog: str, args: list[str]) -> int:
     """Runs a training command; returns the exit status."""
     quiet_console(args[0])
@@ -441,8 +475,13 @@ def run_training(prog: str, args: list[str]) -> int:
             save_config_callback=SaveFitConfig,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
             parser_kwargs={"prog": prog},
+            parser_class=named_parser(f"{prog} {args[0]}"),
             args=args,
         )
+    except SystemExit as done:  # --help: the default model's own options come last
+        if done.code in (0, None) and asks_help(args):
+            print(default_model_help(f"{prog} {args[0]}"))
+        raise
     except RunComplete as done:
         print(done, file=sys.stderr)
         return 0
