@@ -2,14 +2,17 @@
 says when it is worse than counting."""
 
 import math
+import re
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm import tqdm
 
 from makemore_pl.cli.console import fit_check
+from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.progress import ReadableProgressBar
-from tests.conftest import TINY_WORDS, run_cli
+from tests.conftest import QUIET, TINY_WORDS, events, printed_nlls, run_cli, run_folder
 
 
 def test_the_bar_shows_the_losses_within_80_columns():
@@ -75,3 +78,33 @@ def test_fit_help_lists_the_default_models_options(capsys):
         run_cli("fit", "--model.help", "BigramLitModule", cwd=Path.cwd())
     usage = capsys.readouterr().out.splitlines()[0]
     assert usage.startswith("usage: ") and "__main__" not in usage and " fit " in usage
+
+
+def test_tensorboard_and_the_summary_as_read(tmp_path: Path, capsys, caplog):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    every = ["--snapshots.every_n_epochs", "2", "--best_checkpoint.every_n_epochs", "10"]
+    args = ["--data.path", "words.txt", "--trainer.max_epochs", "4", *every, *QUIET]
+    run_cli("fit", *args, cwd=tmp_path)
+    run = run_folder(tmp_path)
+    logged = events(run)
+    assert [e.step for e in logged.Images("next_char_probs")] == [2, 4]  # the final one once
+    # best.ckpt is written at the end, after epoch 3 as the progress display numbers it
+    assert re.search(r"best val_nll: \d\.\d{5} \(epoch 3\)", caplog.text)
+    capsys.readouterr()
+    run_cli("validate", "--ckpt_path", "best", *QUIET, cwd=tmp_path)
+    assert list(printed_nlls(capsys.readouterr().out)) == ["val_nll"]
+    # the placeholder Lightning logs with the settings, then one per epoch; none of validate
+    assert len(events(run).Scalars("hp_metric")) == 1 + 4
+
+
+def test_the_hparams_table_leads_with_the_model_and_has_no_none(tmp_path, monkeypatch):
+    logged = {}
+    monkeypatch.setattr(
+        TensorBoardLogger, "log_hyperparams", lambda self, p, m=None: logged.update(p)
+    )
+    settings = {"context_size": 2, "encoding": "index", "l2": 0.01, "optimizer": "adam"}
+    settings.update({"lr": None, "batch_size": None, "dedupe": False, "vocab_size": 27})
+    RunLogger(tmp_path / "lightning_logs" / "version_0").log_hyperparams(settings)
+    assert list(logged)[:5] == ["model", "optimizer", "lr", "l2", "context_size"]
+    assert logged["model"] == "BigramLitModule" and logged["lr"] == "default"
+    assert logged["batch_size"] == "full" and logged["dedupe"] == "no"

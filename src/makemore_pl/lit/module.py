@@ -48,7 +48,8 @@ class NgramLitModule(LightningModule):
             metric.update(nll.detach().double(), weight=total)
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
         self.log(f"{stage}_nll", metric, prog_bar=stage == "val", **epochwise)
-        if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
+        # TensorBoard's hparams view ranks training runs by hp_metric; `validate` needs no copy
+        if stage == "val" and self.trainer.state.fn == "fit":
             self.log("hp_metric", metric, **epochwise)
         if stage == "train" and self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
@@ -71,6 +72,16 @@ class NgramLitModule(LightningModule):
         share = share + penalty * world if self.trainer.global_rank == 0 else share + 0 * penalty
         global_nll = strategy.reduce(nll_sum.detach().clone(), reduce_op="sum") / global_total
         return share + (global_nll + penalty - share).detach()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._val_epoch = self.current_epoch  # as the progress display numbers it
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The epoch of the val_nll a checkpoint was judged by: one saved once training has
+        ended has the next epoch's number, after that of the epoch that was measured."""
+        if getattr(self, "_val_epoch", None) is not None:
+            checkpoint["val_epoch"] = self._val_epoch
 
     def _first_evaluation_of_step(self) -> bool:
         """L-BFGS evaluates the loss several times per step; a step's examples count once."""
