@@ -108,3 +108,14 @@ def test_the_hparams_table_leads_with_the_model_and_has_no_none(tmp_path, monkey
     assert list(logged)[:5] == ["model", "optimizer", "lr", "l2", "context_size"]
     assert logged["model"] == "BigramLitModule" and logged["lr"] == "default"
     assert logged["batch_size"] == "full" and logged["dedupe"] == "no"
+
+
+def test_a_full_batch_lbfgs_run_draws_a_curve(tmp_path: Path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--model", "SuffixLitModule", "--trainer.max_epochs", "2"]
+    run_cli("fit", *args, *QUIET, cwd=tmp_path)
+    logged = events(run_folder(tmp_path))
+    curve = [e.value for e in logged.Scalars("curves/lbfgs_loss")]
+    assert len(logged.Scalars("curves/train_loss")) == 2 and len(curve) > 5  # 2 steps, many points
+    assert [e.step for e in logged.Scalars("curves/lbfgs_loss")] == list(range(1, len(curve) + 1))
+    assert curve[-1] < curve[0]

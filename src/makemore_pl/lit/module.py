@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -92,7 +93,19 @@ class NgramLitModule(LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
+        self._log_lbfgs_evaluation(loss)
         return loss
+
+    def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
+        """Every loss L-BFGS evaluates, as its own curve: a full-batch L-BFGS run takes a few
+        steps of many iterations, which the per-step curves show as a point or two."""
+        logger = self.logger
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(logger, TensorBoardLogger)):
+            return
+        self._evaluations = getattr(self, "_evaluations", 0) + 1
+        if self.trainer.is_global_zero:
+            logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
