@@ -86,10 +86,10 @@ def fit_check(
         return None
     worse = "uniform guessing" if best > uniform else "the counting model"
     figures = f"counting model {counting:.4f}, uniform ln {vocab_size} = {uniform:.4f}"
-    if improving:
-        cause = "val_nll was still falling: train longer (a larger --trainer.max_epochs)"
-    elif minibatch:
+    if minibatch:  # Adam at the full-batch lr, on batches of 64: 2.69 where counting has 2.45
         cause = "minibatch steps too large for this lr: try a lower --model.lr (e.g. a tenth)"
+    elif improving:
+        cause = "val_nll was still falling: train longer (a larger --trainer.max_epochs)"
     else:
         cause = f"l2 does not suit this data: choose it on val with `{sweep}`"
     return f"warning: best val_nll {best:.4f} is worse than {worse} ({figures}); {cause}"
