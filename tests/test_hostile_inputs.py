@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from makemore_pl.cli.sweep import save_png
 from makemore_pl.core.data import Vocabulary
 from makemore_pl.core.errors import CommandError, SettingError
-from makemore_pl.core.sampling import iter_samples, sample
+from makemore_pl.core.sampling import inverse_cdf, iter_samples, sample
 from makemore_pl.core.text import printable
 from makemore_pl.lit import heatmap as plots
 from makemore_pl.lit.callbacks import StopOnNonFiniteLoss
@@ -166,10 +166,23 @@ def test_chunks_make_up_the_words_of_sample(monkeypatch):
     chunks = list(iter_samples(uniform(5), 2, 20, seed=3))
     assert [len(chunk) for chunk in chunks] == [7, 7, 6]
     assert [w for chunk in chunks for w in chunk] == sample(uniform(5), 2, 20, seed=3)
-    assert chunks[0] == sample(uniform(5), 2, 7, seed=3)  # up to a chunk: one batch, as before
+    assert chunks[0] == sample(uniform(5), 2, 7, seed=3)
     assert chunks[1] != chunks[0] and sample(uniform(5), 2, 20, seed=4) != sample(
         uniform(5), 2, 20, seed=3
     )
+
+
+def test_the_first_names_do_not_depend_on_how_many_are_asked_for(monkeypatch):
+    monkeypatch.setattr("makemore_pl.core.sampling.BLOCK", 4)  # several blocks, some empty words
+    many = sample(uniform(3), 1, 40, seed=1)
+    assert [sample(uniform(3), 1, n, seed=1) for n in (3, 8, 17)] == [many[:3], many[:8], many[:17]]
+    assert all(many) and sample(uniform(3), 1, 40, seed=2) != many
+
+
+def test_a_character_of_probability_zero_is_never_drawn():
+    probs = torch.tensor([[0.5, 0.0, 0.5], [0.0, 0.0, 1.0]]).repeat_interleave(4, 0)
+    uniform = torch.tensor([0.0, 0.4999, 0.5, 0.99] * 2, dtype=torch.float64)
+    assert inverse_cdf(probs, uniform).tolist() == [0, 0, 2, 2, 2, 2, 2, 2]
 
 
 def test_asking_for_a_hundred_million_names_starts_printing_at_once():

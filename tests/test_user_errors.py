@@ -260,7 +260,7 @@ ROWS = [
      [*FIT, "--ckpt_path", "negative_step.ckpt"],
      "--ckpt_path negative_step.ckpt: refused, its global_step is -5, not a count"),
     ("a model that ends every word at once", ["sample", "--ckpt_path", "ends_at_once.ckpt"],
-     "the model ends almost every word at once: 100 batches of 20 draws gave 0 non-empty words; "
+     "the model ends almost every word at once: 100 blocks of 1024 draws gave 0 non-empty words; "
      "it cannot generate names (was it trained?)"),
     ("a weight table too large to build", [*FIT, "--data.context_size", "8"],
      "--data.context_size 8 with vocab_size 15 needs a 154 GB weight table (the limit is 537 MB); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) 
         f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}",
     ]
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
-        epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["epoch"]
+        saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        epoch = saved.get("val_epoch", saved["epoch"])  # numbered as the progress display does
         lines.append(f"best val_nll: {float(best.best_model_score):.5f} (epoch {epoch})")
         lines.append(f"best: {best.best_model_path}")
     lines += [
@@ -63,3 +65,31 @@ def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) 
         f"  tensorboard --logdir {run.parent}",
     ]
     return "\n".join(lines)
+
+
+TOLERANCE = 0.01  # nats: a neural model within this of the counting model has learnt it
+
+
+def fit_check(
+    best: float,
+    counting: float,
+    vocab_size: int,
+    minibatch: bool,
+    sweep: str,
+    improving: bool = False,
+) -> str | None:
+    """One line when the best val_nll is worse than what the run already knew how to reach: the
+    counting model of the same order on the same split, or uniform over the V characters; with
+    the likely cause (`improving`: the last val_nll was the best) and what helps."""
+    uniform = math.log(vocab_size)
+    if best <= min(counting, uniform) + TOLERANCE:
+        return None
+    worse = "uniform guessing" if best > uniform else "the counting model"
+    figures = f"counting model {counting:.4f}, uniform ln {vocab_size} = {uniform:.4f}"
+    if minibatch:  # Adam at the full-batch lr, on batches of 64: 2.69 where counting has 2.45
+        cause = "minibatch steps too large for this lr: try a lower --model.lr (e.g. a tenth)"
+    elif improving:
+        cause = "val_nll was still falling: train longer (a larger --trainer.max_epochs)"
+    else:
+        cause = f"l2 does not suit this data: choose it on val with `{sweep}`"
+    return f"warning: best val_nll {best:.4f} is worse than {worse} ({figures}); {cause}"

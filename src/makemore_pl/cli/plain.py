@@ -4,6 +4,8 @@ each parsed with its own options and the data's (`--data.*`), none importing Lig
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from pathlib import Path
 
 import yaml
@@ -14,6 +16,11 @@ from makemore_pl.core.errors import CommandError, SettingError
 # command -> the module of its function (of the same name), imported when it runs
 COMMANDS = {
     name: f"makemore_pl.cli.{name}" for name in ("sample", "baseline", "sweep", "suffix_sweep")
+}
+# options the plain commands share with the Trainer, spelled --trainer.NAME everywhere
+TRAINER_OPTIONS = {
+    "default_root_dir": "the folder whose lightning_logs holds the runs",
+    "accelerator": 'where to run the model: "auto" takes a GPU if there is one',
 }
 # sections of a training config (`fit --config`) that these commands have no use for
 TRAINING_SECTIONS = {
@@ -41,16 +48,38 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
         action=ActionConfigFile,
         help="a YAML file of options; the data section of a `fit` config is read, the rest skipped",
     )
-    parser.add_function_arguments(function, skip={"data"}, as_group=False)
+    parameters = inspect.signature(function).parameters
+    shared = [name for name in TRAINER_OPTIONS if name in parameters]
+    parser.add_function_arguments(function, skip={"data", *shared}, as_group=False)
+    hints = typing.get_type_hints(function)
+    for name in shared:  # spelled as by the training commands, whose runs these commands read
+        parser.add_argument(
+            f"--trainer.{name}",
+            type=hints[name],
+            default=parameters[name].default,
+            help=TRAINER_OPTIONS[name],
+        )
     parser.add_class_arguments(NamesData, "data")
-    config = parser.parse_args(data_sections_only(args))
-    own = [key for key in vars(config) if key not in ("config", "data")]
+    config = parser.parse_args(data_sections_only(refuse_other_spellings(args)))
+    skipped = ("config", "data", "trainer")
+    own = [key for key in vars(config) if key not in skipped]
     try:
         init = parser.instantiate_classes(config)
-        return function(data=init.data, **{key: getattr(init, key) for key in own})
+        options = {key: getattr(init, key) for key in own}
+        options.update({name: init.trainer[name] for name in shared})
+        return function(data=init.data, **options)
     except SettingError as err:  # named as the option the user typed
         option = err.setting if err.setting in own else f"data.{err.setting}"
         raise CommandError(f"--{option} {err.problem}") from None
+
+
+def refuse_other_spellings(args: list[str]) -> list[str]:
+    """One spelling per option across commands: the other one is refused with the right name."""
+    for arg in args:
+        name = arg.split("=", 1)[0].removeprefix("--")
+        if arg.startswith("--") and name in TRAINER_OPTIONS:
+            raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
+    return args
 
 
 def data_sections_only(args: list[str]) -> list[str]:

@@ -9,12 +9,18 @@ from typing import Literal
 from makemore_pl.cli.baseline import Smoothing, counting_model
 from makemore_pl.cli.runs import find_named_checkpoint
 from makemore_pl.core.data import NamesData
+from makemore_pl.core.data_identity import DataFile, locate
 from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, DataError
 from makemore_pl.core.sampling import iter_samples
 from makemore_pl.core.text import printable
 from makemore_pl.core.vocabulary import Vocabulary
-from makemore_pl.models.saved import checkpoint_vocabulary, load_saved_model, read_checkpoint
+from makemore_pl.models.saved import (
+    checkpoint_vocabulary,
+    load_saved_model,
+    read_checkpoint,
+    saved_settings,
+)
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
@@ -37,7 +43,7 @@ def sample(
 
     Args:
         ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
-            run under --default_root_dir.
+            run under --trainer.default_root_dir.
         num_samples: how many names to print.
         seed: the same seed prints the same names.
         temperature: below 1 favours likely characters, above 1 flattens the distribution.
@@ -52,7 +58,7 @@ def sample(
         raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
     if not counting and smoothing != "auto":
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
-    device = device_of("--accelerator", accelerator)
+    device = device_of("--trainer.accelerator", accelerator)
     if counting:
         source, vocab, c, device = (
             counting_model(data, smoothing),
@@ -60,16 +66,19 @@ def sample(
             data.context_size,
             "cpu",
         )
+        train_words = set(data.split()["train"])
     else:
         path = checkpoint_path(ckpt_path, default_root_dir)
-        settings, source = load_saved_model(path, read_checkpoint(path), device)
+        checkpoint = read_checkpoint(path)
+        print(f"sampling from {path}", file=sys.stderr)
+        settings, source = load_saved_model(path, checkpoint, device)
         vocab = checkpoint_vocabulary(path, settings, data if data.path.is_file() else None)
         c = source.context_size
+        train_words = checkpoint_train_words(checkpoint, data)
     prefix_ids = encode_prefix(vocab, prefix)
     chunks = iter_samples(
         source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
     )
-    train_words = set(data.split()["train"]) if counting or data.path.is_file() else None
     printed = seen = 0
     for chunk in chunks:  # printed as they come: a million names never sit in memory at once
         names = [vocab.decode(w) for w in chunk]
@@ -78,6 +87,26 @@ def sample(
         seen += sum(name in train_words for name in names) if train_words is not None else 0
     print(novelty_summary(printed, seen if train_words is not None else None), file=sys.stderr)
     return printed
+
+
+def checkpoint_train_words(checkpoint: dict, data: NamesData) -> set[str] | None:
+    """The words the model was trained on: its recorded data file (found from any folder) split
+    with its own settings; None when that file is not at hand. A checkpoint of an older version
+    records no file: --data.path stands for it."""
+    saved = checkpoint.get("datamodule_hyper_parameters") or {}
+    recorded = DataFile.from_saved(saved.get("_data_file"))
+    settings = saved_settings(checkpoint, "datamodule_hyper_parameters")
+    if recorded is None:
+        found = data.path if data.path.is_file() else None
+    else:
+        found, _ = locate(recorded, settings.get("path", "names.txt"))
+        if found is None and recorded.same_content(data.path):
+            found = data.path
+    if found is None:
+        return None
+    settings = {k: v for k, v in settings.items() if k in data.options}
+    print(f"new names: compared with the training words of {found}", file=sys.stderr)
+    return set(NamesData(**{**settings, "path": str(found)}).split()["train"])
 
 
 def checkpoint_path(ckpt_path: str | None, root: str) -> str:

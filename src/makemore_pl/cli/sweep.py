@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -82,6 +83,11 @@ def sweep_figure(points: list[SweepPoint], title: str):
         # symlog: a log axis on which a strength of 0 (no regularisation) still has a place
         positive = [p.strength for p in shown if p.strength > 0]
         ax.set_xscale("symlog", linthresh=min(positive, default=1e-4))
+        # strengths are never negative; one labelled tick per decade of the grid, none crowded
+        ax.set_xlim(left=0)
+        ticks = [0.0, *sorted({10.0 ** round(math.log10(v)) for v in positive})[::2]]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("add-k smoothing k" if kind == "counting" else "l2 weight")
         ax.set_ylabel("NLL (nats)")
         ax.set_title(f"{kind} model")
@@ -115,7 +121,7 @@ def sweep(
         smoothing_grid: add-k values for the counting model.
         l2_grid: l2 weights for the neural model.
         plot: where to write the PNG; default: sweep.png in a new run folder under
-            --default_root_dir/lightning_logs, which TensorBoard shows too.
+            --trainer.default_root_dir/lightning_logs, which TensorBoard shows too.
         default_root_dir: the folder whose lightning_logs holds the sweep's run folder.
     """
 

@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.cli.console import fit_summary, quiet_console
+from makemore_pl.cli.baseline import counting_model
+from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
@@ -32,8 +34,10 @@ from makemore_pl.cli.runs import (
     run_of_checkpoint,
     safe_name,
 )
+from makemore_pl.core.data_identity import DataFile, locate
 from makemore_pl.core.devices import device_of, has_float64
 from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
     CountingReference,
@@ -47,7 +51,7 @@ from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PredictionWriter
-from makemore_pl.lit.progress import ModelLine, ReadableProgressBar
+from makemore_pl.lit.progress import ModelLine, progress_display
 from makemore_pl.lit.trainer import MakemoreTrainer
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
 from makemore_pl.models.saved import (
@@ -85,9 +89,9 @@ class MakemoreCLI(LightningCLI):
         parser.link_arguments("data.encoding", "model.init_args.encoding")
         # read from the data module right after it is built: it loads the words on first use
         parser.link_arguments(
-            "data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate"
+            "data", "model.init_args.vocab_size", self.data_vocab_size, apply_on="instantiate"
         )
-        parser.link_arguments("data.chars", "model.init_args.chars", apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.chars", self.data_chars, "instantiate")
         parser.set_defaults({"model": {"class_path": DEFAULT_MODEL.class_path}})
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
@@ -132,17 +136,46 @@ class MakemoreCLI(LightningCLI):
         kind = model_kind(path, self.checkpoint)
         check_settings(path, self.checkpoint, kind)
         run = run_of_checkpoint(path)
+        data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
         if command == "fit" and run is not None and (run / "config.yaml").is_file():
             front = ["--config", run_config(run / "config.yaml")]  # the run's settings, then ours
         else:  # the data settings the checkpoint was trained with
-            data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
             front = ["--data", json.dumps(data)]
+        front += self.data_file_of(path, command, str(data.get("path", "names.txt")), args)
         super().parse_arguments(parser, [command, *front, *args[1:]])
         model = {"class_path": kind.class_path, "dict_kwargs": saved_settings(self.checkpoint)}
         self.config = parser.parse_object({command: {"model": model}}, self.config)
         require_weights_only(self.config[command])
         # LightningCLI would read the file again for the model settings just given
         self.ckpt_path, self.config[command].ckpt_path = path, None
+
+    def data_file_of(self, path: str, command: str, typed: str, args: list[str]) -> list[str]:
+        """`--data.path FILE` of the file the checkpoint was trained on, wherever the command
+        runs from; [] when the user chose the file or the checkpoint does not record one."""
+        saved = self.checkpoint.get("datamodule_hyper_parameters") or {}
+        recorded = DataFile.from_saved(saved.get("_data_file"))
+        if recorded is None:  # a checkpoint of an older makemore_pl: the path as saved
+            return []
+        explicit = option_value(args, "--data.path")
+        without_file = command == "predict" and option_value(args, "--data.predict_path")
+        where, note = choose_data_file(path, command, recorded, typed, explicit, without_file)
+        if note is not None:
+            rank_zero_info(note)
+        return [] if where is None else ["--data.path", where]
+
+    def data_vocab_size(self, data: NamesDataModule) -> int:
+        self.adopt_checkpoint_vocabulary(data)
+        return data.vocab_size
+
+    def data_chars(self, data: NamesDataModule) -> list[str]:
+        self.adopt_checkpoint_vocabulary(data)
+        return data.chars
+
+    def adopt_checkpoint_vocabulary(self, data: NamesDataModule) -> None:
+        """A checkpoint knows its characters: scoring --data.predict_path needs no training file."""
+        chars = (self.checkpoint or {}).get("hyper_parameters", {}).get("chars")
+        if chars is not None and data.predict_path and not data.path.is_file():
+            data.adopt_vocabulary(chars)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -166,12 +199,13 @@ class MakemoreCLI(LightningCLI):
             held_out = self.subcommand != "fit" and self.checkpoint is not None
             step = int(self.checkpoint.get("global_step", 0)) if held_out else None
             kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step)
-        callbacks = list(trainer.get("callbacks") or [])
+        # ModelLine (fit only) prints before the bar starts drawing, never onto it
+        callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:
-            callbacks.append(ReadableProgressBar(self.run.name))
+            callbacks.append(progress_display(sys.stdout.isatty()))
         if self.subcommand == "predict":
             callbacks.append(PredictionWriter(self.predictions_path(config)))
-        kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
+        kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
         try:
             return super().instantiate_trainer(**kwargs)
         except BaseException:  # Lightning refused the options: the run never started
@@ -229,6 +263,27 @@ class MakemoreCLI(LightningCLI):
             rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
             return
         rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+        if best.best_model_score is not None and self.trainer.is_global_zero:
+            warning = self.compare_with_counting(float(best.best_model_score))
+            if warning is not None:
+                rank_zero_info(warning)
+
+    def compare_with_counting(self, best: float) -> str | None:
+        """The end-of-fit check: the counting model of the same order, add-k chosen on val."""
+        data = self.datamodule
+        val = data.ngram_counts("val")
+        if len(val) == 0:
+            return None
+        counting = counting_model(data, "auto").counts_nll(val)
+        options = data.options
+        sweep = (
+            f"{self.parser.prog} sweep --data.path {options['path']} "
+            f"--data.context_size {data.context_size}"
+        )
+        last = self.trainer.callback_metrics.get("val_nll")
+        improving = last is not None and float(last) <= best
+        minibatch = data.batch_size is not None
+        return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
     def command_prefix(self) -> str:
         """How to call this package again for the same run folder."""
@@ -254,6 +309,57 @@ def check_device(trainer: Any) -> None:
             f"{device.type} has no float64: training in float32 (--trainer.precision 32-true), "
             "its NLLs summed exactly on the host; for float64 weights, --trainer.accelerator cpu"
         )
+
+
+def option_value(args: list[str], option: str) -> str | None:
+    """The value given to `option` on the command line (`--opt value` or `--opt=value`)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def choose_data_file(
+    path: str,
+    command: str,
+    recorded: DataFile,
+    typed: str,
+    explicit: str | None,
+    without_file: bool,
+) -> tuple[str | None, str | None]:
+    """(the --data.path to use, or None to keep the given one; a one-line note, or None).
+
+    A resume must train on the recorded content; `test`/`validate`/`predict` take another file
+    only when it is given with --data.path, and say so."""
+    if explicit is not None:
+        if recorded.same_content(explicit):
+            return None, None
+        if command == "fit":
+            raise CheckpointError(
+                f"--ckpt_path {path}: the run was trained on {recorded.describe()}; --data.path "
+                f"{explicit} holds other data, and a resume must train on the same file"
+            )
+        return None, (
+            f"note: {command} on --data.path {explicit}, not the file the model was trained on, "
+            f"{recorded.describe()}"
+        )
+    found, moved = locate(recorded, typed)
+    if found is not None:
+        note = f"data file moved: {recorded.path} is now {found}" if moved else None
+        return str(found), note
+    if without_file:  # predict --data.predict_path: the checkpoint's characters are enough
+        return None, None
+    if recorded.sha256 == NAMES_SHA256:  # the canonical names.txt: downloaded where it was
+        return recorded.path, None
+    state = "has changed" if Path(recorded.path).exists() else "is gone"
+    here = "holds other data" if Path(typed).is_file() else "is missing"
+    raise CheckpointError(
+        f"--ckpt_path {path}: the data file it was trained on, {recorded.describe()}, {state} "
+        f"(and {typed} here {here}); pass --data.path FILE to use another file"
+    )
 
 
 def check_seed(seed: int | bool) -> None:
@@ -338,6 +444,39 @@ def option_of(setting: str) -> str:
 DATA_SETTINGS = set(inspect.signature(NamesDataModule).parameters)
 
 
+def named_parser(prog: str) -> type[LightningArgumentParser]:
+    """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
+    without a name, which would show as `__main__.py`."""
+
+    class Parser(LightningArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("prog", prog)
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
+def asks_help(args: list[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in args) and not any(
+        arg.startswith("--model") for arg in args
+    )
+
+
+def default_model_help(prog: str) -> str:
+    """The options of the default model, which `--help` of a subclass-mode CLI leaves out."""
+    kind = DEFAULT_MODEL
+    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
+    parser = named_parser(prog)(
+        description=f"the default model's options ({kind.name}; another model's: "
+        f"--model NAME --model.help NAME)"
+    )
+    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
+    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
+    text = parser.format_help()  # without a second usage line, nor a second -h
+    text = re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
+    return text
+
+
 def run_training(prog: str, args: list[str]) -> int:
     """Runs a training command; returns the exit status."""
     quiet_console(args[0])
@@ -363,8 +502,13 @@ def run_training(prog: str, args: list[str]) -> int:
             save_config_callback=SaveFitConfig,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
             parser_kwargs={"prog": prog},
+            parser_class=named_parser(f"{prog} {args[0]}"),
             args=args,
         )
+    except SystemExit as done:  # --help: the default model's own options come last
+        if done.code in (0, None) and asks_help(args):
+            print(default_model_help(f"{prog} {args[0]}"))
+        raise
     except RunComplete as done:
         print(done, file=sys.stderr)
         return 0

@@ -155,6 +155,7 @@ class NamesData:
         self._words: list[str] | None = None
         self._name_counts: list[int] | None = None
         self._vocab: Vocabulary | None = None
+        self._adopted = False  # the vocabulary is a model's: the file may be absent
         self._counts: dict[str, NgramCounts] = {}
         self._examples: dict[str, tuple[Tensor, Tensor, Tensor | None]] = {}
         self.splits: Mapping[str, tuple[Tensor, Tensor]] = ExampleSplits(self)  # (X, Y), lazily
@@ -162,10 +163,15 @@ class NamesData:
     def _save_options(self, options: dict) -> None:
         """Where the Lightning data module records its settings in checkpoints."""
 
+    def adopt_vocabulary(self, chars: Sequence[str]) -> None:
+        """Takes a model's characters as the vocabulary, so that names can be scored or sampled
+        without the training file (which is then never downloaded either)."""
+        self._vocab, self._adopted = Vocabulary(list(chars)), True
+
     def ensure_file(self) -> None:
         """Downloads names.txt if it is the data file and is missing from an existing folder;
         never any other file, never a folder."""
-        if self.path.name == "names.txt" and not self.path.exists():
+        if self.path.name == "names.txt" and not self.path.exists() and not self._adopted:
             download_names(self.path, NAMES_URL, NAMES_SHA256)
 
     # the vocabulary is needed before setup (the CLI links vocab_size into the model), so the

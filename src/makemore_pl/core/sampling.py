@@ -13,11 +13,13 @@ from makemore_pl.core.errors import CommandError, SettingError
 
 NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-probabilities
 
-# Words are generated CHUNK at a time, each chunk with its own generator, so that memory stays
-# bounded (50 steps x CHUNK ids) however many are asked for. Chunk 0 is seeded with `seed`
-# itself: up to CHUNK words, the draws are those of one batch of num_samples, as they always were.
+# Rows are drawn BLOCK at a time, block k from its own generator seeded from (seed, k), and the
+# words are the non-empty words of blocks 0, 1, 2, ... in order: the n-th name depends on the
+# seed alone, never on how many are asked for. Blocks are generated together up to CHUNK words,
+# so memory stays bounded (50 steps x CHUNK ids) however many are asked for.
+BLOCK = 1024
 CHUNK = 10_000
-MAX_TRIES = 100  # batches drawn for a chunk before a model that ends at once is given up on
+MAX_TRIES = 100  # blocks drawn before a model that ends almost every word at once is given up on
 
 
 def sample(
@@ -32,9 +34,9 @@ def sample(
 ) -> list[list[int]]:
     """`num_samples` non-empty words as character ids (the prefix included, no boundaries).
 
-    All words of a chunk advance together, so a chunk costs about `max_length` model
-    evaluations. Words that end at once are empty and are drawn again; the result depends only
-    on the arguments. `iter_samples` yields the same words chunk by chunk.
+    The first words are the same whatever `num_samples`: `sample(..., 3)` is the start of
+    `sample(..., 8)`. Words that end at once are empty and are skipped. `iter_samples` yields
+    the same words chunk by chunk.
     """
     chunks = iter_samples(
         next_logprobs, context_size, num_samples, seed, temperature, prefix, max_length, device
@@ -52,70 +54,81 @@ def iter_samples(
     max_length: int = 50,
     device: torch.device | str = "cpu",
 ) -> Iterator[list[list[int]]]:
-    """The words of `sample`, as lists of at most CHUNK words, generated as they are asked for.
-
-    Chunk k > 0 draws with a generator seeded from (seed, k): its words do not depend on how
-    many came before it, nor on anything but the arguments.
-    """
+    """The words of `sample`, as lists of at most CHUNK words, generated as they are asked for."""
     if num_samples < 0:
         raise ValueError(f"num_samples must be 0 or more, got {num_samples}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise SettingError("temperature", f"must be positive, got {temperature}")
-    for first in range(0, num_samples, CHUNK):
-        size = min(CHUNK, num_samples - first)
-        generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, first // CHUNK))
-        args = (temperature, prefix, max_length, device)
-        yield _chunk(next_logprobs, context_size, size, generator, *args)
+    words: list[list[int]] = []
+    block = given = 0
+    while given < num_samples:
+        want = min(CHUNK, num_samples - given)
+        blocks = range(block, block + max(1, math.ceil((want - len(words)) / BLOCK)))
+        drawn = _generate(
+            next_logprobs, context_size, [block_seed(seed, k) for k in blocks],
+            temperature, prefix, max_length, device,
+        )  # fmt: skip
+        words += [w for w in drawn if w]
+        block = blocks.stop
+        if block >= MAX_TRIES and given + len(words) < block:
+            raise CommandError(
+                f"the model ends almost every word at once: {block} blocks of {BLOCK} draws "
+                f"gave {given + len(words)} non-empty words; it cannot generate names (was it "
+                "trained?)"
+            )
+        while len(words) >= want:
+            yield words[:want]
+            words, given = words[want:], given + want
+            want = min(CHUNK, num_samples - given)
+            if want == 0:
+                return
 
 
-def chunk_seed(seed: int, chunk: int) -> int:
-    """Chunk 0: the seed itself; chunk k: a 63-bit number drawn from a generator of (seed, k),
-    so that no two (seed, chunk) pairs are likely to share a stream."""
-    if chunk == 0:
+def block_seed(seed: int, block: int) -> int:
+    """Block 0: the seed itself; block k: a 63-bit number drawn from a generator of (seed, k),
+    so that no two (seed, block) pairs are likely to share a stream."""
+    if block == 0:
         return seed
     mixer = torch.Generator().manual_seed(seed)
     offset = torch.randint(2**62, (1,), generator=mixer).item()
-    return (offset + chunk * 0x9E3779B97F4A7C15) % 2**63  # a golden-ratio step per chunk
-
-
-def _chunk(
-    next_logprobs, context_size, size, generator, temperature, prefix, max_length, device
-) -> list[list[int]]:
-    words: list[list[int]] = []
-    for _ in range(MAX_TRIES):  # a model that almost always ends at once would loop forever
-        if len(words) >= size:
-            return words[:size]
-        batch = _generate(
-            next_logprobs, context_size, size, generator, temperature, prefix, max_length, device
-        )
-        words += [w for w in batch if w]
-    raise CommandError(
-        f"the model ends almost every word at once: {MAX_TRIES} batches of {size} draws gave "
-        f"{len(words)} non-empty words; it cannot generate names (was it trained?)"
-    )
+    return (offset + block * 0x9E3779B97F4A7C15) % 2**63  # a golden-ratio step per block
 
 
 def _generate(
-    next_logprobs, context_size, num_samples, generator, temperature, prefix, max_length, device
+    next_logprobs, context_size, seeds, temperature, prefix, max_length, device
 ) -> list[list[int]]:
-    context = torch.zeros(num_samples, context_size, dtype=torch.long, device=device)
+    """BLOCK words per seed, all advancing together: one model evaluation per character."""
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    rows = BLOCK * len(seeds)
+    context = torch.zeros(rows, context_size, dtype=torch.long, device=device)
     for token in prefix:  # slide the prefix in as if it had been sampled
-        context = torch.cat([context[:, 1:], context.new_full((num_samples, 1), token)], 1)
+        context = torch.cat([context[:, 1:], context.new_full((rows, 1), token)], 1)
     drawn = []
-    ended = torch.zeros(num_samples, dtype=torch.bool, device=device)
+    ended = torch.zeros(rows, dtype=torch.bool, device=device)
     for _ in range(max_length):
         probs = tempered(next_logprobs(context), temperature)
-        nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+        uniform = torch.cat(
+            [torch.rand(BLOCK, generator=g, device=device, dtype=torch.float64) for g in generators]
+        )
+        nxt = inverse_cdf(probs, uniform)[:, None]  # (B, 1)
         drawn.append(nxt)
         context = torch.cat([context[:, 1:], nxt], 1)
         ended |= nxt[:, 0] == 0
         if ended.all():
             break
     words = []
-    for row in torch.cat(drawn, 1).tolist() if drawn else [[]] * num_samples:
+    for row in torch.cat(drawn, 1).tolist() if drawn else [[]] * rows:
         end = row.index(0) if 0 in row else len(row)
         words.append(list(prefix) + row[:end])
     return words
+
+
+def inverse_cdf(probs: Tensor, uniform: Tensor) -> Tensor:
+    """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws; a character of probability 0
+    is never drawn (its cumulative sum equals its left neighbour's)."""
+    cdf = probs.double().cumsum(-1)
+    u = uniform[:, None] * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[-1] - 1)
 
 
 def tempered(log_probs: Tensor, temperature: float) -> Tensor:

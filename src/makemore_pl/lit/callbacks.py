@@ -41,8 +41,9 @@ class LogSnapshots(Callback):
         self.every_n_epochs, self.num_samples, self.max_rows = every_n_epochs, num_samples, max_rows
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        n = self.every_n_epochs
-        if n > 0 and (trainer.current_epoch + 1) % n == 0 and not trainer.sanity_checking:
+        n, done = self.every_n_epochs, trainer.current_epoch + 1
+        final = trainer.max_epochs is not None and done >= trainer.max_epochs  # on_fit_end's
+        if n > 0 and done % n == 0 and not final and not trainer.sanity_checking:
             self.snapshot(trainer, pl_module, annotate=False)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

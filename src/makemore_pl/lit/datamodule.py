@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from makemore_pl.core.batches import Batch, BatchSlices, TensorBatches, counts_table, example_table
 from makemore_pl.core.contexts import context_rows
 from makemore_pl.core.data import NamesData, one_hot_rows
+from makemore_pl.core.data_identity import DataFile
 from makemore_pl.core.errors import DataError
 from makemore_pl.core.vocabulary import build_ngrams
 
@@ -26,6 +27,12 @@ class NamesDataModule(NamesData, LightningDataModule):
 
     def prepare_data(self) -> None:
         self.ensure_file()
+
+    def setup(self, stage: str | None = None) -> None:
+        """For fit: records the data file by resolved path and content in the checkpoints (as
+        `_data_file`, beside the settings), so that they find it, or notice another, anywhere."""
+        if stage == "fit":
+            self.hparams["_data_file"] = DataFile.of(self.path).saved()
 
     def _loader(self, split: str, batch_size: int | None, aggregate: bool) -> DataLoader:
         if aggregate:  # from the streaming counts: no example tensors at all

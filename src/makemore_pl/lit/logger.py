@@ -18,7 +18,8 @@ TAGS = {
     "test_nll": "held_out/test_nll",
     "counting_test_nll": "held_out/counting_test_nll",
 }
-HPARAMS = ("context_size", "encoding", "l2", "optimizer", "lr", "batch_size", "dedupe")
+# the HParams table's columns, in this order; "model" comes first
+HPARAMS = ("optimizer", "lr", "l2", "context_size", "encoding", "batch_size", "dedupe")
 
 
 class RunLogger(TensorBoardLogger):
@@ -34,11 +35,20 @@ class RunLogger(TensorBoardLogger):
         if self.stage != "fit":  # only training runs rank in the HParams table
             return
         params = dict(vars(params) if hasattr(params, "__dict__") else params)
-        shown = {key: params[key] for key in HPARAMS if key in params}
-        shown["lr"] = shown.get("lr") if shown.get("lr") is not None else "default"
-        shown["model"] = params.get("_class_path", DEFAULT_MODEL.class_path).split(".")[-1]
-        super().log_hyperparams(shown, metrics)
+        model = params.get("_class_path", DEFAULT_MODEL.class_path).split(".")[-1]
+        shown = {"model": model, **{key: params[key] for key in HPARAMS if key in params}}
+        super().log_hyperparams({key: cell(key, value) for key, value in shown.items()}, metrics)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         shown = {TAGS.get(key, key): value for key, value in metrics.items() if key != "epoch"}
         super().log_metrics(shown, self.fixed_step if self.fixed_step is not None else step)
+
+
+def cell(key: str, value: Any) -> Any:
+    """What a setting shows in the HParams table: words for None and for yes/no, which it
+    would show as 'None' and '0.0000'."""
+    if value is None:
+        return {"lr": "default", "batch_size": "full"}.get(key, "none")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value

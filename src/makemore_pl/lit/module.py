@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchmetrics import MeanMetric
 
@@ -58,7 +59,8 @@ class NgramLitModule(LightningModule):
         epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
         name = f"{stage}_nll"
         self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
-        if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
+        # TensorBoard's hparams view ranks training runs by hp_metric; `validate` needs no copy
+        if stage == "val" and self.trainer.state.fn == "fit":
             self.log("hp_metric", metric, metric_attribute=name, **epochwise)
         if stage == "train" and self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
@@ -95,6 +97,16 @@ class NgramLitModule(LightningModule):
         global_nll = strategy.reduce(nll_sum.detach().clone(), reduce_op="sum") / global_total
         return share + (global_nll + penalty - share).detach()
 
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._val_epoch = self.current_epoch  # as the progress display numbers it
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The epoch of the val_nll a checkpoint was judged by: one saved once training has
+        ended has the next epoch's number, after that of the epoch that was measured."""
+        if getattr(self, "_val_epoch", None) is not None:
+            checkpoint["val_epoch"] = self._val_epoch
+
     def _first_evaluation_of_step(self) -> bool:
         """L-BFGS evaluates the loss several times per step; a step's examples count once."""
         first = self._counted_step != self.global_step
@@ -104,7 +116,19 @@ class NgramLitModule(LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
+        self._log_lbfgs_evaluation(loss)
         return loss
+
+    def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
+        """Every loss L-BFGS evaluates, as its own curve: a full-batch L-BFGS run takes a few
+        steps of many iterations, which the per-step curves show as a point or two."""
+        logger = self.logger
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(logger, TensorBoardLogger)):
+            return
+        self._evaluations = getattr(self, "_evaluations", 0) + 1
+        if self.trainer.is_global_zero:
+            logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")

@@ -1,24 +1,99 @@
-"""What a run shows while it trains: a readable progress bar and a one-line model summary."""
+"""What a run shows while it trains: the run and model once, then the losses, on a terminal as a
+bar that fits 80 columns, in a file as one plain line per tenth of the run."""
 
 from __future__ import annotations
 
+import sys
+import time
+from typing import Any
+
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress import ProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info
 
 
-class ReadableProgressBar(TQDMProgressBar):
-    """Shows losses to 4 decimals (3 cannot tell models apart) and the run's folder name."""
+def shown_metrics(items: dict) -> dict:
+    """Losses to 4 decimals (3 cannot tell models apart), without Lightning's version number."""
+    items.pop("v_num", None)
+    return {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in items.items()}
 
-    def __init__(self, run_name: str) -> None:
-        super().__init__()
-        self.run_name = run_name
+
+class EpochBar(Tqdm):
+    """ "Epoch 7, train_loss=…": tqdm would write "Epoch 7: , train_loss=…"."""
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        self.set_description_str(desc or "", refresh)
+
+
+class ReadableProgressBar(TQDMProgressBar):
+    """The losses right after the epoch, then the bar: on an 80-column terminal Lightning's
+    layout (counts, times and rate first) leaves no room for val_nll."""
+
+    BAR_FORMAT = "{desc}{postfix} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+
+    def init_train_tqdm(self) -> Tqdm:
+        return EpochBar(
+            desc=self.train_description,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict:
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in items.items()}
-        return {"run": self.run_name, **shown}
+        return shown_metrics(super().get_metrics(trainer, pl_module))
+
+
+class PlainProgress(ProgressBar):
+    """For output to a file (nohup, a scheduler, `> log`): one line per tenth of the epochs,
+    and at least one every `seconds` of a long epoch, instead of a bar redrawn every step."""
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        super().__init__()
+        self.seconds, self._enabled, self._last = seconds, True, 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *_: Any) -> None:
+        if time.monotonic() - self._last >= self.seconds:
+            self.report(trainer, pl_module, f"step {trainer.global_step}")
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        epoch, total = trainer.current_epoch, trainer.max_epochs
+        every = max(1, total // 10) if total is not None and total > 0 else 1
+        last = total is not None and epoch + 1 >= total
+        if (epoch + 1) % every == 0 or last or time.monotonic() - self._last >= self.seconds:
+            self.report(trainer, pl_module, "")
+
+    def report(self, trainer: Trainer, pl_module: LightningModule, where: str) -> None:
+        if not self._enabled or trainer.sanity_checking:
+            return
+        self._last = time.monotonic()
+        metrics = shown_metrics(self.get_metrics(trainer, pl_module))
+        losses = ", ".join(f"{k}={v}" for k, v in metrics.items())
+        total = f"/{trainer.max_epochs - 1}" if (trainer.max_epochs or 0) > 0 else ""
+        head = f"Epoch {trainer.current_epoch}{total}" + (f" {where}" if where else "")
+        self.print(f"{head}: {losses}" if losses else head)
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        print(*args, **kwargs, file=sys.stdout, flush=True)
+
+
+def progress_display(interactive: bool) -> ProgressBar:
+    """The bar on a terminal, plain lines otherwise."""
+    return ReadableProgressBar() if interactive else PlainProgress()
 
 
 def describe_model(model: LightningModule) -> str:
@@ -31,7 +106,11 @@ def describe_model(model: LightningModule) -> str:
 
 
 class ModelLine(Callback):
-    """Prints `describe_model` once training starts, when every table is built."""
+    """Prints the run's name and `describe_model` once training starts, when every table is
+    built; it comes before the progress bar, which starts drawing at the same moment."""
+
+    def __init__(self, run_name: str) -> None:
+        self.run_name = run_name
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        rank_zero_info(describe_model(pl_module))
+        rank_zero_info(f"run: {self.run_name}\n{describe_model(pl_module)}")

@@ -1,0 +1,121 @@
+"""The console as users read it: the losses on an 80-column bar, short log files, a fit that
+says when it is worse than counting."""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
+from tqdm import tqdm
+
+from makemore_pl.cli.console import fit_check
+from makemore_pl.lit.logger import RunLogger
+from makemore_pl.lit.progress import ReadableProgressBar
+from tests.conftest import QUIET, TINY_WORDS, events, printed_nlls, run_cli, run_folder
+
+
+def test_the_bar_shows_the_losses_within_80_columns():
+    postfix = "train_loss=2.4595, val_nll=2.4504"
+    for total in (1, 2852):  # full batch, and the minibatches of names.txt at 64
+        line = tqdm.format_meter(
+            total, total, 12.5, ncols=80, prefix="Epoch 299", postfix=postfix,
+            bar_format=ReadableProgressBar.BAR_FORMAT,
+        )  # fmt: skip
+        assert line.startswith("Epoch 299, train_loss=2.4595, val_nll=2.4504 |")
+        assert len(line) <= 80
+
+
+def test_a_fit_to_a_file_writes_one_line_per_tenth_of_the_epochs(tmp_path: Path, capsys):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--trainer.max_epochs", "50"]
+    run_cli("fit", *args, "--trainer.enable_model_summary", "false", cwd=tmp_path)
+    out = capsys.readouterr().out  # not a terminal: plain lines, no bar
+    lines = [line for line in out.splitlines() if line.startswith("Epoch")]
+    assert [line.split(":")[0] for line in lines] == [f"Epoch {e}/49" for e in range(4, 50, 5)]
+    assert all("train_loss=" in line and "val_nll=" in line for line in lines)
+    assert "\r" not in out and "it/s" not in out
+    assert len(out.encode()) < 2_000
+
+
+def test_the_run_name_is_printed_once_before_training(tmp_path: Path, capsys, caplog):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "2", cwd=tmp_path)
+    assert "run: version_0_bigram-adam\nmodel: BigramLitModule" in caplog.text
+    assert "version_0_bigram-adam" not in capsys.readouterr().out  # not in every progress line
+    # 2 epochs of a bigram: worse than counting because it stopped early, and it says so
+    assert "val_nll was still falling: train longer" in caplog.text
+
+
+def test_a_fit_worse_than_counting_says_so_with_the_way_out():
+    sweep = "makemore sweep --data.path n.txt --data.context_size 2"
+    line = fit_check(3.78, 2.94, 27, minibatch=False, sweep=sweep)
+    assert line.startswith("warning: best val_nll 3.7800 is worse than uniform guessing")
+    assert f"uniform ln 27 = {math.log(27):.4f}" in line and sweep in line
+    line = fit_check(2.69, 2.45, 27, minibatch=True, sweep=sweep, improving=True)
+    assert "worse than the counting model" in line and "--model.lr" in line
+    # the bigram config ends 1e-4 above the counting model: that is learnt, not a failure
+    assert fit_check(2.45054, 2.45044, 27, minibatch=False, sweep=sweep) is None
+
+
+def test_an_overfit_trigram_prints_the_warning(tmp_path: Path, caplog):
+    words = [w + s for w in TINY_WORDS for s in ("", "a", "lee", "ine")]
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--data.context_size", "2", "--data.val_fraction", "0.3"]
+    over = ["--model.l2", "0", "--model.lr", "5", "--trainer.max_epochs", "30"]
+    run_cli("fit", *args, *over, "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+    assert "warning: best val_nll" in caplog.text
+    assert "choose it on val with `makemore sweep --data.path words.txt" in caplog.text
+
+
+def test_fit_help_lists_the_default_models_options(capsys):
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--help", cwd=Path.cwd())
+    out = capsys.readouterr().out
+    tail = out[out.index("the default model's options") :]
+    assert all(f"--model.{name} " in tail for name in ("lr", "l2", "optimizer"))
+    with pytest.raises(SystemExit):
+        run_cli("fit", "--model.help", "BigramLitModule", cwd=Path.cwd())
+    usage = capsys.readouterr().out.splitlines()[0]
+    assert usage.startswith("usage: ") and "__main__" not in usage and " fit " in usage
+
+
+def test_tensorboard_and_the_summary_as_read(tmp_path: Path, capsys, caplog):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    every = ["--snapshots.every_n_epochs", "2", "--best_checkpoint.every_n_epochs", "10"]
+    args = ["--data.path", "words.txt", "--trainer.max_epochs", "4", *every, *QUIET]
+    run_cli("fit", *args, cwd=tmp_path)
+    run = run_folder(tmp_path)
+    logged = events(run)
+    assert [e.step for e in logged.Images("next_char_probs")] == [2, 4]  # the final one once
+    # best.ckpt is written at the end, after epoch 3 as the progress display numbers it
+    assert re.search(r"best val_nll: \d\.\d{5} \(epoch 3\)", caplog.text)
+    capsys.readouterr()
+    run_cli("validate", "--ckpt_path", "best", *QUIET, cwd=tmp_path)
+    assert list(printed_nlls(capsys.readouterr().out)) == ["val_nll"]
+    # the placeholder Lightning logs with the settings, then one per epoch; none of validate
+    assert len(events(run).Scalars("hp_metric")) == 1 + 4
+
+
+def test_the_hparams_table_leads_with_the_model_and_has_no_none(tmp_path, monkeypatch):
+    logged = {}
+    monkeypatch.setattr(
+        TensorBoardLogger, "log_hyperparams", lambda self, p, m=None: logged.update(p)
+    )
+    settings = {"context_size": 2, "encoding": "index", "l2": 0.01, "optimizer": "adam"}
+    settings.update({"lr": None, "batch_size": None, "dedupe": False, "vocab_size": 27})
+    RunLogger(tmp_path / "lightning_logs" / "version_0").log_hyperparams(settings)
+    assert list(logged)[:5] == ["model", "optimizer", "lr", "l2", "context_size"]
+    assert logged["model"] == "BigramLitModule" and logged["lr"] == "default"
+    assert logged["batch_size"] == "full" and logged["dedupe"] == "no"
+
+
+def test_a_full_batch_lbfgs_run_draws_a_curve(tmp_path: Path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    args = ["--data.path", "words.txt", "--model", "SuffixLitModule", "--trainer.max_epochs", "2"]
+    run_cli("fit", *args, *QUIET, cwd=tmp_path)
+    logged = events(run_folder(tmp_path))
+    curve = [e.value for e in logged.Scalars("curves/lbfgs_loss")]
+    assert len(logged.Scalars("curves/train_loss")) == 2 and len(curve) > 5  # 2 steps, many points
+    assert [e.step for e in logged.Scalars("curves/lbfgs_loss")] == list(range(1, len(curve) + 1))
+    assert curve[-1] < curve[0]
