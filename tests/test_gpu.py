@@ -130,7 +130,7 @@ def test_a_checkpoint_crosses_between_gpu_and_cpu(workdir, saved_on):
         held_out(workdir, last(run), "test", *where), abs=1e-5
     )
     sample = ["sample", "--ckpt_path", str(last(run)), "--num_samples", "50", "--seed", "3"]
-    accelerator = ["--accelerator", other[1]]
+    accelerator = ["--trainer.accelerator", other[1]]
     names = [makemore(*sample, *accelerator, cwd=workdir, env=env).stdout for _ in range(2)]
     assert names[0] == names[1] and len(names[0].split()) == 50
     resume = ["--ckpt_path", str(last(run)), "--trainer.max_epochs", "20", *other]
@@ -141,9 +141,11 @@ def test_a_checkpoint_crosses_between_gpu_and_cpu(workdir, saved_on):
 def test_sample_on_the_gpu_is_deterministic_and_draws_from_the_model(workdir):
     run = fit(workdir, "sample-gpu", "--trainer.max_epochs", "20", *GPU)
     sample = ["sample", "--ckpt_path", str(last(run)), "--num_samples", "2000", "--seed", "1"]
-    drawn = [makemore(*sample, "--accelerator", "gpu", cwd=workdir).stdout for _ in range(2)]
+    drawn = [
+        makemore(*sample, "--trainer.accelerator", "gpu", cwd=workdir).stdout for _ in range(2)
+    ]
     assert drawn[0] == drawn[1]
-    on_cpu = makemore(*sample, "--accelerator", "cpu", cwd=workdir).stdout
+    on_cpu = makemore(*sample, "--trainer.accelerator", "cpu", cwd=workdir).stdout
     # different generators, the same model: mean name lengths agree to a few standard errors
     lengths = [[len(name) for name in text.split()] for text in (drawn[0], on_cpu)]
     means = [sum(x) / len(x) for x in lengths]

@@ -23,9 +23,12 @@ from tests.conftest import QUIET, TINY_WORDS, checkpoint, events, printed_nlls, 
 PACKAGE = str(Path(__file__).resolve().parents[1] / "src" / "makemore_pl")
 # the package's code that makes float64 on the host by design: the host's copies of the NLL
 # sums, the counting reference (counted on the CPU), the heatmap's figure, checkpoints read to
-# the CPU, the CLI's summary
+# the CPU, the CLI's summary and end-of-fit check, the sampler's draws
 HOST_SITES = {
     "float64_of",
+    "host_uniforms",
+    "inverse_cdf",
+    "compare_with_counting",
     "_exact_nll",
     "on_test_epoch_end",
     "probability_heatmap",
@@ -192,6 +195,8 @@ def test_sample_on_a_missing_gpu_is_one_line(tiny_run):
     if not no_gpu("gpu"):
         pytest.skip("this machine has a GPU")
     with pytest.raises(SystemExit) as exited:
-        run_cli("sample", "--ckpt_path", "last", "--accelerator", "gpu", cwd=tiny_run)
+        run_cli("sample", "--ckpt_path", "last", "--trainer.accelerator", "gpu", cwd=tiny_run)
     message = str(exited.value.code)
-    assert "--accelerator gpu: found no" in message and message.endswith("--accelerator cpu")
+    assert "--trainer.accelerator gpu: found no" in message and message.endswith(
+        "--trainer.accelerator cpu"
+    )

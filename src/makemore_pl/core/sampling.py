@@ -98,7 +98,7 @@ def _generate(
     next_logprobs, context_size, seeds, temperature, prefix, max_length, device
 ) -> list[list[int]]:
     """BLOCK words per seed, all advancing together: one model evaluation per character."""
-    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]  # the host's: see host_uniforms
     rows = BLOCK * len(seeds)
     context = torch.zeros(rows, context_size, dtype=torch.long, device=device)
     for token in prefix:  # slide the prefix in as if it had been sampled
@@ -107,10 +107,7 @@ def _generate(
     ended = torch.zeros(rows, dtype=torch.bool, device=device)
     for _ in range(max_length):
         probs = tempered(next_logprobs(context), temperature)
-        uniform = torch.cat(
-            [torch.rand(BLOCK, generator=g, device=device, dtype=torch.float64) for g in generators]
-        )
-        nxt = inverse_cdf(probs, uniform)[:, None]  # (B, 1)
+        nxt = inverse_cdf(probs, host_uniforms(generators)).to(device)[:, None]  # (B, 1)
         drawn.append(nxt)
         context = torch.cat([context[:, 1:], nxt], 1)
         ended |= nxt[:, 0] == 0
@@ -123,11 +120,18 @@ def _generate(
     return words
 
 
+def host_uniforms(generators: list[torch.Generator]) -> Tensor:
+    """BLOCK float64 uniforms in [0, 1) from each generator, drawn on the host: the same draws
+    whatever the device, also one without float64."""
+    return torch.cat([torch.rand(BLOCK, generator=g, dtype=torch.float64) for g in generators])
+
+
 def inverse_cdf(probs: Tensor, uniform: Tensor) -> Tensor:
     """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws; a character of probability 0
-    is never drawn (its cumulative sum equals its left neighbour's)."""
-    cdf = probs.double().cumsum(-1)
-    u = uniform[:, None] * cdf[:, -1:]
+    is never drawn (its cumulative sum equals its left neighbour's). In float64 (on the host
+    where the device has none)."""
+    cdf = float64_of(probs).cumsum(-1)
+    u = uniform.to(cdf.device)[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[-1] - 1)
 
 
