@@ -6,6 +6,7 @@ ROWS is docs/reliability.md's round-3 table: `python -m tests.test_hostile_input
 there and a test checks that the two agree.
 """
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
     (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
+    (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
+    os.mkfifo(folder / "pipe")
 
 
 @pytest.fixture
@@ -66,6 +69,8 @@ def exit_of(*args: str) -> str | int:
 FIT = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "1"]
 ALIASES = "its YAML aliases expand to more than 100,000 values, more than a config can hold; "
 ALIASES += "write the values out instead of aliasing them"
+PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
+SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
 
 # (case, command, the message after PREFIX)
@@ -86,6 +91,23 @@ ROWS = [
      "--config big.yaml: more than the 1.0 MB a config can hold"),
     ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
      f"--config bomb.yaml: {ALIASES}"),
+    # outputs over inputs or devices
+    ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
+     "cannot write words.txt: it is words.txt, which this command reads"),
+    ("predictions written over the checkpoint read",
+     [*PREDICT, "--output", "model.ckpt"],
+     "cannot write model.ckpt: it is model.ckpt, which this command reads"),
+    ("predictions written over the names scored",
+     [*PREDICT, "--data.predict_path", "names2.txt", "--output", "./names2.txt"],
+     "cannot write names2.txt: it is names2.txt, which this command reads"),
+    ("predictions written to a FIFO or device", [*PREDICT, "--output", "pipe"],
+     "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
+    ("predictions written to a folder", [*PREDICT, "--output", "."],
+     "cannot write .: it is a folder"),
+    ("a sweep figure written over the data file", [*SWEEP, "--plot", "words.txt"],
+     "cannot write words.txt: it is words.txt, which this command reads"),
+    ("a sweep figure written to a FIFO or device", [*SWEEP, "--plot", "pipe"],
+     "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
 ]  # fmt: skip
 
 
@@ -96,7 +118,8 @@ def shown(row: tuple) -> str:
 @pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
 def test_round_3_case(cwd, row):
     before = sorted(p.name for p in cwd.rglob("*"))
-    got = exit_of(*row[1], *QUIET)
+    quiet = QUIET if row[1][0] in ("fit", "validate", "test", "predict") else []
+    got = exit_of(*row[1], *quiet)
     if row[2] is None:
         assert got == 2
     else:
@@ -119,6 +142,17 @@ def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
         run_config(cwd / "bomb.yaml")
     with pytest.raises(ConfigTooLarge, match=ALIASES):
         data_sections_only(["--config", "bomb.yaml"])
+
+
+def test_a_checkpoint_is_never_written_over_a_file_the_command_reads(tmp_path):
+    from makemore_pl.core.errors import CheckpointError
+    from makemore_pl.lit.checkpoint_io import AtomicCheckpointIO
+
+    data = tmp_path / "words.txt"
+    data.write_text("emma\n")
+    with pytest.raises(CheckpointError, match="it is .*words.txt, which this command reads"):
+        AtomicCheckpointIO(inputs=(str(data),)).save_checkpoint({"a": 1}, data)
+    assert data.read_text() == "emma\n"
 
 
 def code(text: str) -> str:

@@ -34,6 +34,7 @@ from makemore_pl.cli.runs import (
     safe_name,
 )
 from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.core.files import check_writable_target
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
     CountingReference,
@@ -150,10 +151,16 @@ class MakemoreCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config["trainer"]
-        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
         if self.subcommand is None:  # run=False: no run folder either
+            kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
             return super().instantiate_trainer(**kwargs)
+        # a resumed run rewrites its own last.ckpt; the data files are never written over
+        data = self.datamodule
+        reads = tuple(str(p) for p in (data.path, data.predict_path) if p)
+        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), reads)
         self.check_checkpoint_fits_data()  # before any folder is made
+        if self.subcommand == "predict" and config.get("output"):
+            check_writable_target(Path(config["output"]), CommandError, self.inputs())
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
@@ -165,7 +172,7 @@ class MakemoreCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(ReadableProgressBar(self.run.name))
         if self.subcommand == "predict":
-            callbacks.append(PredictionWriter(self.predictions_path(config)))
+            callbacks.append(PredictionWriter(self.predictions_path(config), self.inputs()))
         kwargs["callbacks"] = [*callbacks, StopOnSignal(), ModelLine()]  # the last two: fit only
         return super().instantiate_trainer(**kwargs)
 
@@ -187,6 +194,12 @@ class MakemoreCLI(LightningCLI):
         if kind is None:  # a model class of the user's own
             return type(self.model).__name__.removesuffix("LitModule").lower()
         return kind.run_name(dict(self.model.hparams))
+
+    def inputs(self) -> tuple[str, ...]:
+        """The files this command reads, which none of its outputs may replace."""
+        data = self.datamodule
+        paths = (str(data.path), data.predict_path, self.ckpt_path)
+        return tuple(path for path in paths if path)
 
     def predictions_path(self, config) -> Path:
         return Path(config.get("output") or self.run / "predictions.tsv")
