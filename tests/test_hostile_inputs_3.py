@@ -33,6 +33,10 @@ def indented(lines: list[str], prefix: str) -> str:
     return "\n".join(prefix + line for line in lines)
 
 
+# a module in the current folder whose import leaves a file behind
+PAYLOAD = 'open("code_ran.txt", "w").write("ran")\n\nclass Anything:\n    pass\n'
+
+
 def write_inputs(folder: Path, checkpoint: Path) -> None:
     """words.txt, model.ckpt and the hostile files the rows name."""
     (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
@@ -47,6 +51,11 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
     os.mkfifo(folder / "pipe")
+    (folder / "payload_mod.py").write_text(PAYLOAD)
+    (folder / "model_payload.yaml").write_text("model: payload_mod.Anything\n")
+    callback = "trainer:\n  callbacks:\n    - class_path: payload_mod.Anything\n"
+    (folder / "callback_payload.yaml").write_text(callback)
+    (folder / "zen.yaml").write_text("model:\n  class_path: this.Nothing\n")
 
 
 @pytest.fixture
@@ -55,6 +64,7 @@ def cwd(tiny_run, tmp_path, monkeypatch) -> Path:
     last = next((tiny_run / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
     write_inputs(tmp_path, last)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m` has the current folder
     monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
     return tmp_path
 
@@ -69,6 +79,8 @@ def exit_of(*args: str) -> str | int:
 FIT = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "1"]
 ALIASES = "its YAML aliases expand to more than 100,000 values, more than a config can hold; "
 ALIASES += "write the values out instead of aliasing them"
+REFUSED = "is not one of makemore_pl's models or callbacks, nor Lightning's callbacks, loggers or "
+REFUSED += "plugins; refused without importing it"
 PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
 SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
@@ -83,14 +95,33 @@ ROWS = [
      f"--trainer trainer_bomb.yaml: {ALIASES}"),
     ("inline config text of nested aliases", [*FIT, "--config", INLINE_BOMB],
      f"--config: {ALIASES}"),
-    ("a number's option given nested aliases", [*FIT, "--model.lr", "&a [*a, *a]"],
-     None),
+    ("a number's option given an alias of itself", [*FIT, "--model.lr", "&a [*a, *a]"],
+     f"--model.lr: {ALIASES}"),
     ("a config nested 200 levels deep", [*FIT, "--config", "deep.yaml"],
      "--config deep.yaml: YAML nested more than 64 levels deep (a makemore_pl config nests a few)"),
     ("a 2 MB config", [*FIT, "--config", "big.yaml"],
      "--config big.yaml: more than the 1.0 MB a config can hold"),
     ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
      f"--config bomb.yaml: {ALIASES}"),
+    # classes that would be imported
+    ("a model class from a module in the current folder", [*FIT, "--model", "payload_mod.Anything"],
+     f"--model: class 'payload_mod.Anything' {REFUSED}"),
+    ("a callback class from a module in the current folder",
+     [*FIT, "--trainer.callbacks+=payload_mod.Anything"],
+     f"--trainer.callbacks+: class 'payload_mod.Anything' {REFUSED}"),
+    ("a logger class from a module in the current folder",
+     [*FIT, "--trainer.logger", "payload_mod.Anything"],
+     f"--trainer.logger: class 'payload_mod.Anything' {REFUSED}"),
+    ("inline JSON naming a class", [*FIT, "--model", '{"class_path": "payload_mod.Anything"}'],
+     f"--model: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a model class", [*FIT, "--config", "model_payload.yaml"],
+     f"model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a callback class", [*FIT, "--config", "callback_payload.yaml"],
+     f"callback_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a standard-library module's class", [*FIT, "--config", "zen.yaml"],
+     f"zen.yaml: class 'this.Nothing' {REFUSED}"),
+    ("the same for a plain command", ["baseline", "--config", "model_payload.yaml"],
+     f"--config model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -131,6 +162,16 @@ def test_a_bomb_named_inside_another_config_is_refused(cwd, capsys):
     assert exit_of(*FIT, "--config", "outer.yaml", *QUIET) == 2  # jsonargparse's usage error
     assert ALIASES in capsys.readouterr().err
     assert not (cwd / "lightning_logs").exists()
+
+
+def test_lightning_s_own_callbacks_are_still_allowed(cwd):
+    from makemore_pl.cli.class_paths import allowed
+
+    assert allowed("lightning.pytorch.callbacks.EarlyStopping")
+    assert allowed("makemore_pl.model.BigramLitModule")  # a legacy class path
+    assert allowed("ModelCheckpoint")  # a bare name: looked up among classes imported
+    assert not allowed("lightning.pytorch.callbacksx.Evil")
+    assert not allowed("os.system")
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):

@@ -5,12 +5,19 @@ its nesting and its size once aliases are expanded are checked before anything i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from makemore_pl.cli.class_paths import (
+    CLASS_OPTIONS,
+    check_class_path,
+    check_class_paths,
+    option_name,
+)
 from makemore_pl.core.errors import CommandError
 from makemore_pl.core.text import human_bytes
 
@@ -54,17 +61,22 @@ def check_yaml(text: str, where: str = "a YAML value") -> None:
 
 
 def safe_load(text: str, where: str) -> Any:
-    """`yaml.safe_load`, bounded."""
+    """`yaml.safe_load`, bounded; the classes it names are checked."""
     check_yaml(text, where)
-    return yaml.safe_load(text)
+    loaded = yaml.safe_load(text)
+    check_class_paths(loaded, where)
+    return loaded
 
 
 def bounded(load: Callable[[str], Any]) -> Callable[..., Any]:
     """`load`, called only on text that check_yaml lets through."""
 
     def load_bounded(text: str, path: str | None = None) -> Any:
-        check_yaml(text, str(path) if path else "a YAML value")
-        return load(text)
+        where = str(path) if path else "a YAML value"
+        check_yaml(text, where)
+        loaded = load(text)
+        check_class_paths(loaded, where)
+        return loaded
 
     load_bounded.bounded = True
     return load_bounded
@@ -94,10 +106,15 @@ def check_arguments(args: list[str]) -> None:
         if option is None and before.startswith("-") and "=" not in before:
             option = before
         named = option or "a command-line value"
+        if option is not None and option_name(option) in CLASS_OPTIONS:
+            check_class_path(value, option)
         if value.lower().endswith(YAML_SUFFIXES) or option in CONFIG_OPTIONS:
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
             check_yaml(value, named)
+        if "class_path" in value:  # inline YAML or JSON naming a class
+            with contextlib.suppress(yaml.YAMLError):
+                safe_load(value, named)
 
 
 def check_yaml_file(value: str, option: str) -> None:
@@ -128,6 +145,8 @@ def expanded_nodes(text: str) -> tuple[int, int]:
     total = 0
     for event in yaml.parse(text, Loader=Parser):
         if isinstance(event, yaml.AliasEvent):
+            if any(event.anchor == anchor for anchor, _ in open_nodes):  # holds itself: endless
+                return MAX_NODES + 1, len(open_nodes)
             size = anchors.get(event.anchor, 1)
         elif isinstance(event, yaml.ScalarEvent):
             size = 1
