@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from makemore_pl.cli.main import main
 from tests.conftest import QUIET, TINY_WORDS
@@ -51,11 +52,26 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
     os.mkfifo(folder / "pipe")
+    write_bad_checkpoints(folder)
     (folder / "payload_mod.py").write_text(PAYLOAD)
     (folder / "model_payload.yaml").write_text("model: payload_mod.Anything\n")
     callback = "trainer:\n  callbacks:\n    - class_path: payload_mod.Anything\n"
     (folder / "callback_payload.yaml").write_text(callback)
     (folder / "zen.yaml").write_text("model:\n  class_path: this.Nothing\n")
+
+
+def write_bad_checkpoints(folder: Path) -> None:
+    """flipped.ckpt: model.ckpt with one exponent bit of W flipped (its CRC no longer fits);
+    huge.ckpt: a W entry of 3.9e37 saved whole (its CRC fits)."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    weights = model["state_dict"]["W"]
+    data = bytearray((folder / "model.ckpt").read_bytes())
+    at = data.find(weights.numpy().tobytes())
+    data[at + 3] ^= 0x40  # float32, little-endian: the top exponent bit, x 2**128
+    (folder / "flipped.ckpt").write_bytes(bytes(data))
+    model["state_dict"]["W"] = weights.clone()
+    model["state_dict"]["W"][0, 0] = 3.9e37
+    torch.save(model, folder / "huge.ckpt")
 
 
 @pytest.fixture
@@ -81,6 +97,7 @@ ALIASES = "its YAML aliases expand to more than 100,000 values, more than a conf
 ALIASES += "write the values out instead of aliasing them"
 REFUSED = "is not one of makemore_pl's models or callbacks, nor Lightning's callbacks, loggers or "
 REFUSED += "plugins; refused without importing it"
+TEST = ["test", "--data.path", "words.txt"]
 PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
 SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
@@ -122,6 +139,13 @@ ROWS = [
      f"zen.yaml: class 'this.Nothing' {REFUSED}"),
     ("the same for a plain command", ["baseline", "--config", "model_payload.yaml"],
      f"--config model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    # checkpoints that would load wrong numbers
+    ("a checkpoint with one bit flipped", [*TEST, "--ckpt_path", "flipped.ckpt"],
+     "--ckpt_path flipped.ckpt: the checkpoint is damaged (its record archive/data/0 fails its "
+     "checksum); use another checkpoint or train again"),
+    ("a checkpoint whose weights are finite but absurd", ["sample", "--ckpt_path", "huge.ckpt"],
+     "--ckpt_path huge.ckpt: its weights W reach 3.9e+37, far beyond any trained model's (at "
+     "most 1e+06): the file is corrupted or the run diverged; use an earlier checkpoint"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),

@@ -69,14 +69,22 @@ def check_archive(path: str, size: int) -> None:
             )
         with zipfile.ZipFile(path) as archive:
             claimed = sum(record.file_size for record in archive.infolist())
+            if claimed > size:
+                raise CheckpointError(
+                    f"--ckpt_path {path}: refused, its records claim {human_bytes(claimed)} but "
+                    f"the file holds {human_bytes(size)} (compressed or crafted; torch.save "
+                    "writes neither)"
+                )
+            # torch.load never checks the records' CRCs: a flipped bit would load as a weight
+            corrupted = archive.testzip()
     except OSError as err:
         raise CheckpointError(f"--ckpt_path {path}: cannot read it ({err.strerror})") from None
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError):
         raise CheckpointError(damaged(path)) from None
-    if claimed > size:
+    if corrupted is not None:
         raise CheckpointError(
-            f"--ckpt_path {path}: refused, its records claim {human_bytes(claimed)} but the file "
-            f"holds {human_bytes(size)} (compressed or crafted; torch.save writes neither)"
+            f"--ckpt_path {path}: the checkpoint is damaged (its record {shown(corrupted)} fails "
+            "its checksum); use another checkpoint or train again"
         )
 
 
