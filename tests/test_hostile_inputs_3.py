@@ -50,6 +50,7 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
     (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
+    (folder / "two.txt").write_text("emma\nava\n", encoding="utf-8")
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
     os.mkfifo(folder / "pipe")
     write_bad_checkpoints(folder)
@@ -146,6 +147,26 @@ ROWS = [
     ("a checkpoint whose weights are finite but absurd", ["sample", "--ckpt_path", "huge.ckpt"],
      "--ckpt_path huge.ckpt: its weights W reach 3.9e+37, far beyond any trained model's (at "
      "most 1e+06): the file is corrupted or the run diverged; use an earlier checkpoint"),
+    # options out of range: one line before any run folder is made
+    ("accumulating over 0 batches", [*FIT, "--trainer.accumulate_grad_batches", "0"],
+     "--trainer.accumulate_grad_batches must be above 0, got 0"),
+    ("validating every 0 epochs", [*FIT, "--trainer.check_val_every_n_epoch", "0"],
+     "--trainer.check_val_every_n_epoch must be above 0, got 0"),
+    ("training for 0 epochs", [*FIT, "--trainer.max_epochs", "0"],
+     "--trainer.max_epochs must be above 0 (or -1, no limit), got 0"),
+    ("training for 0 steps", [*FIT, "--trainer.max_steps", "0"],
+     "--trainer.max_steps must be above 0 (or -1, no limit), got 0"),
+    ("training on 0 batches", [*FIT, "--trainer.limit_train_batches", "0"],
+     "--trainer.limit_train_batches must be above 0, got 0"),
+    ("a batch size beyond 64 bits", [*FIT, "--data.batch_size", "100000000000000000000000"],
+     "--data.batch_size must be below 2**63 (None: full batch), got 100000000000000000000000"),
+    ("two names: an empty val split", ["fit", "--data.path", "two.txt"],
+     "data file 'two.txt': its 2 names leave the val split empty (val_fraction 0.1, "
+     "test_fraction 0.1); use more names or other fractions"),
+    ("testing on an empty test split",
+     ["test", "--data.path", "two.txt", "--data.val_fraction", "0.5"],
+     "data file 'two.txt': its 2 names leave the test split empty (val_fraction 0.5, "
+     "test_fraction 0.1); use more names or other fractions"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -196,6 +217,33 @@ def test_lightning_s_own_callbacks_are_still_allowed(cwd):
     assert allowed("ModelCheckpoint")  # a bare name: looked up among classes imported
     assert not allowed("lightning.pytorch.callbacksx.Evil")
     assert not allowed("os.system")
+
+
+def test_the_fit_summary_names_only_files_that_are_there(tmp_path):
+    from types import SimpleNamespace
+
+    from makemore_pl.cli.console import fit_summary
+
+    run = tmp_path / "lightning_logs" / "version_0_bigram"
+    (run / "checkpoints").mkdir(parents=True)
+    best = SimpleNamespace(best_model_score=None, best_model_path="")
+    trainer = SimpleNamespace(current_epoch=0, global_step=0)
+    again = lambda command, ckpt: f"makemore {command} --ckpt_path {ckpt}"  # noqa: E731
+    summary = fit_summary(run, best, trainer, again)
+    assert "last:" not in summary and "--ckpt_path" not in summary
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    summary = fit_summary(run, best, trainer, again)
+    assert "makemore test --ckpt_path last" in summary and "best" not in summary
+
+
+def test_next_steps_under_a_root_folder_put_the_option_after_the_command(cwd, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    main([*FIT, "--trainer.default_root_dir", "elsewhere", *QUIET])
+    printed = caplog.text
+    assert "makemore test --trainer.default_root_dir elsewhere --ckpt_path best" in printed
+    assert "makemore sample --default_root_dir elsewhere --ckpt_path best" in printed
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):

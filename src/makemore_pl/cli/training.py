@@ -143,6 +143,8 @@ class MakemoreCLI(LightningCLI):
         self.ckpt_path, self.config[command].ckpt_path = path, None
 
     def before_instantiate_classes(self) -> None:
+        if self.subcommand is not None:
+            check_trainer_options(self.subcommand, self.config[self.subcommand].trainer)
         if self.ckpt_path is not None:
             self.config[self.subcommand].ckpt_path = self.ckpt_path
         if self.subcommand == "fit" and self.ckpt_path is not None:
@@ -159,6 +161,7 @@ class MakemoreCLI(LightningCLI):
         reads = tuple(str(p) for p in (data.path, data.predict_path) if p)
         kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), reads)
         self.check_checkpoint_fits_data()  # before any folder is made
+        check_splits(self.subcommand, self.datamodule, config)
         if self.subcommand == "predict" and config.get("output"):
             check_writable_target(Path(config["output"]), CommandError, self.inputs())
         self.run = self.claim_run(config)
@@ -227,20 +230,66 @@ class MakemoreCLI(LightningCLI):
         if stop.signal_name is not None:
             self.exit_code = stop.exit_code
             last = Path(self.run, "checkpoints", "last.ckpt")
-            rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
+            rank_zero_info(stop.message(last, self.command_line("fit", "last")))
             return
-        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_line))
 
-    def command_prefix(self) -> str:
-        """How to call this package again for the same run folder."""
+    def command_line(self, command: str, checkpoint: str) -> str:
+        """How to call this package again for the same run folder (options after the command,
+        where its parser takes them)."""
         root = self.config.fit.trainer.default_root_dir
-        where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
-        return f"{self.parser.prog}{where}"
+        option = "--default_root_dir" if command == "sample" else "--trainer.default_root_dir"
+        where = f" {option} {root}" if root not in (None, ".") else ""
+        return f"{self.parser.prog} {command}{where} --ckpt_path {checkpoint}"
 
     def after_predict(self) -> None:
         writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
         if writer.written is not None:
             rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
+
+
+# Trainer options that count something: Lightning divides by some (ZeroDivisionError) and
+# silently trains nothing with others
+POSITIVE = ("accumulate_grad_batches", "check_val_every_n_epoch", "log_every_n_steps")
+FIT_POSITIVE = ("max_epochs", "max_steps", "limit_train_batches")
+NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
+
+
+def check_trainer_options(command: str, trainer: Any) -> None:
+    """Counts Lightning expects positive, checked before any run folder is made."""
+    names = POSITIVE + (FIT_POSITIVE if command == "fit" else ())
+    for name in names:
+        value = trainer.get(name)
+        if value is None or isinstance(value, bool) or value == NO_LIMIT and "max_" in name:
+            continue
+        if value <= 0:
+            allowed = " (or -1, no limit)" if name.startswith("max_") else ""
+            raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
+
+
+def check_splits(command: str, data: NamesDataModule, config: Any) -> None:
+    """A split the command uses must hold names: fit trains on train (and checks val unless it
+    is asked not to), test and validate read their own; predict has its own file to score."""
+    sizes = split_sizes(data)
+    used = {"fit": ["train"], "validate": ["val"], "test": ["test"]}.get(command, [])
+    if command == "predict" and not data.predict_path:
+        used = ["test"]
+    if command == "fit" and data.val_fraction > 0:
+        used.append("val")
+    for split in used:
+        if sizes[split] == 0:
+            raise CommandError(
+                f"data file {str(data.path)!r}: its {sum(sizes.values())} names leave the "
+                f"{split} split empty (val_fraction {data.val_fraction}, test_fraction "
+                f"{data.test_fraction}); use more names or other fractions"
+            )
+
+
+def split_sizes(data: NamesDataModule) -> dict[str, int]:
+    """How many names each split gets, as the split itself rounds them."""
+    n = len(data.words) if data.dedupe else data.scan.num_names
+    test, val = round(n * data.test_fraction), round(n * data.val_fraction)
+    return {"train": n - test - val, "val": val, "test": test}
 
 
 def check_seed(seed: int | bool) -> None:
