@@ -8,6 +8,8 @@ there and a test checks that the two agree.
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,6 +75,16 @@ def write_bad_checkpoints(folder: Path) -> None:
     model["state_dict"]["W"] = weights.clone()
     model["state_dict"]["W"][0, 0] = 3.9e37
     torch.save(model, folder / "huge.ckpt")
+    model["state_dict"]["W"] = weights
+    deep: dict = {}
+    for _ in range(150):
+        deep = {"a": deep}
+    torch.save(
+        {**model, "hyper_parameters": {**model["hyper_parameters"], "l2": deep}},
+        folder / "deep.ckpt",
+    )
+    long = {**model["hyper_parameters"], "optimizer": "x" * 3_000_000}
+    torch.save({**model, "hyper_parameters": long}, folder / "long.ckpt")
 
 
 @pytest.fixture
@@ -167,6 +179,24 @@ ROWS = [
      ["test", "--data.path", "two.txt", "--data.val_fraction", "0.5"],
      "data file 'two.txt': its 2 names leave the test split empty (val_fraction 0.5, "
      "test_fraction 0.1); use more names or other fractions"),
+    ("a checkpoint whose settings nest 150 levels", [*TEST, "--ckpt_path", "deep.ckpt"],
+     "--ckpt_path deep.ckpt: refused, its value hyper_parameters.l2.a.a.a.a.a.a.a.a.a.a.a.a.a.a."
+     "a.a.a.a.a... nests deeper than 100 levels (makemore_pl writes a few)"),
+    ("a checkpoint setting of 3 MB", [*TEST, "--ckpt_path", "long.ckpt"],
+     "--ckpt_path long.ckpt: its settings do not fit makemore_pl (Parser key "
+     "\"model.optimizer\": a YAML value: 3.0 MB of YAML, more than the 1.0 MB a config can hold)"),
+    # sizes and reads that used to end in a traceback
+    ("a counting model of context size 215", ["baseline", "--data.path", "words.txt",
+                                                 "--data.context_size", "215"],
+     "context_size 215 with 15 tokens needs n-gram keys up to 15**216 = 1.09e+254, which "
+     "overflows int64 keys (limit 2**63 = 9.22e+18); use a context_size of at most 15 for this "
+     "data, or data with fewer distinct characters"),
+    ("a seed of 2**64", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(2**64)],
+     "--seed must be from -2**63 to 2**64 - 1, got 18446744073709551616"),
+    ("a seed below -2**63", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(-(2**63) - 1)],
+     "--seed must be from -2**63 to 2**64 - 1, got -9223372036854775809"),
+    ("a data file that fails to read (EIO)", ["baseline", "--data.path", "/proc/self/mem"],
+     "cannot read data file '/proc/self/mem': Input/output error"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -244,6 +274,51 @@ def test_next_steps_under_a_root_folder_put_the_option_after_the_command(cwd, ca
     printed = caplog.text
     assert "makemore test --trainer.default_root_dir elsewhere --ckpt_path best" in printed
     assert "makemore sample --default_root_dir elsewhere --ckpt_path best" in printed
+
+
+def test_an_error_message_is_bounded():
+    from makemore_pl.cli.main import error_line
+
+    line = error_line("x" * 50_000_000)
+    assert len(line) < 2200 and "[… 49,998,000 characters cut …]" in line
+
+
+def makemore_process(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "makemore_pl", *args], cwd=cwd, text=True, **kwargs
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command", ["baseline --data.path words.txt", "--help", "sample --ckpt_path model.ckpt"]
+)
+@pytest.mark.parametrize("output", [">&-", ">/dev/full"])
+def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output):
+    line = f"exec {sys.executable} -m makemore_pl {command} {output}"
+    proc = subprocess.run(["sh", "-c", line], cwd=cwd, text=True, stderr=subprocess.PIPE)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(PREFIX), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_plain_command_is_one_line_and_130(cwd):
+    proc = makemore_process(
+        "sample",
+        "--ckpt_path",
+        "model.ckpt",
+        "--num_samples",
+        "100000000",
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline()  # sampling has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "makemore_pl: interrupted"
+    assert "Traceback" not in err
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):

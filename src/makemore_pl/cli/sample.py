@@ -53,6 +53,8 @@ def sample(
         raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
     if temperature <= 0:
         raise CommandError(f"--temperature must be positive, got {temperature}")
+    if not -(2**63) <= seed < 2**64:  # what torch.Generator takes
+        raise CommandError(f"--seed must be from -2**63 to 2**64 - 1, got {seed}")
     if not counting and smoothing != "auto":
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
     device = torch_device(accelerator)
