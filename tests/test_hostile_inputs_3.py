@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from makemore_pl.cli.main import main
-from tests.conftest import QUIET, TINY_WORDS
+from tests.conftest import QUIET, TINY_WORDS, run_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 PREFIX = "makemore_pl: error: "
@@ -319,6 +319,37 @@ def test_ctrl_c_in_a_plain_command_is_one_line_and_130(cwd):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "makemore_pl: interrupted"
     assert "Traceback" not in err
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_settings(cwd):
+    main([*FIT, "--data.context_size", "2", *QUIET])
+    for ckpt in (cwd / "lightning_logs").glob("version_0*/checkpoints/*.ckpt"):
+        ckpt.unlink()  # as if killed before its first save
+    main(["fit", "--ckpt_path", "last", "--trainer.max_epochs", "1", *QUIET])
+    again = run_folder(cwd, 1)
+    assert again.name.endswith("trigram-adam")  # not a default bigram on names.txt
+    settings = torch.load(again / "checkpoints" / "last.ckpt", weights_only=True)
+    assert settings["datamodule_hyper_parameters"]["path"] == "words.txt"
+    assert settings["hyper_parameters"]["context_size"] == 2
+
+
+def test_resuming_a_run_another_process_is_starting_says_so(cwd):
+    from makemore_pl.cli.runs import lock_run
+
+    main([*FIT, *QUIET])
+    run = run_folder(cwd, 0)
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        ckpt.unlink()
+    lock = lock_run(run)  # held as a fit in another process holds it
+    try:
+        message = exit_of("fit", "--ckpt_path", "last", *QUIET)
+    finally:
+        lock.close()
+    assert message == (
+        f"{PREFIX}--ckpt_path last: the newest run 'lightning_logs/{run.name}' is being trained "
+        "by another process and has no checkpoint yet; wait for it to end or stop it"
+    )
+    assert not list((cwd / "lightning_logs").glob("version_1*"))
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):

@@ -28,8 +28,10 @@ from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
     find_named_checkpoint,
+    is_being_trained,
     lock_run,
     new_run_folder,
+    newest_training_run,
     run_of_checkpoint,
     safe_name,
 )
@@ -120,10 +122,7 @@ class MakemoreCLI(LightningCLI):
         root = config.trainer.default_root_dir
         path = find_named_checkpoint(config.ckpt_path, root, required=command != "fit")
         if path is None:
-            rank_zero_info(
-                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
-            )
-            config.ckpt_path = None
+            self.start_again(parser, args, config, root)
             return
         # read and checked once, here; Lightning's restore is the only other read
         self.checkpoint = read_checkpoint(path, resume=command == "fit")
@@ -141,6 +140,30 @@ class MakemoreCLI(LightningCLI):
         require_weights_only(self.config[command])
         # LightningCLI would read the file again for the model settings just given
         self.ckpt_path, self.config[command].ckpt_path = path, None
+
+    def start_again(self, parser, args, config, root: str | None) -> None:
+        """`fit --ckpt_path last|best` without that checkpoint: a run killed before its first
+        checkpoint starts again with its own config.yaml (options given still win); a run
+        another process is training is refused; with no run at all, a new run starts."""
+        run = newest_training_run(Path(root or ".", "lightning_logs"))
+        if run is not None and is_being_trained(run):
+            raise CommandError(
+                f"--ckpt_path {config.ckpt_path}: the newest run {str(run)!r} is being trained "
+                "by another process and has no checkpoint yet; wait for it to end or stop it"
+            )
+        if run is not None and (run / "config.yaml").is_file():
+            rank_zero_info(
+                f"no {config.ckpt_path}.ckpt in {run} (stopped before its first checkpoint): a "
+                "new run starts with its settings"
+            )
+            front = ["--config", run_config(run / "config.yaml")]
+            super().parse_arguments(parser, ["fit", *front, *args[1:]])
+            require_weights_only(self.config.fit)
+        else:
+            rank_zero_info(
+                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
+            )
+        self.config.fit.ckpt_path = None
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is not None:
