@@ -52,6 +52,7 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
     (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
+    os.symlink("loop.ckpt", folder / "loop.ckpt")
     (folder / "two.txt").write_text("emma\nava\n", encoding="utf-8")
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
     os.mkfifo(folder / "pipe")
@@ -197,6 +198,16 @@ ROWS = [
      "--seed must be from -2**63 to 2**64 - 1, got -9223372036854775809"),
     ("a data file that fails to read (EIO)", ["baseline", "--data.path", "/proc/self/mem"],
      "cannot read data file '/proc/self/mem': Input/output error"),
+    ("DDP by spawning processes", [*FIT, "--trainer.strategy", "ddp_spawn",
+                                   "--trainer.devices", "2"],
+     "--trainer.strategy ddp_spawn: not supported (a spawned process cannot be handed the run's "
+     "open lock and data); use --trainer.strategy ddp"),
+    ("float16 weights with Adam", [*FIT, "--trainer.precision", "16-true"],
+     "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 in "
+     "float16, and the first step divides by it); use --trainer.precision 16-mixed (float32 "
+     "weights) or --model.optimizer sgd"),
+    ("a checkpoint that is a symlink loop", ["sample", "--ckpt_path", "loop.ckpt"],
+     "--ckpt_path loop.ckpt: cannot read it (Too many levels of symbolic links)"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),

@@ -167,7 +167,9 @@ class MakemoreCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is not None:
-            check_trainer_options(self.subcommand, self.config[self.subcommand].trainer)
+            config = self.config[self.subcommand]
+            check_trainer_options(self.subcommand, config.trainer)
+            check_precision(self.subcommand, config.trainer, config.model)
         if self.ckpt_path is not None:
             self.config[self.subcommand].ckpt_path = self.ckpt_path
         if self.subcommand == "fit" and self.ckpt_path is not None:
@@ -280,6 +282,12 @@ NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
 
 def check_trainer_options(command: str, trainer: Any) -> None:
     """Counts Lightning expects positive, checked before any run folder is made."""
+    strategy = trainer.get("strategy")
+    if isinstance(strategy, str) and "spawn" in strategy:
+        raise CommandError(
+            f"--trainer.strategy {strategy}: not supported (a spawned process cannot be handed "
+            "the run's open lock and data); use --trainer.strategy ddp"
+        )
     names = POSITIVE + (FIT_POSITIVE if command == "fit" else ())
     for name in names:
         value = trainer.get(name)
@@ -288,6 +296,19 @@ def check_trainer_options(command: str, trainer: Any) -> None:
         if value <= 0:
             allowed = " (or -1, no limit)" if name.startswith("max_") else ""
             raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
+
+
+def check_precision(command: str, trainer: Any, model: Any) -> None:
+    """float16 weights cannot train with Adam: its eps (1e-8) is 0 in float16, so the first
+    step divides by zero whatever the learning rate."""
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    optimizer = init_args.get("optimizer") if init_args is not None else None
+    if command == "fit" and str(trainer.get("precision")) == "16-true" and optimizer == "adam":
+        raise CommandError(
+            "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 "
+            "in float16, and the first step divides by it); use --trainer.precision 16-mixed "
+            "(float32 weights) or --model.optimizer sgd"
+        )
 
 
 def check_splits(command: str, data: NamesDataModule, config: Any) -> None:

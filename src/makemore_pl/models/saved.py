@@ -48,8 +48,12 @@ def read_checkpoint(path: str, resume: bool = False) -> dict:
 
 def checked_file_size(path: str) -> int:
     file = Path(path)
-    if not file.exists():
-        raise CheckpointError(f"--ckpt_path {path}: no such file")
+    try:
+        file.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"--ckpt_path {path}: no such file") from None
+    except OSError as err:  # a symlink loop, a name too long, a folder we may not enter
+        raise CheckpointError(f"--ckpt_path {path}: cannot read it ({err.strerror})") from None
     if not file.is_file():
         raise CheckpointError(f"--ckpt_path {path}: not a regular file")
     return file.stat().st_size
