@@ -208,6 +208,12 @@ ROWS = [
      "weights) or --model.optimizer sgd"),
     ("a checkpoint that is a symlink loop", ["sample", "--ckpt_path", "loop.ckpt"],
      "--ckpt_path loop.ckpt: cannot read it (Too many levels of symbolic links)"),
+    ("a learning rate of nan", [*FIT, "--model.lr", "nan"],
+     "--model.lr must be 0 or more, got nan"),
+    ("a temperature of -inf", ["sample", "--ckpt_path", "model.ckpt", "--temperature", "-inf"],
+     "--temperature must be positive, got -inf"),
+    ("a data file named nan stays a file", ["fit", "--data.path", "nan"],
+     "data file 'nan' does not exist"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),

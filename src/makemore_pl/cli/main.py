@@ -99,6 +99,7 @@ def run(args: list[str]) -> None:
         from makemore_pl.cli.config_files import check_arguments, install_bounded_loader
 
         install_bounded_loader()
+        args = [args[0], *non_finite_spelled(args[1:])]
         check_arguments(args[1:])
         if args[0] in PLAIN_COMMANDS:
             from makemore_pl.cli.plain import run_command
@@ -116,6 +117,34 @@ def run(args: list[str]) -> None:
             sys.exit(f"{prog}: error: unknown command {shown(args[0])!r}; choose from {names}")
     except UserError as err:  # says what to fix; no traceback
         sys.exit(error_line(str(err)))
+
+
+# how people write non-finite numbers, in YAML's spelling: jsonargparse reads `nan` as text and
+# argparse takes `-inf` for an option, so the option's own range check never saw them
+NON_FINITE = {"nan": ".nan", "+nan": ".nan", "-nan": ".nan", "inf": ".inf", "+inf": ".inf"}
+NON_FINITE |= {"-inf": "-.inf", "infinity": ".inf", "-infinity": "-.inf"}
+
+
+def non_finite_spelled(args: list[str]) -> list[str]:
+    """`--model.lr nan` -> `--model.lr=.nan`, `--temperature -inf` -> `--temperature=-.inf`."""
+    out: list[str] = []
+    for arg in args:
+        option, _, value = arg.partition("=")
+        before = out[-1] if out else ""
+        if arg.startswith("--") and value.lower() in NON_FINITE and takes_number(option):
+            out.append(f"{option}={NON_FINITE[value.lower()]}")
+        elif arg.lower() in NON_FINITE and before.startswith("--") and "=" not in before:
+            out[-1] = f"{before}={NON_FINITE[arg.lower()]}" if takes_number(before) else before
+            out += [] if takes_number(before) else [arg]
+        else:
+            out.append(arg)
+    return out
+
+
+def takes_number(option: str) -> bool:
+    """Not an option of text (a file named `nan` stays a file)."""
+    name = option.rsplit(".", 1)[-1].lstrip("-")
+    return not name.endswith(("path", "output", "plot", "prefix", "name", "dir", "config"))
 
 
 def error_line(message: str) -> str:
