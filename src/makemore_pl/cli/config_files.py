@@ -1,49 +1,152 @@
-"""`--config FILE` is untrusted input: its size, expanded, is checked before anything loads it."""
+"""Every YAML the package parses is untrusted input and goes through one bounded loader: a
+`--config` file or inline text, a `--model`/`--trainer`/`--data` value that is a file or YAML,
+a file named inside another, the plain commands' configs and a run's own config.yaml. Its size,
+its nesting and its size once aliases are expanded are checked before anything is built."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import os
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
+from makemore_pl.cli.class_paths import (
+    CLASS_OPTIONS,
+    check_class_path,
+    check_class_paths,
+    option_name,
+)
 from makemore_pl.core.errors import CommandError
+from makemore_pl.core.text import human_bytes
 
-# a config of this package holds a few dozen values; nested YAML aliases can make a few hundred
-# bytes expand to billions of nodes (a "billion laughs" file), which no loader survives
+# a config of this package holds a few dozen values in a few KB, nested a few levels; nested YAML
+# aliases can make a few hundred bytes expand to billions of nodes (a "billion laughs" file),
+# which no loader survives
 MAX_NODES = 100_000
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 64
+# the C parser when PyYAML has it: counting the events of a 1 MB text then takes a blink
+Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def check_config_files(args: list[str]) -> None:
-    """Every `--config`/`-c` file among `args` must parse and expand to at most MAX_NODES."""
-    for i, arg in enumerate(args):
-        path = args[i + 1] if arg in ("--config", "-c") and i + 1 < len(args) else None
-        if arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-        if path is not None and Path(path).is_file():
-            check_config_file(path)
+class ConfigTooLarge(CommandError):
+    """YAML text beyond the loader's bounds; raised before it is loaded."""
 
 
-def check_config_file(path: str) -> None:
+def check_yaml(text: str, where: str = "a YAML value") -> None:
+    """Refuses YAML `text` that is over MAX_BYTES, nests deeper than MAX_DEPTH or expands to
+    more than MAX_NODES values; text that is not YAML is left to the loader to report."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise ConfigTooLarge(
+            f"{where}: {human_bytes(size)} of YAML, more than the {human_bytes(MAX_BYTES)} a "
+            "config can hold"
+        )
     try:
-        nodes = expanded_nodes(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        reason = " ".join(str(err).split())
-        raise CommandError(f"--config {path}: not a readable YAML file ({reason})") from None
+        nodes, depth = expanded_nodes(text)
+    except yaml.YAMLError:
+        return
+    if depth > MAX_DEPTH:
+        raise ConfigTooLarge(
+            f"{where}: YAML nested more than {MAX_DEPTH} levels deep (a makemore_pl config "
+            "nests a few)"
+        )
     if nodes > MAX_NODES:
-        raise CommandError(
-            f"--config {path}: its YAML aliases expand to {nodes:,} values, more than the "
-            f"{MAX_NODES:,} a config can hold; write the values out instead of aliasing them"
+        raise ConfigTooLarge(
+            f"{where}: its YAML aliases expand to more than {MAX_NODES:,} values, more than a "
+            "config can hold; write the values out instead of aliasing them"
         )
 
 
-def expanded_nodes(text: str) -> int:
-    """How many nodes the document has once every alias is replaced by what it names, counted
-    from the parser's events (nothing is expanded; stops counting past the limit)."""
+def safe_load(text: str, where: str) -> Any:
+    """`yaml.safe_load`, bounded; the classes it names are checked."""
+    check_yaml(text, where)
+    loaded = yaml.safe_load(text)
+    check_class_paths(loaded, where)
+    return loaded
+
+
+def bounded(load: Callable[[str], Any]) -> Callable[..., Any]:
+    """`load`, called only on text that check_yaml lets through."""
+
+    def load_bounded(text: str, path: str | None = None) -> Any:
+        where = str(path) if path else "a YAML value"
+        check_yaml(text, where)
+        loaded = load(text)
+        check_class_paths(loaded, where)
+        return loaded
+
+    load_bounded.bounded = True
+    return load_bounded
+
+
+def install_bounded_loader() -> None:
+    """jsonargparse loads every value, file and nested file through its YAML loader: make it
+    the bounded one."""
+    from jsonargparse import get_loader, set_loader
+
+    original = get_loader("yaml")
+    if not getattr(original, "bounded", False):
+        set_loader("yaml", bounded(original), exceptions=(yaml.YAMLError,))
+
+
+CONFIG_OPTIONS = ("--config", "-c")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def check_arguments(args: list[str]) -> None:
+    """Each command-line value once, before jsonargparse sees it, so that the message names it:
+    a `--config` value or a YAML file named on the command line, and inline text (a number's
+    option such as `--model.lr` is parsed as YAML where no loader hook reaches)."""
+    for i, arg in enumerate(args):
+        option, value = arg.split("=", 1) if arg.startswith("--") and "=" in arg else (None, arg)
+        before = args[i - 1] if i > 0 else ""
+        if option is None and before.startswith("-") and "=" not in before:
+            option = before
+        named = option or "a command-line value"
+        if option is not None and option_name(option) in CLASS_OPTIONS:
+            check_class_path(value, option)
+        if value.lower().endswith(YAML_SUFFIXES) or option in CONFIG_OPTIONS:
+            check_yaml_file(value, named)
+        if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
+            check_yaml(value, named)
+        if "class_path" in value:  # inline YAML or JSON naming a class
+            with contextlib.suppress(yaml.YAMLError):
+                safe_load(value, named)
+
+
+def check_yaml_file(value: str, option: str) -> None:
+    """A value that names a file: its text, bounded, if it is a regular file we can read."""
+    try:
+        if not os.path.isfile(value):  # never opened: a FIFO or a device would block or flood
+            return
+        with open(value, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except (
+        OSError,
+        ValueError,
+    ):  # not a file (inline YAML, a name too long): jsonargparse takes it as text
+        return
+    if len(data) > MAX_BYTES:
+        raise ConfigTooLarge(
+            f"{option} {value}: more than the {human_bytes(MAX_BYTES)} a config can hold"
+        )
+    check_yaml(data.decode("utf-8", "replace"), f"{option} {value}")
+
+
+def expanded_nodes(text: str) -> tuple[int, int]:
+    """How many nodes the document has once every alias is replaced by what it names, and how
+    deep it nests, counted from the parser's events (nothing is expanded; stops counting past
+    the limits)."""
     anchors: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []  # (anchor, size so far) of open collections
     total = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=Parser):
         if isinstance(event, yaml.AliasEvent):
+            if any(event.anchor == anchor for anchor, _ in open_nodes):  # holds itself: endless
+                return MAX_NODES + 1, len(open_nodes)
             size = anchors.get(event.anchor, 1)
         elif isinstance(event, yaml.ScalarEvent):
             size = 1
@@ -51,6 +154,8 @@ def expanded_nodes(text: str) -> int:
                 anchors[event.anchor] = 1
         elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             open_nodes.append((event.anchor, 1))
+            if len(open_nodes) > MAX_DEPTH:
+                return total, len(open_nodes)
             continue
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             anchor, size = open_nodes.pop()
@@ -63,6 +168,7 @@ def expanded_nodes(text: str) -> int:
             open_nodes[-1] = (anchor, so_far + size)
         else:
             total += size
-        if max([total, *(s for _, s in open_nodes)]) > MAX_NODES:
-            return max([total, *(s for _, s in open_nodes)])
-    return total
+        largest = max([total, *(s for _, s in open_nodes)])
+        if largest > MAX_NODES:
+            return largest, len(open_nodes)
+    return total, 0

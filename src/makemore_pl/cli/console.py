@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,26 +45,31 @@ def quiet_console(command: str = "fit") -> None:
         warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`")
 
 
-def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) -> str:
-    """Where the run went and what to do next, on lines of their own."""
+def fit_summary(
+    run: Path, best: ModelCheckpoint, trainer: Trainer, again: Callable[[str, str], str]
+) -> str:
+    """Where the run went and what to do next, on lines of their own; only files that are
+    there are named. `again(command, checkpoint)` is the command line to run next."""
     last = run / "checkpoints" / "last.ckpt"
     lines = [
         "",
         f"run: {run}",
         f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}",
     ]
+    use = None
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
         saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
         epoch = saved.get("val_epoch", saved["epoch"])  # numbered as the progress display does
         lines.append(f"best val_nll: {float(best.best_model_score):.5f} (epoch {epoch})")
         lines.append(f"best: {best.best_model_path}")
-    lines += [
-        f"last: {last}",
-        "next:",
-        f"  {again} test --ckpt_path best",
-        f"  {again} sample --ckpt_path best",
-        f"  tensorboard --logdir {run.parent}",
-    ]
+        use = "best"
+    if last.is_file():
+        lines.append(f"last: {last}")
+        use = use or "last"
+    lines.append("next:")
+    if use is not None:
+        lines += [f"  {again('test', use)}", f"  {again('sample', use)}"]
+    lines.append(f"  tensorboard --logdir {run.parent}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ honour, so they never import the training stack.
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import sys
 from pathlib import Path
@@ -65,17 +66,41 @@ def overview(prog: str) -> str:
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
+    try:
+        run(args)
+        flush_output()
+    except SystemExit as done:  # --help, a usage error: what they printed must reach the reader
+        flush_output()
+        raise done from None
+    except KeyboardInterrupt:  # Ctrl-C before the Trainer's own handler, or in a plain command
+        silence_output()
+        print("makemore_pl: interrupted", file=sys.stderr)
+        sys.exit(130)  # 128 + SIGINT, as the shell reports a process Ctrl-C stopped
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        silence_output()
+        sys.exit(1)
+    except OSError as err:  # a read or write that failed: the output closed, full or broken
+        silence_output()
+        sys.exit(error_line(os_failure(err)))
+    except RecursionError:
+        sys.exit(error_line("the input nests deeper than makemore_pl can read"))
+
+
+def run(args: list[str]) -> None:
     prog = program_name()
+    if sys.stdout is None:  # started with `>&-`: what it prints would be lost
+        sys.exit(error_line("the standard output is closed; redirect it to a file or /dev/null"))
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
         return
     from makemore_pl.core.errors import UserError
-    from makemore_pl.core.text import printable
 
     try:
-        from makemore_pl.cli.config_files import check_config_files
+        from makemore_pl.cli.config_files import check_arguments, install_bounded_loader
 
-        check_config_files(args[1:])
+        install_bounded_loader()
+        args = [args[0], *non_finite_spelled(args[1:])]
+        check_arguments(args[1:])
         if args[0] in PLAIN_COMMANDS:
             from makemore_pl.cli.plain import run_command
 
@@ -85,12 +110,82 @@ def main(args: list[str] | None = None) -> None:
 
             status = run_training(prog, args)
             if status:  # 130 / 143: stopped by a signal, its checkpoint saved
+                flush_output()
                 sys.exit(status)
         else:
             names = ", ".join([*TRAINING_COMMANDS, *PLAIN_COMMANDS])
-            sys.exit(f"{prog}: error: unknown command {printable(args[0])!r}; choose from {names}")
+            sys.exit(f"{prog}: error: unknown command {shown(args[0])!r}; choose from {names}")
     except UserError as err:  # says what to fix; no traceback
-        sys.exit(f"makemore_pl: error: {printable(str(err))}")
-    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        sys.exit(error_line(str(err)))
+
+
+# how people write non-finite numbers, in YAML's spelling: jsonargparse reads `nan` as text and
+# argparse takes `-inf` for an option, so the option's own range check never saw them
+NON_FINITE = {"nan": ".nan", "+nan": ".nan", "-nan": ".nan", "inf": ".inf", "+inf": ".inf"}
+NON_FINITE |= {"-inf": "-.inf", "infinity": ".inf", "-infinity": "-.inf"}
+
+
+def non_finite_spelled(args: list[str]) -> list[str]:
+    """`--model.lr nan` -> `--model.lr=.nan`, `--temperature -inf` -> `--temperature=-.inf`."""
+    out: list[str] = []
+    for arg in args:
+        option, _, value = arg.partition("=")
+        before = out[-1] if out else ""
+        if arg.startswith("--") and value.lower() in NON_FINITE and takes_number(option):
+            out.append(f"{option}={NON_FINITE[value.lower()]}")
+        elif arg.lower() in NON_FINITE and before.startswith("--") and "=" not in before:
+            out[-1] = f"{before}={NON_FINITE[arg.lower()]}" if takes_number(before) else before
+            out += [] if takes_number(before) else [arg]
+        else:
+            out.append(arg)
+    return out
+
+
+def takes_number(option: str) -> bool:
+    """Not an option of text (a file named `nan` stays a file)."""
+    name = option.rsplit(".", 1)[-1].lstrip("-")
+    return not name.endswith(("path", "output", "plot", "prefix", "name", "dir", "config"))
+
+
+def error_line(message: str) -> str:
+    """The one line an error prints: printable, and bounded in length."""
+    from makemore_pl.core.text import printable, shortened
+
+    return f"makemore_pl: error: {shortened(printable(message))}"
+
+
+def shown(text: str) -> str:
+    from makemore_pl.core.text import printable, shortened
+
+    return shortened(printable(text), 200)
+
+
+def os_failure(err: OSError) -> str:
+    """A failed read or write in the user's terms: which file, if it is known, and why."""
+    reason = err.strerror or str(err)
+    if err.filename is not None:
+        return f"{err.filename}: {reason}"
+    if err.errno in (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EPIPE):
+        return f"cannot write the output ({reason})"
+    return reason
+
+
+def flush_output() -> None:
+    """Flushes stdout now, inside the error handling, rather than at exit where a failure is an
+    unreadable 'Exception ignored' and status 120."""
+    if sys.stdout is not None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_output()
+        except OSError as err:
+            silence_output()
+            sys.exit(error_line(os_failure(err)))
+
+
+def silence_output() -> None:
+    """Points stdout at /dev/null, so that the exit's own flush has nothing left to fail on."""
+    try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    except (OSError, AttributeError, ValueError):
+        pass

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from makemore_pl.cli.config_files import safe_load
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError, SettingError
 
@@ -94,7 +95,7 @@ def data_sections_only(args: list[str]) -> list[str]:
             out.append(arg)
             continue
         try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            loaded = safe_load(Path(path).read_text(encoding="utf-8"), f"--config {path}")
         except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
             raise CommandError(f"--config {path}: cannot read it as YAML ({err})") from None
         if not isinstance(loaded, dict):

@@ -142,6 +142,18 @@ def lock_run(run: Path):
     return handle
 
 
+def is_being_trained(run: Path) -> bool:
+    """Whether another process holds the run's training lock (see lock_run)."""
+    try:
+        with open(run / ".training.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def check_writable(folder: str | Path) -> None:
     """Creates `folder` and a file in it, so that a run fails before training, not at its first
     checkpoint, when it cannot write its logs or checkpoints."""

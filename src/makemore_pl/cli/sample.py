@@ -56,6 +56,8 @@ def sample(
     """
     if num_samples < 0:
         raise CommandError(f"--num_samples must be 0 or more, got {num_samples}")
+    if not -(2**63) <= seed < 2**64:  # what torch.Generator takes
+        raise CommandError(f"--seed must be from -2**63 to 2**64 - 1, got {seed}")
     if not counting and smoothing != "auto":
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
     device = device_of("--trainer.accelerator", accelerator)

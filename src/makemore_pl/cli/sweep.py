@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,7 @@ from makemore_pl.cli.runs import new_run_folder
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError
-from makemore_pl.core.files import write_atomically
+from makemore_pl.core.files import check_writable_target, write_atomically
 from makemore_pl.models.counting import SMOOTHING_GRID, CountingBaseline
 from makemore_pl.models.optimum import fit_optimum, table_nll
 
@@ -128,6 +129,8 @@ def sweep(
     for name, grid in (("smoothing_grid", smoothing_grid), ("l2_grid", l2_grid)):
         if not grid or min(grid) < 0:
             raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
+    if plot:  # before the sweep: a --plot that would replace the data or a device fails first
+        check_writable_target(Path(plot), CommandError, [data.path])
     data.setup("fit")
     c, v = data.context_size, data.vocab_size
     splits = {split: data.examples(split) for split in ("train", "val", "test")}
@@ -147,24 +150,29 @@ def sweep(
             f"best {kind}: strength {best.strength:g}, val_nll {best.val_nll:.5f}, "
             f"test_nll {test:.5f}"
         )
-    print(f"plot: {save_sweep_plot(points, plot, c, default_root_dir)}")
+    print(f"plot: {save_sweep_plot(points, plot, c, default_root_dir, data.path)}")
     print(f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return points
 
 
-def save_sweep_plot(points: list, path: str | None, c: int, root: str) -> Path:
+def save_sweep_plot(
+    points: list, path: str | None, c: int, root: str, data_path: str | Path = ""
+) -> Path:
     """The figure goes to TensorBoard, in a new run folder, and as a PNG (written atomically)
     to `path`, or beside the events without it."""
     from torch.utils.tensorboard import SummaryWriter
 
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    written = save_png(fig, path) if path else None  # a bad --plot fails before the run
+    written = (
+        save_png(fig, path, inputs=[data_path]) if path else None
+    )  # a bad --plot fails before the run
     folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
     with SummaryWriter(str(folder)) as writer:
         writer.add_figure("sweep", fig, 0, close=False)
     return written or save_png(fig, folder / "sweep.png")
 
 
-def save_png(fig, path: str | Path, dpi: int = 110) -> Path:
-    """The figure as a PNG at `path`, written whole or not at all."""
-    return write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=dpi))
+def save_png(fig, path: str | Path, dpi: int = 110, inputs: Iterable = ()) -> Path:
+    """The figure as a PNG at `path`, written whole or not at all, never over one of `inputs`."""
+    write = lambda file: fig.savefig(file, format="png", dpi=dpi)  # noqa: E731
+    return write_atomically(path, write, inputs=[p for p in inputs if p])

@@ -24,19 +24,23 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.cli.baseline import counting_model
+from makemore_pl.cli.config_files import safe_load
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
     find_named_checkpoint,
+    is_being_trained,
     lock_run,
     new_run_folder,
+    newest_training_run,
     run_of_checkpoint,
     safe_name,
 )
 from makemore_pl.core.data_identity import DataFile, locate
 from makemore_pl.core.devices import device_of, has_float64
 from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.core.files import check_writable_target
 from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
@@ -126,10 +130,7 @@ class MakemoreCLI(LightningCLI):
         root = config.trainer.default_root_dir
         path = find_named_checkpoint(config.ckpt_path, root, required=command != "fit")
         if path is None:
-            rank_zero_info(
-                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
-            )
-            config.ckpt_path = None
+            self.start_again(parser, args, config, root)
             return
         # read and checked once, here; Lightning's restore is the only other read
         self.checkpoint = read_checkpoint(path, resume=command == "fit")
@@ -177,9 +178,36 @@ class MakemoreCLI(LightningCLI):
         if chars is not None and data.predict_path and not data.path.is_file():
             data.adopt_vocabulary(chars)
 
+    def start_again(self, parser, args, config, root: str | None) -> None:
+        """`fit --ckpt_path last|best` without that checkpoint: a run killed before its first
+        checkpoint starts again with its own config.yaml (options given still win); a run
+        another process is training is refused; with no run at all, a new run starts."""
+        run = newest_training_run(Path(root or ".", "lightning_logs"))
+        if run is not None and is_being_trained(run):
+            raise CommandError(
+                f"--ckpt_path {config.ckpt_path}: the newest run {str(run)!r} is being trained "
+                "by another process and has no checkpoint yet; wait for it to end or stop it"
+            )
+        if run is not None and (run / "config.yaml").is_file():
+            rank_zero_info(
+                f"no {config.ckpt_path}.ckpt in {run} (stopped before its first checkpoint): a "
+                "new run starts with its settings"
+            )
+            front = ["--config", run_config(run / "config.yaml")]
+            super().parse_arguments(parser, ["fit", *front, *args[1:]])
+            require_weights_only(self.config.fit)
+        else:
+            rank_zero_info(
+                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
+            )
+        self.config.fit.ckpt_path = None
+
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        check_device(config.trainer)  # before any folder is made
+        if self.subcommand is not None:  # before any folder is made
+            config = self.config[self.subcommand]
+            check_device(config.trainer)
+            check_trainer_options(self.subcommand, config.trainer)
+            check_precision(self.subcommand, config.trainer, config.model)
         if self.ckpt_path is not None:
             self.config[self.subcommand].ckpt_path = self.ckpt_path
         if self.subcommand == "fit" and self.ckpt_path is not None:
@@ -188,10 +216,17 @@ class MakemoreCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config["trainer"]
-        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
         if self.subcommand is None:  # run=False: no run folder either
+            kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
             return super().instantiate_trainer(**kwargs)
+        # a resumed run rewrites its own last.ckpt; the data files are never written over
+        data = self.datamodule
+        reads = tuple(str(p) for p in (data.path, data.predict_path) if p)
+        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), reads)
         self.check_checkpoint_fits_data()  # before any folder is made
+        check_splits(self.subcommand, self.datamodule, config)
+        if self.subcommand == "predict" and config.get("output"):
+            check_writable_target(Path(config["output"]), CommandError, self.inputs())
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
@@ -204,7 +239,7 @@ class MakemoreCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(progress_display(sys.stdout.isatty()))
         if self.subcommand == "predict":
-            callbacks.append(PredictionWriter(self.predictions_path(config)))
+            callbacks.append(PredictionWriter(self.predictions_path(config), self.inputs()))
         kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
         try:
             return super().instantiate_trainer(**kwargs)
@@ -234,6 +269,12 @@ class MakemoreCLI(LightningCLI):
             return type(self.model).__name__.removesuffix("LitModule").lower()
         return kind.run_name(dict(self.model.hparams))
 
+    def inputs(self) -> tuple[str, ...]:
+        """The files this command reads, which none of its outputs may replace."""
+        data = self.datamodule
+        paths = (str(data.path), data.predict_path, self.ckpt_path)
+        return tuple(path for path in paths if path)
+
     def predictions_path(self, config) -> Path:
         return Path(config.get("output") or self.run / "predictions.tsv")
 
@@ -260,9 +301,9 @@ class MakemoreCLI(LightningCLI):
         if stop.signal_name is not None:
             self.exit_code = stop.exit_code
             last = Path(self.run, "checkpoints", "last.ckpt")
-            rank_zero_info(stop.message(last, f"{self.command_prefix()} fit --ckpt_path last"))
+            rank_zero_info(stop.message(last, self.command_line("fit", "last")))
             return
-        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_prefix()))
+        rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_line))
         if best.best_model_score is not None and self.trainer.is_global_zero:
             warning = self.compare_with_counting(float(best.best_model_score))
             if warning is not None:
@@ -285,11 +326,13 @@ class MakemoreCLI(LightningCLI):
         minibatch = data.batch_size is not None
         return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
-    def command_prefix(self) -> str:
-        """How to call this package again for the same run folder."""
+    def command_line(self, command: str, checkpoint: str) -> str:
+        """How to call this package again for the same run folder (options after the command,
+        where its parser takes them)."""
         root = self.config.fit.trainer.default_root_dir
-        where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
-        return f"{self.parser.prog}{where}"
+        option = "--default_root_dir" if command == "sample" else "--trainer.default_root_dir"
+        where = f" {option} {root}" if root not in (None, ".") else ""
+        return f"{self.parser.prog} {command}{where} --ckpt_path {checkpoint}"
 
     def after_predict(self) -> None:
         writer = next(cb for cb in self.trainer.callbacks if isinstance(cb, PredictionWriter))
@@ -362,6 +405,69 @@ def choose_data_file(
     )
 
 
+# Trainer options that count something: Lightning divides by some (ZeroDivisionError) and
+# silently trains nothing with others
+POSITIVE = ("accumulate_grad_batches", "check_val_every_n_epoch", "log_every_n_steps")
+FIT_POSITIVE = ("max_epochs", "max_steps", "limit_train_batches")
+NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
+
+
+def check_trainer_options(command: str, trainer: Any) -> None:
+    """Counts Lightning expects positive, checked before any run folder is made."""
+    strategy = trainer.get("strategy")
+    if isinstance(strategy, str) and "spawn" in strategy:
+        raise CommandError(
+            f"--trainer.strategy {strategy}: not supported (a spawned process cannot be handed "
+            "the run's open lock and data); use --trainer.strategy ddp"
+        )
+    names = POSITIVE + (FIT_POSITIVE if command == "fit" else ())
+    for name in names:
+        value = trainer.get(name)
+        if value is None or isinstance(value, bool) or value == NO_LIMIT and "max_" in name:
+            continue
+        if value <= 0:
+            allowed = " (or -1, no limit)" if name.startswith("max_") else ""
+            raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
+
+
+def check_precision(command: str, trainer: Any, model: Any) -> None:
+    """float16 weights cannot train with Adam: its eps (1e-8) is 0 in float16, so the first
+    step divides by zero whatever the learning rate."""
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    optimizer = init_args.get("optimizer") if init_args is not None else None
+    if command == "fit" and str(trainer.get("precision")) == "16-true" and optimizer == "adam":
+        raise CommandError(
+            "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 "
+            "in float16, and the first step divides by it); use --trainer.precision 16-mixed "
+            "(float32 weights) or --model.optimizer sgd"
+        )
+
+
+def check_splits(command: str, data: NamesDataModule, config: Any) -> None:
+    """A split the command uses must hold names: fit trains on train (and checks val unless it
+    is asked not to), test and validate read their own; predict has its own file to score."""
+    used = {"fit": ["train"], "validate": ["val"], "test": ["test"]}.get(command, [])
+    if command == "predict" and not data.predict_path:
+        used = ["test"]
+    if command == "fit" and data.val_fraction > 0:
+        used.append("val")
+    sizes = split_sizes(data) if used else {}  # predict of its own file reads no data file
+    for split in used:
+        if sizes[split] == 0:
+            raise CommandError(
+                f"data file {str(data.path)!r}: its {sum(sizes.values())} names leave the "
+                f"{split} split empty (val_fraction {data.val_fraction}, test_fraction "
+                f"{data.test_fraction}); use more names or other fractions"
+            )
+
+
+def split_sizes(data: NamesDataModule) -> dict[str, int]:
+    """How many names each split gets, as the split itself rounds them."""
+    n = len(data.words) if data.dedupe else data.scan.num_names
+    test, val = round(n * data.test_fraction), round(n * data.val_fraction)
+    return {"train": n - test - val, "val": val, "test": test}
+
+
 def check_seed(seed: int | bool) -> None:
     """Lightning seeds numpy too, which takes 32-bit seeds only."""
     if not isinstance(seed, bool) and not 0 <= seed < 2**32:
@@ -389,7 +495,7 @@ def check_settings(path: str, checkpoint: dict, kind: ModelKind) -> None:
 
 def run_config(path: Path) -> str:
     """A run's config.yaml, with the model's class path as this version names it."""
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = safe_load(path.read_text(encoding="utf-8"), str(path))
     model = config.get("model") if isinstance(config, dict) else None
     if isinstance(model, dict) and isinstance(model.get("class_path"), str):
         kind = kind_of_class_path(model["class_path"])

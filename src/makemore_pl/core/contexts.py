@@ -7,6 +7,8 @@ the last k characters of a context are its k lowest digits (`suffix`), and an n-
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -77,14 +79,21 @@ def largest_context_size(vocab_size: int) -> int:
     return c
 
 
+def power_shown(base: int, exponent: int) -> str:
+    """base**exponent to 3 digits, even past the largest float (27**215 is about 1.6e307)."""
+    digits = exponent * math.log10(base)
+    return f"{10 ** (digits % 1):.3g}e+{int(digits):02d}"
+
+
 def check_keys_fit(vocab_size: int, context_size: int) -> None:
     """A DataError, saying the size, the limit and the way out, if keys would overflow int64."""
-    if vocab_size ** (context_size + 1) < INT64_LIMIT:
+    # V >= 2: past 63 the power alone overflows int64 (and a huge one takes long to compute)
+    if context_size + 1 <= 63 and vocab_size ** (context_size + 1) < INT64_LIMIT:
         return
     largest = largest_context_size(vocab_size)
     raise DataError(
         f"context_size {context_size} with {vocab_size} tokens needs n-gram keys up to "
-        f"{vocab_size}**{context_size + 1} = {float(vocab_size ** (context_size + 1)):.3g}, which "
+        f"{vocab_size}**{context_size + 1} = {power_shown(vocab_size, context_size + 1)}, which "
         f"overflows int64 keys (limit 2**63 = {float(INT64_LIMIT):.3g}); use a context_size of "
         f"at most {largest} for this data, or data with fewer distinct characters"
     )

@@ -87,6 +87,10 @@ def check_options(context_size: int, encoding: str, batch_size: int | None, seed
         raise SettingError("encoding", f"must be 'index' or 'onehot', got {encoding!r}")
     if batch_size is not None and batch_size <= 0:
         raise SettingError("batch_size", f"must be positive or None (full batch), got {batch_size}")
+    if batch_size is not None and batch_size >= SEED_LIMIT:  # a checkpoint holds 64-bit integers
+        raise SettingError(
+            "batch_size", f"must be below 2**63 (None: full batch), got {batch_size}"
+        )
     if not (isinstance(seed, int) and 0 <= seed < SEED_LIMIT):
         raise SettingError("seed", f"must be a whole number in [0, 2**63), got {seed}")
 

@@ -31,3 +31,12 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" or n >= 9.95 else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n * 1e24:.1e} bytes"
+
+
+def shortened(text: str, limit: int = 2000) -> str:
+    """`text`, or its start and end with the size of what was cut between them, so that no
+    message (a value from a file can be 50 MB long) floods the terminal."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} [… {len(text) - 2 * keep:,} characters cut …] {text[-keep:]}"

@@ -71,7 +71,10 @@ def line_chunks(path: str | Path, chunk_bytes: int | None = None) -> Iterator[tu
     chunk_bytes = chunk_bytes or CHUNK_BYTES
     with open_data_file(path) as file:
         while True:
-            block = file.read(chunk_bytes)
+            try:
+                block = file.read(chunk_bytes)
+            except OSError as err:  # EIO: a failing disk, or /proc/self/mem
+                raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
             raw = carry + block
             # cut after the last line end; a final "\r" might be the start of "\r\n"
             cut = len(raw) if not block else max(raw.rfind(b"\n"), raw.rfind(b"\r", 0, -1)) + 1

@@ -19,6 +19,7 @@ from makemore_pl.lit.dense import DEFAULT_LR
 from makemore_pl.lit.heatmap import probability_heatmap
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.models.counting import CountingBaseline, tune_smoothing
+from makemore_pl.models.dense import MAX_WEIGHT
 
 
 class LogSnapshots(Callback):
@@ -240,6 +241,12 @@ class StopOnNonFiniteLoss(Callback):
             self.stop(pl_module, f"the training loss is {loss.item()}")
         if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
             self.stop(pl_module, "the weights hold NaN or infinite values")
+        # a checkpoint of such weights would be refused by every reader (models.dense)
+        largest = max(
+            (p.abs().max().item() for p in pl_module.parameters() if p.numel()), default=0
+        )
+        if largest > MAX_WEIGHT:
+            self.stop(pl_module, f"the weights reach {largest:.3g}, beyond {MAX_WEIGHT:g}")
 
     def stop(self, pl_module: LightningModule, what: str) -> None:
         hp = pl_module.hparams

@@ -18,7 +18,11 @@ from makemore_pl.core.files import write_atomically
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Saves each checkpoint to a temporary file beside it and renames it into place, so a run
     killed mid-save keeps the previous checkpoint whole; loads only tensors and plain values
-    unless told otherwise."""
+    unless told otherwise. Never writes over one of `inputs`, the files the command reads."""
+
+    def __init__(self, inputs: tuple[str | Path, ...] = ()) -> None:
+        super().__init__()
+        self.inputs = inputs
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
@@ -27,7 +31,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         # beside the target, so the rename never crosses file systems (Lightning's own saver
         # writes to the system temp folder and moves, which turns into a copy across devices)
-        write_atomically(path, lambda file: save_to(checkpoint, file), CheckpointError)
+        write = lambda file: save_to(checkpoint, file)  # noqa: E731
+        write_atomically(path, write, CheckpointError, self.inputs)
 
     def load_checkpoint(
         self,
@@ -72,9 +77,9 @@ def save_to(checkpoint: dict[str, Any], file: BinaryIO) -> None:
     file.flush()
 
 
-def with_atomic_checkpoints(plugins: Any) -> list:
+def with_atomic_checkpoints(plugins: Any, inputs: tuple[str | Path, ...] = ()) -> list:
     """The Trainer's plugins, plus AtomicCheckpointIO unless a CheckpointIO is already given."""
     plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-        plugins.append(AtomicCheckpointIO())
+        plugins.append(AtomicCheckpointIO(inputs))
     return plugins

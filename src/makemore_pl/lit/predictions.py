@@ -18,9 +18,10 @@ class PredictionWriter(BasePredictionWriter):
     """Writes `name, tokens (its characters + the end token), nll (total, nats),
     nll_per_token` for each name of the predict split, in file order, atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, inputs: tuple[str | Path, ...] = ()) -> None:
         super().__init__(write_interval="epoch")
         self.path, self.written, self.rows = Path(path), None, 0
+        self.inputs = inputs  # the files the command reads: never written over
 
     def write_on_epoch_end(
         self, trainer: Trainer, pl_module: LightningModule, predictions, batch_indices
@@ -36,5 +37,6 @@ class PredictionWriter(BasePredictionWriter):
             for word, n, nll in zip(words, tokens, totals, strict=True)
         ]
         text = HEADER + "".join(lines)
-        write_atomically(self.path, lambda file: file.write(text.encode("utf-8")))
+        write = lambda file: file.write(text.encode("utf-8"))  # noqa: E731
+        write_atomically(self.path, write, inputs=self.inputs)
         self.written, self.rows = self.path, len(lines)

@@ -163,6 +163,10 @@ def weights_misfit(shape: tuple | None, v: Any, c: Any) -> str:
     )
 
 
+# no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
+MAX_WEIGHT = 1e6
+
+
 def weights_problem(weights: Tensor) -> str | None:
     if not weights.is_floating_point():
         return f"not a makemore_pl model checkpoint (its weights W are {weights.dtype}, not floats)"
@@ -170,6 +174,12 @@ def weights_problem(weights: Tensor) -> str | None:
         return (
             "its weights W hold NaN or infinite values (the run that wrote it diverged); use an "
             "earlier checkpoint, or train again with a smaller --model.lr"
+        )
+    largest = weights.abs().max().item() if weights.numel() else 0.0
+    if largest > MAX_WEIGHT:
+        return (
+            f"its weights W reach {largest:.3g}, far beyond any trained model's (at most "
+            f"{MAX_WEIGHT:g}): the file is corrupted or the run diverged; use an earlier checkpoint"
         )
     return None
 

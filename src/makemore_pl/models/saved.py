@@ -48,8 +48,12 @@ def read_checkpoint(path: str, resume: bool = False) -> dict:
 
 def checked_file_size(path: str) -> int:
     file = Path(path)
-    if not file.exists():
-        raise CheckpointError(f"--ckpt_path {path}: no such file")
+    try:
+        file.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"--ckpt_path {path}: no such file") from None
+    except OSError as err:  # a symlink loop, a name too long, a folder we may not enter
+        raise CheckpointError(f"--ckpt_path {path}: cannot read it ({err.strerror})") from None
     if not file.is_file():
         raise CheckpointError(f"--ckpt_path {path}: not a regular file")
     return file.stat().st_size
@@ -69,14 +73,22 @@ def check_archive(path: str, size: int) -> None:
             )
         with zipfile.ZipFile(path) as archive:
             claimed = sum(record.file_size for record in archive.infolist())
+            if claimed > size:
+                raise CheckpointError(
+                    f"--ckpt_path {path}: refused, its records claim {human_bytes(claimed)} but "
+                    f"the file holds {human_bytes(size)} (compressed or crafted; torch.save "
+                    "writes neither)"
+                )
+            # torch.load never checks the records' CRCs: a flipped bit would load as a weight
+            corrupted = archive.testzip()
     except OSError as err:
         raise CheckpointError(f"--ckpt_path {path}: cannot read it ({err.strerror})") from None
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError):
         raise CheckpointError(damaged(path)) from None
-    if claimed > size:
+    if corrupted is not None:
         raise CheckpointError(
-            f"--ckpt_path {path}: refused, its records claim {human_bytes(claimed)} but the file "
-            f"holds {human_bytes(size)} (compressed or crafted; torch.save writes neither)"
+            f"--ckpt_path {path}: the checkpoint is damaged (its record {shown(corrupted)} fails "
+            "its checksum); use another checkpoint or train again"
         )
 
 
@@ -98,18 +110,30 @@ def unreadable_reason(path: str, err: Exception) -> str:
     return damaged(path)
 
 
+# a checkpoint of makemore_pl nests a few levels (hyper_parameters.chars[0]); the readers after
+# this one (jsonargparse, Lightning) recurse, so a file nested deeper than Python's stack is
+# refused here
+MAX_NESTING = 100
+
+
+class TooDeep(Exception):
+    """A value nested deeper than MAX_NESTING, at `where`."""
+
+
 def values(tree: Any) -> Iterator[tuple[str, Any]]:
     """(where, value) of every value inside dicts, lists, tuples and sets, depth first, without
-    recursion (a crafted file can nest deeper than Python's stack)."""
-    stack: list[tuple[str, Any]] = [("", tree)]
+    recursion (a crafted file can nest deeper than Python's stack); TooDeep past MAX_NESTING."""
+    stack: list[tuple[str, Any, int]] = [("", tree, 0)]
     while stack:
-        where, value = stack.pop()
+        where, value, depth = stack.pop()
         yield where, value
+        if isinstance(value, dict | list | tuple | set | frozenset) and depth >= MAX_NESTING:
+            raise TooDeep(where)
         if isinstance(value, dict):
             items = [(shown(key), item) for key, item in value.items()]
-            stack += [(f"{where}.{key}" if where else key, item) for key, item in items]
+            stack += [(f"{where}.{key}" if where else key, item, depth + 1) for key, item in items]
         elif isinstance(value, list | tuple | set | frozenset):
-            stack += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+            stack += [(f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value)]
 
 
 def shown(key: Any, limit: int = 40) -> str:
@@ -122,6 +146,23 @@ def check_contents(path: str, checkpoint: Any, size: int) -> None:
     """Every tensor plain contiguous data within the file, all of them together no more than the
     file holds (a stride-0 view of 27 floats can claim 30 TB, which copying it would allocate),
     and every integer within 64 bits."""
+    try:
+        total = checked_values(path, checkpoint, size)
+    except TooDeep as deep:
+        where = shown(str(deep), 60)
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its value {where} nests deeper than {MAX_NESTING} "
+            "levels (makemore_pl writes a few)"
+        ) from None
+    if total > size:
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its tensors claim {human_bytes(total)} together but "
+            f"the file holds {human_bytes(size)}"
+        )
+
+
+def checked_values(path: str, checkpoint: Any, size: int) -> int:
+    """Bytes the checkpoint's tensors hold, each tensor and integer checked on the way."""
     total, seen = 0, set()
     for where, value in values(checkpoint):
         if isinstance(value, torch.Tensor) and id(value) not in seen:
@@ -137,11 +178,7 @@ def check_contents(path: str, checkpoint: Any, size: int) -> None:
                 f"--ckpt_path {path}: refused, its value {where} = {big_int(value)} is out of "
                 "range (a 64-bit integer)"
             )
-    if total > size:
-        raise CheckpointError(
-            f"--ckpt_path {path}: refused, its tensors claim {human_bytes(total)} together but "
-            f"the file holds {human_bytes(size)}"
-        )
+    return total
 
 
 def check_tensor(tensor: torch.Tensor, size: int) -> str | None:

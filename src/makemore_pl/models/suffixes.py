@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from makemore_pl.core.ngrams import find
+from makemore_pl.models.dense import MAX_WEIGHT
 
 STATE = {"U": 2, "scale": 1, "keys": 1, "train_total": 0}  # a model's tensors and their ranks
 
@@ -122,6 +123,8 @@ def tensors_problem(state: dict, v: int, c: int) -> str | None:
         return "keys must be sorted and distinct"
     if not (state["U"].is_floating_point() and bool(state["U"].isfinite().all())):
         return "U holds non-finite or non-float weights"
+    if rows and state["U"].abs().max().item() > MAX_WEIGHT:
+        return f"U holds weights beyond {MAX_WEIGHT:g} (a corrupted file or a diverged run)"
     if not (state["scale"].is_floating_point() and bool((state["scale"] > 0).all())):
         return "scale must be positive"
     return None

@@ -1,0 +1,64 @@
+"""`class_path` values are checked against an allow-list before jsonargparse imports anything:
+importing a module runs its top-level code, so `--model payload_mod.Anything` (a payload_mod.py
+in the current folder) or `class_path: this.Nothing` would run code before the class is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from makemore_pl.core.errors import CommandError
+from makemore_pl.models.registry import MODELS
+
+# the options (and config keys) whose values name a class to import
+CLASS_OPTIONS = {"model", "callbacks", "logger", "plugins", "strategy", "class_path", "profiler"}
+CLASS_OPTIONS |= {"accelerator", "optimizer", "lr_scheduler"}
+# Lightning's own families of classes; makemore_pl's modules are allowed whole
+ALLOWED_PACKAGES = ("makemore_pl",) + tuple(
+    f"{top}.{family}"
+    for top in ("lightning.pytorch", "pytorch_lightning")
+    for family in ("callbacks", "loggers", "plugins", "strategies", "accelerators", "profilers")
+)
+ALLOWED_CLASSES = {path for kind in MODELS.values() for path in kind.class_paths}
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def allowed(class_path: str) -> bool:
+    """A class of this package or one of Lightning's callbacks, loggers, plugins, strategies,
+    accelerators or profilers; a bare name is looked up among classes already imported."""
+    if "." not in class_path or class_path in ALLOWED_CLASSES:
+        return True
+    return any(class_path.startswith(package + ".") for package in ALLOWED_PACKAGES)
+
+
+def check_class_path(value: str, where: str) -> None:
+    if DOTTED.fullmatch(value) and not allowed(value) and not is_file_name(value):
+        shown = value if len(value) <= 100 else value[:100] + "…"
+        raise CommandError(
+            f"{where}: class {shown!r} is not one of makemore_pl's models or callbacks, nor "
+            "Lightning's callbacks, loggers or plugins; refused without importing it"
+        )
+
+
+def is_file_name(value: str) -> bool:
+    """`--model model.yaml` names a config file, read as such, not a class."""
+    return value.lower().endswith((".yaml", ".yml", ".json")) or os.path.exists(value)
+
+
+def check_class_paths(value: Any, where: str, key: str | None = None) -> None:
+    """Every class a loaded config names (`model: X`, `callbacks: [X]`, `class_path: X`)."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            check_class_paths(inner, where, str(name))
+    elif isinstance(value, list):
+        for inner in value:
+            check_class_paths(inner, where, key)
+    elif isinstance(value, str) and key is not None and option_name(key) in CLASS_OPTIONS:
+        check_class_path(value, where)
+
+
+def option_name(option: str) -> str:
+    """`--trainer.callbacks+` -> `callbacks`."""
+    return option.lstrip("-").rsplit(".", 1)[-1].rstrip("+")
