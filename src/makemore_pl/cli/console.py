@@ -52,7 +52,9 @@ def fit_summary(run: Path, best: ModelCheckpoint, trainer: Trainer, again: str) 
         f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}",
     ]
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
-        epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["epoch"]
+        # mmap: the epoch alone, without reading the weights into memory
+        epoch = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
+        epoch = epoch["epoch"]
         lines.append(f"best val_nll: {float(best.best_model_score):.5f} (epoch {epoch})")
         lines.append(f"best: {best.best_model_path}")
     lines += [

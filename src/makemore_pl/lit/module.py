@@ -41,18 +41,24 @@ class NgramLitModule(LightningModule):
         x, y, counts = batch
         nll_sum, total = self.nll_sum(x, y, counts)
         nll = nll_sum / total.clamp_min(1)
+        if stage != "train" or self._first_evaluation_of_step():
+            self._log_nll(stage, nll.detach(), total, len(y))
+        if stage != "train":  # held out: the NLL alone (the penalty is a pass over all weights)
+            return nll
+        if self.trainer.world_size > 1:
+            return self._global_objective(nll_sum, total)
+        return nll + self.penalty()
+
+    def _log_nll(self, stage: str, nll: Tensor, total: Tensor, batch_size: int) -> None:
+        """Adds a batch's mean NLL over `total` examples to the stage's exact running mean."""
         metric = self.nll[f"{stage}_nll"]
         if metric.dtype != torch.float64:  # moving a metric (.to(device)) resets it to float32,
             metric.set_dtype(torch.float64)  # which would round each update before the sums
-        if stage != "train" or self._first_evaluation_of_step():
-            metric.update(nll.detach().double(), weight=total)
-        epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
+        metric.update(nll.double(), weight=total)
+        epochwise = {"on_step": False, "on_epoch": True, "batch_size": batch_size}
         self.log(f"{stage}_nll", metric, prog_bar=stage == "val", **epochwise)
         if stage == "val":  # TensorBoard's hparams view ranks runs by hp_metric
             self.log("hp_metric", metric, **epochwise)
-        if stage == "train" and self.trainer.world_size > 1:
-            return self._global_objective(nll_sum, total)
-        return nll + self.penalty()
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
         """This process's share of the global batch's objective.

@@ -135,8 +135,8 @@ SUFFIX_SETTINGS = {
     "strengths": None,
     "shortest": 0,
     "max_iter": 100,
-    "history_size": 20,
-    "tolerance": 1e-9,
+    "history_size": 2,
+    "tolerance": 1e-7,
     "chars": None,
 }
 
@@ -159,3 +159,53 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
     problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
     return problem or tensors_problem(state_dict, v, c)
+
+
+# -- the tree transforms, in place, one suffix length at a time ---------------------------------
+# `links` (suffix_links): for each suffix length k whose rows have parents, the rows' slice, their
+# parents' slice (length k - 1) and each row's parent as an index into that slice. The four
+# transforms are linear O(R V) passes that allocate at most one length's rows.
+Links = list[tuple[tuple[int, int], tuple[int, int], Tensor]]
+
+
+def suffix_links(lengths: Tensor, parents: Tensor, context_size: int) -> Links:
+    """Each linked suffix length's (rows, parents' rows, parent index) (keys sorted by length)."""
+    ends = torch.searchsorted(lengths, torch.arange(context_size + 2, device=lengths.device))
+    levels = [(int(ends[k]), int(ends[k + 1])) for k in range(context_size + 1)]
+    links = []
+    for k in range(1, context_size + 1):
+        (start, end), (p0, p1) = levels[k], levels[k - 1]
+        parent = parents[start:end]
+        if end == start or bool((parent < 0).all()):
+            continue  # no rows, or the shortest length kept (`shortest`): roots
+        links.append(((start, end), (p0, p1), parent - p0))
+    return links
+
+
+def w_to_theta_(a: Tensor, links: Links) -> Tensor:
+    """T: theta_r = W_r + theta_parent(r), shallow lengths first."""
+    for (start, end), (p0, p1), parent in links:
+        a[start:end] += a[p0:p1][parent]
+    return a
+
+
+def theta_to_w_(a: Tensor, links: Links) -> Tensor:
+    """T^-1: W_r = theta_r - theta_parent(r), deepest lengths first (parents still theta)."""
+    for (start, end), (p0, p1), parent in reversed(links):
+        a[start:end] -= a[p0:p1][parent]
+    return a
+
+
+def subtree_sums_(a: Tensor, links: Links) -> Tensor:
+    """T^T: a_r <- the sum over r's subtree (a gradient in theta -> in W), deepest first."""
+    for (start, end), (p0, p1), parent in reversed(links):
+        a[p0:p1].index_add_(0, parent, a[start:end])
+    return a
+
+
+def subtree_diffs_(a: Tensor, links: Links) -> Tensor:
+    """T^-T: a_r <- a_r - the sum over r's children (a gradient in W -> in theta), shallow first
+    (the children still hold their subtree sums)."""
+    for (start, end), (p0, p1), parent in links:  # -(-a_p + sum): index_add_'s alpha is slow
+        a[p0:p1].neg_().index_add_(0, parent, a[start:end]).neg_()
+    return a
