@@ -195,6 +195,9 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
         ({"strengths": [1.0, 1.0]}, "strengths needs 4 values"),
         ({"strengths": [1.0, -1.0, 1.0, 1.0]}, "strengths must be finite and 0 or more"),
         ({"shortest": 4}, "shortest must be an integer in 0..3"),
+        ({"l1": [1.0]}, "l1 needs 4 values"),
+        ({"l1": [0.0, 0.1, -1.0, 0.0]}, "l1 must be finite and 0 or more"),
+        ({"smoothing": 0.0}, "smoothing must be a positive number"),
     ],
 )
 def test_bad_settings_are_one_line_user_errors(kwargs, words):

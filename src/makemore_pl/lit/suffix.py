@@ -58,6 +58,8 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
         history_size: int = 2,
         tolerance: float = 1e-7,
         chars: list[str] | None = None,
+        l1: list[float] | None = None,
+        smoothing: float = 1e-4,
     ) -> None:
         """
         Args:
@@ -75,13 +77,17 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
                 example) is at most this; 1e-7 leaves val_nll within about 1e-7 of the optimum.
             chars: the data's characters in index order, kept so a checkpoint can generate
                 without the data file (set from the data).
+            l1: L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values;
+                None: no L1 term): an elastic net with `strengths`, on W, smoothed.
+            smoothing: eps of the smoothed absolute value sqrt(w^2 + eps^2) - eps the L1 term
+                uses; its optimum tends to the exact L1 optimum as eps goes to 0.
         """
         for name, value, least in (("max_iter", max_iter, 1), ("history_size", history_size, 1)):
             if value < least:
                 raise SettingError(name, f"must be {least} or more, got {value}")
         if not tolerance >= 0:
             raise SettingError("tolerance", f"must be 0 or more, got {tolerance}")
-        super().__init__(vocab_size, context_size, strengths, shortest, chars)
+        super().__init__(vocab_size, context_size, strengths, shortest, chars, l1, smoothing)
         self.save_hyperparameters()
         self.hparams.strengths = self.strengths
         self._add_metrics()

@@ -6,7 +6,9 @@ the empty one, the last character, the last two, ...), so that
     logits(h) = sum_k W[row of suffix_k(h)],      loss = mean NLL + sum_r L[len r] |W_r|^2 / N,
 
 with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
-example). A suffix never seen in training has no row and adds nothing: the neural form of backing
+example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
+|w|_eps = sqrt(w^2 + eps^2) - eps, which tends to |w| as eps (`smoothing`) goes to 0. A suffix
+never seen in training has no row and adds nothing: the neural form of backing
 off. The suffixes of h that have rows are lengths 0..m, so the sum telescopes: with
 theta_r = W_r + W_parent(r) + ... (parent: one character shorter), logits(h) = theta[deepest row
 of h]. The weights are kept as U = theta / scale, scale ~ 1 / sqrt(curvature) (the checkpoint's
@@ -30,6 +32,7 @@ from makemore_pl.models.suffixes import (
     deepest_rows,
     default_strengths,
     key_lengths,
+    l1_problem,
     parent_rows,
     settings_problem,
     suffix_links,
@@ -52,6 +55,8 @@ class SuffixModel(NgramModel):
         strengths: list[float] | None = None,
         shortest: int = 0,
         chars: list[str] | None = None,
+        l1: list[float] | None = None,
+        smoothing: float = 1e-4,
     ) -> None:
         super().__init__()
         if chars is not None and len(chars) + 1 != vocab_size:
@@ -59,9 +64,12 @@ class SuffixModel(NgramModel):
         strengths = default_strengths(context_size) if strengths is None else list(strengths)
         check_sizes(vocab_size, context_size)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
+        problem = problem or l1_problem(context_size, l1, smoothing)
         if problem is not None:  # "<setting> <what is wrong>"
             raise SettingError(*problem.split(" ", 1))
         self.vocab_size, self.context_size = vocab_size, context_size
+        self.l1 = None if l1 is None else [float(s) for s in l1]
+        self.smoothing = float(smoothing)
         self.strengths, self.shortest = strengths, shortest
         self._allocate(0)
 
@@ -111,9 +119,15 @@ class SuffixModel(NgramModel):
         total = self.train_total.to(pull.dtype).clamp_min(1)
         return (0.2 * examples + pull + children).clamp_min(0.01) / total
 
-    def strength_of_rows(self) -> Tensor:
-        strengths = torch.tensor(self.strengths, dtype=self.scale.dtype, device=self.scale.device)
+    def strength_of_rows(self, per_length: list[float] | None = None) -> Tensor:
+        """(R,) a per-length setting at each row (default: the L2 strengths)."""
+        per_length = self.strengths if per_length is None else per_length
+        strengths = torch.tensor(per_length, dtype=self.scale.dtype, device=self.scale.device)
         return strengths[self.lengths]
+
+    @property
+    def has_l1(self) -> bool:
+        return self.l1 is not None and any(s > 0 for s in self.l1)
 
     @property
     def theta(self) -> Tensor:
@@ -175,8 +189,15 @@ class SuffixModel(NgramModel):
         return nll + unknown, counts.sum()
 
     def penalty(self) -> Tensor:
-        squares = self.W.pow(2).sum(1)  # (R,)
-        return (self.strength_of_rows() * squares).sum() / self.train_total.clamp_min(1)
+        """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
+        absolute value (eps: `smoothing`)."""
+        w = self.W
+        terms = self.strength_of_rows() * w.pow(2).sum(1)  # (R,)
+        if self.has_l1:
+            eps = self.smoothing
+            smooth = (w.pow(2) + eps**2).sqrt().sub(eps).sum(1)
+            terms = terms + self.strength_of_rows(self.l1) * smooth
+        return terms.sum() / self.train_total.clamp_min(1)
 
     def resize_to(self, state: dict) -> None:
         """An empty table of a saved state's size and precision, ready for `load_state_dict`."""

@@ -32,6 +32,7 @@ from makemore_pl.models.suffix import SuffixModel
 from makemore_pl.models.suffixes import subtree_diffs_, subtree_sums_, theta_to_w_, w_to_theta_
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
+REFRESH = 50  # with L1: iterations between preconditioners (its curvature follows w)
 
 
 @dataclass
@@ -68,6 +69,11 @@ class Objective:
         self.model, self.reduce = model, reduce
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
+        self.l1 = None  # (R, 1) the L1 strengths / N, and a buffer for |w|_eps's square roots
+        if model.has_l1:
+            self.l1 = self.inv_total * model.strength_of_rows(model.l1)[:, None]
+            self.root = torch.empty_like(model.U)
+            self.eps = model.smoothing
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
         """f(w); its gradient is written into `grad`, and the NLL per example into `self.nll`."""
@@ -88,7 +94,25 @@ class Objective:
         grad.mul_(self.inv_total).addcmul_(self.l2, w)
         square = torch.einsum("rv,rv,r->", w, w, self.l2[:, 0]) * 0.5
         self.nll = float(nll[0] + self.unknown) * self.inv_total
-        return self.nll + float(square)
+        return self.nll + float(square) + self._add_l1(w, grad)
+
+    def _add_l1(self, w: Tensor, grad: Tensor) -> float:
+        """The smoothed L1 term sum l1 (sqrt(w^2 + eps^2) - eps), its gradient added to grad."""
+        if self.l1 is None:
+            return 0.0
+        root = torch.mul(w, w, out=self.root).add_(self.eps**2).sqrt_()
+        value = float(torch.einsum("rv,r->", root, self.l1[:, 0]))
+        value -= self.eps * float(self.l1.sum()) * w.shape[1]
+        grad.addcmul_(self.l1, w / root)  # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
+        return value
+
+    def couplings(self, w: Tensor) -> Tensor:
+        """The preconditioner's lambda: the L2 strengths / N ((R, 1)), plus with L1 its smoothed
+        term's curvature at w, per entry ((R, V)): l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
+        if self.l1 is None:
+            return self.l2 / 2
+        t = w * w + self.eps**2
+        return self.l2 / 2 + self.l1 * self.eps**2 / (2 * t * t.sqrt())
 
     def curvature(self) -> Tensor:
         """(R, 1) a diagonal of the NLL's Hessian in theta, per row: N_r mean_v p (1 - p) / N,
@@ -163,9 +187,9 @@ class SuffixFit:
         self.model, self.tolerance, self.history = model, tolerance, history
         with torch.no_grad():
             self.f = Objective(model, train, reduce)
-            l2 = self.f.l2 / 2
-            self.tree = TreePreconditioner(model.links, self.f.curvature(), l2)
+            self.curvature = self.f.curvature()
             self.w = theta_to_w_(model.theta.contiguous(), model.links)
+            self.tree = TreePreconditioner(model.links, self.curvature, self.f.couplings(self.w))
             self.g = torch.empty_like(self.w)
             self.s = torch.empty(history, *self.w.shape, dtype=self.w.dtype, device=self.w.device)
             self.y = torch.empty_like(self.s)
@@ -185,6 +209,12 @@ class SuffixFit:
             if self.largest <= self.tolerance:
                 stopped = "gradient"
                 break
+            if self.f.l1 is not None and self.iterations % REFRESH == 0 and self.iterations:
+                # the smoothed L1's curvature moves with w: a new H0, and curvature pairs of it
+                self.tree = TreePreconditioner(
+                    self.model.links, self.curvature, self.f.couplings(self.w)
+                )
+                self.pairs.clear()
             if not self._iterate(d):
                 stopped = "line search"
                 break

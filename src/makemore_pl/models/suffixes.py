@@ -104,6 +104,18 @@ def settings_problem(v, c, strengths, shortest) -> str | None:
     return None
 
 
+def l1_problem(c: int, l1, smoothing) -> str | None:
+    """What is wrong with the L1 settings (None: no L1 term), or None."""
+    if l1 is not None:
+        if not isinstance(l1, list | tuple) or len(l1) != c + 1:
+            return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
+        if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in l1):
+            return f"l1 must be finite and 0 or more, got {list(l1)!r}"
+    if not (isinstance(smoothing, int | float) and 0 < smoothing < float("inf")):
+        return f"smoothing must be a positive number, got {smoothing!r}"
+    return None
+
+
 def tensors_problem(state: dict, v: int, c: int) -> str | None:
     """What is wrong with a state dict's suffix table and weights, or None."""
     if not isinstance(state, dict) or set(state) != set(STATE):
@@ -134,6 +146,8 @@ SUFFIX_SETTINGS = {
     "context_size": 1,
     "strengths": None,
     "shortest": 0,
+    "l1": None,
+    "smoothing": 1e-4,
     "max_iter": 100,
     "history_size": 2,
     "tolerance": 1e-7,
@@ -158,6 +172,8 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     c = 1 if c is None else c
     strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
     problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
+    if problem is None and isinstance(c, int):
+        problem = l1_problem(c, hparams.get("l1"), hparams.get("smoothing", 1e-4))
     return problem or tensors_problem(state_dict, v, c)
 
 
