@@ -3,11 +3,14 @@
     python -m benchmarks.run                      # every part: several minutes on 2 cores
     python -m benchmarks.run --quick              # fewer repeats and sizes: checks every row runs
     python -m benchmarks.run --parts kenlm startup --kenlm /path/to/kenlm [--large]
+    python -m benchmarks.run --parts suffix       # the every-suffix fit beside the dense one
 
 Parts: `lecture` (against the lecture's code), `kenlm` (Kneser-Ney against KenLM's lmplz +
 query, found by --kenlm DIR or $KENLM_DIR; skipped with a note when absent), `startup` (commands
-against `import torch`). Every figure is a median over repeats, or one whole process; "ratio"
-is reference / package (higher is better for the package).
+against `import torch`), `suffix` (the whole `fit --config configs/suffix.yaml` process: wall
+and CPU time, peak memory, beside the dense model's configs/trigram.yaml). Every figure is a
+median over repeats, or one whole process; "ratio" is reference / package (higher is better
+for the package).
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ from makemore_pl.core.batches import count_table
 
 ROWS: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
 PART = ["lecture"]  # the part rows are added to
-REFERENCES = {"lecture": "reference (lecture)", "kenlm": "KenLM", "startup": "`import torch`"}
+REFERENCES = {
+    "lecture": "reference (lecture)",
+    "kenlm": "KenLM",
+    "startup": "`import torch`",
+    "suffix": "dense model (configs/trigram.yaml)",
+}
 NOTES: list[str] = []
 
 
@@ -327,6 +335,35 @@ def bench_kenlm(kenlm: Path | None, large: bool) -> None:
         process_row(label, alone, reference)
 
 
+def fit_process(config: str) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak resident MB) of one whole `fit --config configs/<config>.yaml`."""
+    workdir = ROOT / "benchmarks" / "_runs" / f"fit-{config}"
+    subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    workdir.mkdir(parents=True)
+    args = [sys.executable, "-m", "makemore_pl", "fit", "--config"]
+    args += [str(ROOT / "configs" / f"{config}.yaml"), "--data.path", str(ROOT / "names.txt")]
+    args += ["--trainer.enable_progress_bar", "false"]
+    start = time.perf_counter()
+    child = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own usage, not every child's
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"fit --config {config} failed: {child.stderr.read().decode()[-500:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def bench_suffix() -> None:
+    """The every-suffix model's whole fit (c = 5, 1.6 M weights, to its optimum) beside the dense
+    trigram's (19,683 weights), each one process."""
+    shown = {}
+    for config in ("suffix", "trigram"):
+        wall, cpu, peak = fit_process(config)
+        shown[config] = f"{wall:,.1f} s wall, {cpu:,.1f} s CPU, {peak:,.0f} MB"
+        print(f"  {config}: {shown[config]}", file=sys.stderr, flush=True)
+    name = "whole `fit --config configs/<model>.yaml`: wall, CPU (user + system), peak memory"
+    ROWS["suffix"].append((name, shown["suffix"], shown["trigram"], ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and cases")
@@ -349,6 +386,8 @@ def main() -> None:
     if "startup" in args.parts:
         PART[0] = "startup"
         bench_startup(3 if args.quick else 5)
+    if "suffix" in args.parts:
+        bench_suffix()
     print_table(load, os.getloadavg()[0])
 
 

@@ -290,7 +290,7 @@ def test_next_steps_under_a_root_folder_put_the_option_after_the_command(cwd, ca
     main([*FIT, "--trainer.default_root_dir", "elsewhere", *QUIET])
     printed = caplog.text
     assert "makemore test --trainer.default_root_dir elsewhere --ckpt_path best" in printed
-    assert "makemore sample --default_root_dir elsewhere --ckpt_path best" in printed
+    assert "makemore sample --trainer.default_root_dir elsewhere --ckpt_path best" in printed
 
 
 def test_an_error_message_is_bounded():

@@ -29,6 +29,8 @@ HOST_SITES = {
     "host_uniforms",
     "inverse_cdf",
     "compare_with_counting",
+    "host_nll",
+    "_log_nll",
     "_exact_nll",
     "on_test_epoch_end",
     "probability_heatmap",

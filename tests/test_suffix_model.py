@@ -9,7 +9,7 @@ from makemore_pl.core.errors import UserError
 from makemore_pl.lit.suffix import SuffixLitModule
 from makemore_pl.models.dense import DenseTable
 from makemore_pl.models.optimum import fit_optimum, table_nll
-from makemore_pl.models.suffix import fit_suffix_model
+from makemore_pl.models.suffix_fit import fit_suffix_model
 from makemore_pl.models.suffixes import suffix_rows
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
@@ -45,7 +45,7 @@ def run(tmp_path_factory):
     path = tmp_path_factory.mktemp("suffix") / "words.txt"
     path.write_text("\n".join(MORE) + "\n", encoding="utf-8")
     data = NamesDataModule(str(path), context_size=3, val_fraction=0.2, test_fraction=0.2)
-    model = SuffixLitModule(data.vocab_size, data.context_size, chars=data.chars)
+    model = SuffixLitModule(data.vocab_size, data.context_size, chars=data.chars, tolerance=1e-10)
     fit = trainer(max_epochs=3)
     fit.fit(model, data)
     return data, model, fit
@@ -135,7 +135,7 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
 def test_trainer_fits_to_the_optimum(run):
     data, model, _ = run
     in_u, in_w = gradients(model, data)  # from about 1e-2 at the start
-    assert in_u < 1e-8 and in_w < 1e-7
+    assert in_u < 1e-8 and in_w < 1e-9  # the fit stops on the gradient in W, or at round-off
 
 
 def test_logged_nlls_are_exact_weighted_means(run):
@@ -195,6 +195,9 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
         ({"strengths": [1.0, 1.0]}, "strengths needs 4 values"),
         ({"strengths": [1.0, -1.0, 1.0, 1.0]}, "strengths must be finite and 0 or more"),
         ({"shortest": 4}, "shortest must be an integer in 0..3"),
+        ({"l1": [1.0]}, "l1 needs 4 values"),
+        ({"l1": [0.0, 0.1, -1.0, 0.0]}, "l1 must be finite and 0 or more"),
+        ({"smoothing": 0.0}, "smoothing must be a positive number"),
     ],
 )
 def test_bad_settings_are_one_line_user_errors(kwargs, words):

@@ -58,7 +58,8 @@ def fit_summary(
     ]
     use = None
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
-        saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        # mmap: the epoch alone, without reading the weights into memory
+        saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
         epoch = saved.get("val_epoch", saved["epoch"])  # numbered as the progress display does
         lines.append(f"best val_nll: {float(best.best_model_score):.5f} (epoch {epoch})")
         lines.append(f"best: {best.best_model_path}")

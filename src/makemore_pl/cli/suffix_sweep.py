@@ -19,7 +19,8 @@ from makemore_pl.core.batches import count_table
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError
 from makemore_pl.models.optimum import table_nll
-from makemore_pl.models.suffix import SuffixModel, fit_suffix_model
+from makemore_pl.models.suffix import SuffixModel
+from makemore_pl.models.suffix_fit import fit_suffix_model
 from makemore_pl.models.suffixes import default_strengths, settings_problem
 
 MAX_MOVES = 4  # steps in one direction per length and round: at most 2**4 = 16 times
@@ -47,7 +48,8 @@ def fit_point(
     if warm is not None:
         with torch.no_grad():
             model.U.copy_(warm.theta / model.scale[:, None])
-    return fit_suffix_model(model, count_table(*train[:2], vocab_size, train[2]), max_iter)
+    fit_suffix_model(model, count_table(*train[:2], vocab_size, train[2]), max_iter)
+    return model
 
 
 def choose_strengths(
@@ -115,6 +117,17 @@ def suffix_sweep(
         max_iter: L-BFGS iterations at most per fitted point.
     """
     data.setup("fit")
+    # one L-BFGS fit after another on 1.6 M weights: a second thread gains little and, on a
+    # shared machine, costs several times the time
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _sweep(data, start, rounds, max_iter)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sweep(data: NamesData, start, rounds: int, max_iter: int) -> dict[str, float | list[float]]:
     started = time.perf_counter()
     train, val = data.examples("train"), data.examples("val")
     print(f"{'strengths (suffix lengths 0..c)':<44} {'train_nll':>9} {'val_nll':>9} {'s':>5}")

@@ -330,8 +330,7 @@ class MakemoreCLI(LightningCLI):
         """How to call this package again for the same run folder (options after the command,
         where its parser takes them)."""
         root = self.config.fit.trainer.default_root_dir
-        option = "--default_root_dir" if command == "sample" else "--trainer.default_root_dir"
-        where = f" {option} {root}" if root not in (None, ".") else ""
+        where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
         return f"{self.parser.prog} {command}{where} --ckpt_path {checkpoint}"
 
     def after_predict(self) -> None:

@@ -14,6 +14,7 @@ from makemore_pl.models.registry import DEFAULT_MODEL
 TAGS = {
     "train_loss": "curves/train_loss",
     "train_nll": "curves/train_nll",
+    "fit_objective": "curves/lbfgs_loss",  # every L-BFGS iteration of the suffix fit
     "val_nll": "curves/val_nll",
     "test_nll": "held_out/test_nll",
     "counting_test_nll": "held_out/counting_test_nll",

@@ -53,20 +53,26 @@ class NgramLitModule(LightningModule):
         x, y, counts = batch
         nll_sum, total = self.nll_sum(x, y, counts)
         nll = nll_sum / total.clamp_min(1)
-        metric = self._metric(stage)
         if stage != "train" or self._first_evaluation_of_step():
-            metric.update(*self._exact_nll(x, y, counts, nll_sum, total))
-        epochwise = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
+            self._log_nll(stage, *self._exact_nll(x, y, counts, nll_sum, total), len(y))
+        if stage != "train":  # held out: the NLL alone (the penalty is a pass over all weights)
+            return nll
+        if self.trainer.world_size > 1:
+            return self._global_objective(nll_sum, total)
+        return nll + self.penalty()
+
+    @torch.no_grad()
+    def _log_nll(self, stage: str, nll: Tensor, total: Tensor, batch_size: int) -> None:
+        """Adds a batch's mean NLL over `total` examples to the stage's exact running mean."""
+        metric = self._metric(stage)
+        metric.update(nll.to(metric.device), weight=total.to(metric.device))
+        epochwise = {"on_step": False, "on_epoch": True, "batch_size": batch_size}
         name = f"{stage}_nll"
         self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
         # TensorBoard's hparams view ranks training runs by hp_metric; `validate` needs no copy
         if stage == "val" and self.trainer.state.fn == "fit":
             self.log("hp_metric", metric, metric_attribute=name, **epochwise)
-        if stage == "train" and self.trainer.world_size > 1:
-            return self._global_objective(nll_sum, total)
-        return nll + self.penalty()
 
-    @torch.no_grad()
     def _exact_nll(
         self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
     ) -> tuple[Tensor, Tensor]:

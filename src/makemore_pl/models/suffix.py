@@ -6,12 +6,13 @@ the empty one, the last character, the last two, ...), so that
     logits(h) = sum_k W[row of suffix_k(h)],      loss = mean NLL + sum_r L[len r] |W_r|^2 / N,
 
 with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
-example). A suffix never seen in training has no row and adds nothing: the neural form of backing
+example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
+|w|_eps = sqrt(w^2 + eps^2) - eps, which tends to |w| as eps (`smoothing`) goes to 0. A suffix
+never seen in training has no row and adds nothing: the neural form of backing
 off. The suffixes of h that have rows are lengths 0..m, so the sum telescopes: with
 theta_r = W_r + W_parent(r) + ... (parent: one character shorter), logits(h) = theta[deepest row
-of h]. Training works in the coordinates U = theta / scale, scale ~ 1 / sqrt(curvature): there
-the rows of different lengths no longer pull against each other and full-batch L-BFGS reaches
-the optimum in a few hundred steps instead of tens of thousands.
+of h]. The weights are kept as U = theta / scale, scale ~ 1 / sqrt(curvature) (the checkpoint's
+form); the fit (`makemore_pl.models.suffix_fit`) works in W.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from makemore_pl.core.batches import Batch, count_table
+from makemore_pl.core.batches import count_table
 from makemore_pl.core.contexts import check_sizes
 from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.models.ngram import NgramModel
@@ -31,9 +32,12 @@ from makemore_pl.models.suffixes import (
     deepest_rows,
     default_strengths,
     key_lengths,
+    l1_problem,
     parent_rows,
     settings_problem,
+    suffix_links,
     table_keys,
+    w_to_theta_,
 )
 
 
@@ -51,6 +55,8 @@ class SuffixModel(NgramModel):
         strengths: list[float] | None = None,
         shortest: int = 0,
         chars: list[str] | None = None,
+        l1: list[float] | None = None,
+        smoothing: float = 1e-4,
     ) -> None:
         super().__init__()
         if chars is not None and len(chars) + 1 != vocab_size:
@@ -58,9 +64,12 @@ class SuffixModel(NgramModel):
         strengths = default_strengths(context_size) if strengths is None else list(strengths)
         check_sizes(vocab_size, context_size)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
+        problem = problem or l1_problem(context_size, l1, smoothing)
         if problem is not None:  # "<setting> <what is wrong>"
             raise SettingError(*problem.split(" ", 1))
         self.vocab_size, self.context_size = vocab_size, context_size
+        self.l1 = None if l1 is None else [float(s) for s in l1]
+        self.smoothing = float(smoothing)
         self.strengths, self.shortest = strengths, shortest
         self._allocate(0)
 
@@ -82,6 +91,7 @@ class SuffixModel(NgramModel):
         self.register_buffer("lengths", lengths, persistent=False)
         parents = parent_rows(self.keys, hp.vocab_size, hp.context_size)
         self.register_buffer("parents", parents, persistent=False)
+        self.links = suffix_links(lengths, parents, hp.context_size)  # the tree, per length
         self._looked_up: tuple[Tensor, Tensor] | None = None  # (contexts, rows) of rows_of
 
     @torch.no_grad()
@@ -109,9 +119,15 @@ class SuffixModel(NgramModel):
         total = self.train_total.to(pull.dtype).clamp_min(1)
         return (0.2 * examples + pull + children).clamp_min(0.01) / total
 
-    def strength_of_rows(self) -> Tensor:
-        strengths = torch.tensor(self.strengths, dtype=self.scale.dtype, device=self.scale.device)
+    def strength_of_rows(self, per_length: list[float] | None = None) -> Tensor:
+        """(R,) a per-length setting at each row (default: the L2 strengths)."""
+        per_length = self.strengths if per_length is None else per_length
+        strengths = torch.tensor(per_length, dtype=self.scale.dtype, device=self.scale.device)
         return strengths[self.lengths]
+
+    @property
+    def has_l1(self) -> bool:
+        return self.l1 is not None and any(s > 0 for s in self.l1)
 
     @property
     def theta(self) -> Tensor:
@@ -125,12 +141,26 @@ class SuffixModel(NgramModel):
         parent = F.embedding(self.parents.clamp_min(0), theta)  # deterministic backward
         return theta - parent * (self.parents >= 0)[:, None]
 
+    @torch.no_grad()
+    def set_W(self, w: Tensor) -> None:
+        """U <- the coordinates of the linear layer `w` (R, V), which is left as it was."""
+        self.U.copy_(w)
+        w_to_theta_(self.U.data, self.links).div_(self.scale[:, None])
+
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids -> (B, V) logits; 0 (uniform) for a context with no row at all."""
         hp = self
         if not len(self.keys):
             return self.U.new_zeros(len(x), hp.vocab_size)
-        return deepest_logits(self.theta, self.rows_of(x))
+        return self.theta_of(self.rows_of(x))
+
+    def theta_of(self, rows: Tensor) -> Tensor:
+        """(B,) rows (-1: none) -> (B, V) their theta (0 for -1), computed for these rows only:
+        the whole table's theta is a copy of all the weights. F.embedding: a deterministic
+        backward, unlike U[rows]."""
+        known = rows >= 0
+        picked = rows.clamp_min(0)
+        return deepest_logits(self.U, rows) * (self.scale[picked] * known)[:, None]
 
     def rows_of(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B,) their deepest rows; L-BFGS evaluates one batch many times
@@ -145,56 +175,32 @@ class SuffixModel(NgramModel):
     def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
         """(sum of counts[i] * cross-entropy of example i, sum of counts), as
         sum_r N_r logsumexp(theta_r) - sum_i counts[i] theta[row_i, y_i], N_r the examples of
-        row r: one logsumexp per row instead of one per example."""
-        theta, rows, v = self.theta, self.rows_of(x), self.vocab_size
-        counts = counts.to(theta.dtype)  # a float32 total would round the logged NLL to float32
+        row r: one logsumexp per row with examples instead of one per example."""
+        rows, v = self.rows_of(x), self.vocab_size
+        counts = counts.to(self.U.dtype)  # a float32 total would round the logged NLL to float32
         known = rows >= 0
-        per_row = torch.zeros_like(theta[:, 0]).index_add_(0, rows[known], counts[known])
-        picked = F.embedding(rows.clamp_min(0) * v + y, theta.reshape(-1, 1))[:, 0]
+        per_row = torch.zeros_like(self.scale).index_add_(0, rows[known], counts[known])
+        used = per_row.nonzero()[:, 0]
+        lse = self.theta_of(used).logsumexp(1)
+        flat = self.U.reshape(-1, 1)
+        picked = F.embedding(rows.clamp_min(0) * v + y, flat)[:, 0] * self.scale[rows.clamp_min(0)]
         unknown = counts[~known].sum() * math.log(v)  # uniform: a context with no row
-        nll = (per_row * theta.logsumexp(1)).sum() - (counts * picked * known).sum()
+        nll = (per_row[used] * lse).sum() - (counts * picked * known).sum()
         return nll + unknown, counts.sum()
 
     def penalty(self) -> Tensor:
-        squares = self.W.pow(2).sum(1)  # (R,)
-        return (self.strength_of_rows() * squares).sum() / self.train_total.clamp_min(1)
+        """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
+        absolute value (eps: `smoothing`)."""
+        w = self.W
+        terms = self.strength_of_rows() * w.pow(2).sum(1)  # (R,)
+        if self.has_l1:
+            eps = self.smoothing
+            smooth = (w.pow(2) + eps**2).sqrt().sub(eps).sum(1)
+            terms = terms + self.strength_of_rows(self.l1) * smooth
+        return terms.sum() / self.train_total.clamp_min(1)
 
     def resize_to(self, state: dict) -> None:
         """An empty table of a saved state's size and precision, ready for `load_state_dict`."""
         self._allocate(len(state["keys"]), state["U"].dtype)
         self.keys.copy_(state["keys"])
         self._derive()
-
-
-def fit_suffix_model(
-    model: SuffixModel, train: Batch, max_iter: int = 500, tolerance: float = 1e-8
-) -> SuffixModel:
-    """The model fitted to the optimum of its objective on a count table, by full-batch
-    L-BFGS: stops after `max_iter` iterations or once 25 iterations lower the objective by less
-    than `tolerance`."""
-    x, y, counts = train
-    counts = counts.to(model.U.dtype)
-    optimizer = torch.optim.LBFGS(
-        model.parameters(),
-        lr=1.0,
-        max_iter=25,
-        history_size=20,
-        tolerance_grad=1e-9,
-        tolerance_change=0.0,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        nll_sum, total = model.nll_sum(x, y, counts)
-        loss = nll_sum / total + model.penalty()
-        loss.backward()
-        return loss
-
-    previous = math.inf
-    for _ in range(math.ceil(max_iter / 25)):
-        loss = optimizer.step(closure).item()
-        if previous - loss < tolerance:
-            break
-        previous = loss
-    return model

@@ -105,6 +105,18 @@ def settings_problem(v, c, strengths, shortest) -> str | None:
     return None
 
 
+def l1_problem(c: int, l1, smoothing) -> str | None:
+    """What is wrong with the L1 settings (None: no L1 term), or None."""
+    if l1 is not None:
+        if not isinstance(l1, list | tuple) or len(l1) != c + 1:
+            return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
+        if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in l1):
+            return f"l1 must be finite and 0 or more, got {list(l1)!r}"
+    if not (isinstance(smoothing, int | float) and 0 < smoothing < float("inf")):
+        return f"smoothing must be a positive number, got {smoothing!r}"
+    return None
+
+
 def tensors_problem(state: dict, v: int, c: int) -> str | None:
     """What is wrong with a state dict's suffix table and weights, or None."""
     if not isinstance(state, dict) or set(state) != set(STATE):
@@ -137,9 +149,11 @@ SUFFIX_SETTINGS = {
     "context_size": 1,
     "strengths": None,
     "shortest": 0,
+    "l1": None,
+    "smoothing": 1e-4,
     "max_iter": 100,
-    "history_size": 20,
-    "tolerance": 1e-9,
+    "history_size": 2,
+    "tolerance": 1e-7,
     "chars": None,
 }
 
@@ -161,4 +175,56 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     c = 1 if c is None else c
     strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
     problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
+    if problem is None and isinstance(c, int):
+        problem = l1_problem(c, hparams.get("l1"), hparams.get("smoothing", 1e-4))
     return problem or tensors_problem(state_dict, v, c)
+
+
+# -- the tree transforms, in place, one suffix length at a time ---------------------------------
+# `links` (suffix_links): for each suffix length k whose rows have parents, the rows' slice, their
+# parents' slice (length k - 1) and each row's parent as an index into that slice. The four
+# transforms are linear O(R V) passes that allocate at most one length's rows.
+Links = list[tuple[tuple[int, int], tuple[int, int], Tensor]]
+
+
+def suffix_links(lengths: Tensor, parents: Tensor, context_size: int) -> Links:
+    """Each linked suffix length's (rows, parents' rows, parent index) (keys sorted by length)."""
+    ends = torch.searchsorted(lengths, torch.arange(context_size + 2, device=lengths.device))
+    levels = [(int(ends[k]), int(ends[k + 1])) for k in range(context_size + 1)]
+    links = []
+    for k in range(1, context_size + 1):
+        (start, end), (p0, p1) = levels[k], levels[k - 1]
+        parent = parents[start:end]
+        if end == start or bool((parent < 0).all()):
+            continue  # no rows, or the shortest length kept (`shortest`): roots
+        links.append(((start, end), (p0, p1), parent - p0))
+    return links
+
+
+def w_to_theta_(a: Tensor, links: Links) -> Tensor:
+    """T: theta_r = W_r + theta_parent(r), shallow lengths first."""
+    for (start, end), (p0, p1), parent in links:
+        a[start:end] += a[p0:p1][parent]
+    return a
+
+
+def theta_to_w_(a: Tensor, links: Links) -> Tensor:
+    """T^-1: W_r = theta_r - theta_parent(r), deepest lengths first (parents still theta)."""
+    for (start, end), (p0, p1), parent in reversed(links):
+        a[start:end] -= a[p0:p1][parent]
+    return a
+
+
+def subtree_sums_(a: Tensor, links: Links) -> Tensor:
+    """T^T: a_r <- the sum over r's subtree (a gradient in theta -> in W), deepest first."""
+    for (start, end), (p0, p1), parent in reversed(links):
+        a[p0:p1].index_add_(0, parent, a[start:end])
+    return a
+
+
+def subtree_diffs_(a: Tensor, links: Links) -> Tensor:
+    """T^-T: a_r <- a_r - the sum over r's children (a gradient in W -> in theta), shallow first
+    (the children still hold their subtree sums)."""
+    for (start, end), (p0, p1), parent in links:  # -(-a_p + sum): index_add_'s alpha is slow
+        a[p0:p1].neg_().index_add_(0, parent, a[start:end]).neg_()
+    return a
