@@ -59,6 +59,7 @@ def test_resume_takes_the_runs_own_settings_and_options_still_win(words_folder):
     assert not list(words_folder.glob("lightning_logs/version_1*"))  # resumed in place
 
 
+@pytest.mark.slow
 def test_one_best_and_one_last_across_resumes(words_folder, recwarn):
     every = ["--best_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "1"]
     fit_in_process(words_folder, "--trainer.max_epochs", "3", "--model.lr", "2", *every)
@@ -116,6 +117,7 @@ def test_test_logs_into_the_run_at_the_checkpoint_step(tiny_run, tmp_path):
     assert "epoch" not in logged.Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_fit_and_sample_print_no_dependency_chatter(words_folder):
     fit = makemore("fit", *TRIGRAM, "--trainer.max_epochs", "2", cwd=words_folder)
     sample = ["--ckpt_path", "last", "--num_samples", "3", "--data.path", "words.txt"]

@@ -293,6 +293,7 @@ def test_next_steps_under_a_root_folder_put_the_option_after_the_command(cwd, ca
     assert "makemore sample --trainer.default_root_dir elsewhere --ckpt_path best" in printed
 
 
+@pytest.mark.slow
 def test_an_error_message_is_bounded():
     from makemore_pl.cli.main import error_line
 
@@ -338,6 +339,7 @@ def test_ctrl_c_in_a_plain_command_is_one_line_and_130(cwd):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_settings(cwd):
     main([*FIT, "--data.context_size", "2", *QUIET])
     for ckpt in (cwd / "lightning_logs").glob("version_0*/checkpoints/*.ckpt"):

@@ -37,6 +37,7 @@ def last_checkpoint(folder: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
+@pytest.mark.slow
 def test_a_messy_file_gives_the_words_split_and_model_of_the_clean_one(tmp_path):
     for name, content in (("clean", "\n".join(NAMES).encode()), ("messy", messy(NAMES))):
         (tmp_path / name).mkdir()

@@ -100,6 +100,7 @@ def test_has_float64_is_false_on_mps_and_where_declared(monkeypatch):
     assert not has_float64("cpu") and not has_float64("meta") and has_float64("cuda")
 
 
+@pytest.mark.slow
 def test_no_float64_tensor_is_made_on_a_device_without_it(words, monkeypatch):
     watch = Float64Watch()
     with watch:  # the normal path: the watch sees the model's float64 sums
@@ -114,6 +115,7 @@ def test_no_float64_tensor_is_made_on_a_device_without_it(words, monkeypatch):
     assert W.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_nlls_without_float64_are_those_of_the_normal_path(words, monkeypatch):
     normal = fit_and_test(words, "normal")
     monkeypatch.setenv(NO_FLOAT64_ENV, "cpu")
@@ -143,6 +145,7 @@ def test_nlls_without_float64_are_those_of_the_normal_path(words, monkeypatch):
     assert printed_nlls(out.getvalue()) == normal
 
 
+@pytest.mark.slow
 def test_the_suffix_model_trains_in_float32_without_float64(words, monkeypatch, caplog):
     normal = fit_and_test(words, "normal", *SUFFIX, "--trainer.precision", "32-true")
     monkeypatch.setenv(NO_FLOAT64_ENV, "cpu")

@@ -125,6 +125,7 @@ def test_a_legacy_run_resumes_with_its_config(tmp_path):
     assert resumed["hyper_parameters"]["_class_path"] == "makemore_pl.lit.suffix.SuffixLitModule"
 
 
+@pytest.mark.slow
 def test_the_plain_commands_import_no_lightning(tiny_run, tmp_path):
     """sample, baseline and sweep (its neural path too) run without the training stack."""
     shutil.copy(tiny_run / "words.txt", tmp_path)

@@ -1,6 +1,7 @@
 """The suffix model's own fit (models/suffix_fit.py) on tiny data: its tree transforms, its
 analytic objective and gradient, its optimum and its determinism."""
 
+import pytest
 import torch
 
 from makemore_pl import Vocabulary, build_ngrams
@@ -115,6 +116,7 @@ def test_the_smoothed_l1_term_is_the_penaltys():
     assert torch.allclose(subtree_sums_(in_theta.clone(), m.links), grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_the_smoothed_optimum_converges_to_the_exact_l1_optimum():
     """As eps shrinks by 10 the fit's weights move about 10 times less, and at eps = 1e-6 they
     meet the exact L1 optimum's subgradient condition: where W = 0 the smooth part's gradient is

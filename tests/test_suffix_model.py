@@ -97,6 +97,7 @@ def test_logits_are_the_sum_of_the_rows_of_every_suffix():
     assert torch.allclose(model(unseen), model.W[suffix_rows(model.keys, unseen, v)[0, :2]].sum(0))
 
 
+@pytest.mark.slow
 def test_full_context_only_is_the_dense_model_at_its_optimum():
     v, x, y = train_examples(context_size=2)
     table = count_table(x, y, v)
