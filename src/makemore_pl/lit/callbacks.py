@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ class LogSnapshots(Callback):
     @rank_zero_only
     def snapshot(self, trainer: Trainer, model: NgramLitModule, annotate: bool) -> None:
         try:
-            self.log_snapshot(trainer, model, annotate)
+            with warnings.catch_warnings():  # a character the font lacks draws as a box
+                warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+                self.log_snapshot(trainer, model, annotate)
         except Exception as err:  # optional: the run and its checkpoints matter more
             rank_zero_warn(f"TensorBoard snapshot at step {trainer.global_step} failed: {err}")
 
