@@ -142,13 +142,19 @@ def test_a_checkpoint_moved_out_of_its_run_is_tested_without_warnings(words_fold
     assert not [w for w in caught if "dirpath" in str(w.message)]
 
 
+TRAINING = ("fit", "validate", "test", "predict")
+
+
 def test_help_names_the_program_and_every_command(capsys):
     run_cli("--help", cwd=Path("."))
     out = capsys.readouterr().out
     assert out.startswith("usage: makemore COMMAND")
-    for command in ("fit", "validate", "test", "predict", "sample", "baseline", "sweep"):
-        line = next(line for line in out.splitlines() if line.strip().startswith(command + " "))
-        assert line.rstrip().endswith(".")  # a whole sentence
+    assert max(len(line) for line in out.splitlines()) <= 80  # as an 80-column terminal shows it
+    listing = out.split("commands:\n")[1].split("\n\n")[0]
+    summaries = dict(entry.split(None, 1) for entry in re.split(r"\n(?=  \S)", listing))
+    assert set(summaries) == {*TRAINING, "sample", "baseline", "sweep", "suffix_sweep"}
+    for summary in summaries.values():
+        assert " ".join(summary.split()).endswith(".")  # a whole sentence
 
 
 @pytest.mark.parametrize("command", ["sample", "baseline", "sweep"])

@@ -11,6 +11,7 @@ import ast
 import errno
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 ABOUT = (
@@ -47,20 +48,19 @@ def program_name() -> str:
 
 
 def overview(prog: str) -> str:
+    """The top-level help, wrapped to 80 columns."""
     commands = {**TRAINING_COMMANDS, **PLAIN_COMMANDS}
     width = max(len(name) for name in commands)
-    rows = [f"  {name:<{width}}  {summary(*where)}" for name, where in commands.items()]
+    indent = " " * (width + 4)
+    rows = [
+        textwrap.fill(summary(*where), 79, initial_indent=f"  {name:<{width}}  ",
+                      subsequent_indent=indent)
+        for name, where in commands.items()
+    ]  # fmt: skip
+    hint = f"`{prog} COMMAND --help` lists a command's options. Start with `{prog} fit`."
     return "\n".join(
-        [
-            f"usage: {prog} COMMAND [options]",
-            "",
-            ABOUT,
-            "",
-            "commands:",
-            *rows,
-            "",
-            f"`{prog} COMMAND --help` lists a command's options. Start with `{prog} fit`.",
-        ]
+        [f"usage: {prog} COMMAND [options]", "", textwrap.fill(ABOUT, 79), "", "commands:"]
+        + [*rows, "", textwrap.fill(hint, 79)]
     )
 
 
