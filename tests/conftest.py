@@ -118,3 +118,21 @@ def quiet_trainer(**kwargs) -> L.Trainer:
         accelerator="cpu",
         **kwargs,
     )
+
+
+RELIABILITY_DOC = ROOT / "docs" / "reliability.md"
+
+
+def markdown_code(text: str, limit: int | None = None) -> str:
+    """`text` as Markdown inline code inside a table cell; with `limit`, long values cut."""
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 20] + f"… ({len(text)} characters)"
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def documented_table(start_line: str) -> str:
+    """The table of docs/reliability.md that starts with `start_line`, as the file holds it."""
+    doc = RELIABILITY_DOC.read_text(encoding="utf-8")
+    start = doc.index(start_line)
+    return doc[start : doc.index("\n\n", start) + 1]

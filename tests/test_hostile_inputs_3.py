@@ -17,9 +17,16 @@ import pytest
 import torch
 
 from makemore_pl.cli.main import main
-from tests.conftest import QUIET, TINY_WORDS, run_folder
+from tests.conftest import (
+    QUIET,
+    RELIABILITY_DOC,
+    TINY_WORDS,
+    documented_table,
+    markdown_code,
+    run_folder,
+)
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+DOC = RELIABILITY_DOC
 PREFIX = "makemore_pl: error: "
 TABLE_START = "| round-3 case | command | what you see |"
 
@@ -393,31 +400,24 @@ def test_a_checkpoint_is_never_written_over_a_file_the_command_reads(tmp_path):
     assert data.read_text() == "emma\n"
 
 
-def code(text: str) -> str:
-    """`text` as Markdown inline code inside a table cell (long values cut)."""
-    text = text if len(text) <= 80 else text[:60] + f"… ({len(text)} characters)"
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+def code80(text: str) -> str:
+    return markdown_code(text, 80)
 
 
 def render_table() -> str:
     lines = [TABLE_START, "|---|---|---|"]
     for row in ROWS:
-        message = code(shown(row)) if row[2] is not None else shown(row)
-        lines.append(f"| {row[0]} | {code(' '.join(row[1]))} | {message} |")
+        message = code80(shown(row)) if row[2] is not None else shown(row)
+        lines.append(f"| {row[0]} | {code80(' '.join(row[1]))} | {message} |")
     return "\n".join(lines) + "\n"
 
 
-def documented_table(doc: str) -> str:
-    start = doc.index(TABLE_START)
-    return doc[start : doc.index("\n\n", start) + 1]
-
-
 def test_the_doc_table_is_the_table_of_the_tests():
-    doc = DOC.read_text(encoding="utf-8")
-    assert documented_table(doc) == render_table(), "run: python -m tests.test_hostile_inputs_3"
+    assert documented_table(TABLE_START) == render_table(), (
+        "run: python -m tests.test_hostile_inputs_3"
+    )
 
 
 if __name__ == "__main__":  # python -m tests.test_hostile_inputs_3: rewrite the doc's table
     text = DOC.read_text(encoding="utf-8")
-    DOC.write_text(text.replace(documented_table(text), render_table()), encoding="utf-8")
+    DOC.write_text(text.replace(documented_table(TABLE_START), render_table()), encoding="utf-8")

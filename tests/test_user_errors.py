@@ -20,9 +20,16 @@ import torch
 
 from makemore_pl import DataError, NamesDataModule
 from makemore_pl.cli.main import main
-from tests.conftest import QUIET, last_checkpoint, quiet
+from tests.conftest import (
+    QUIET,
+    RELIABILITY_DOC,
+    documented_table,
+    last_checkpoint,
+    markdown_code,
+    quiet,
+)
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+DOC = RELIABILITY_DOC
 CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
 
 
@@ -313,30 +320,20 @@ def test_an_option_of_the_wrong_type_is_a_usage_error(cwd, capsys):
     assert "data.context_size" in error and "two" in error
 
 
-def code(text: str) -> str:
-    """`text` as Markdown inline code inside a table cell."""
-    text = text.replace("|", "\\|")
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
-
-
 def render_table() -> str:
     """The table of docs/reliability.md, made from ROWS."""
     lines = [TABLE_START, "|---|---|---|"]
     for case, args, message, *_ in ROWS:
-        lines.append(f"| {case} | {code(' '.join(args))} | {code(PREFIX + message)} |")
+        lines.append(
+            f"| {case} | {markdown_code(' '.join(args))} | {markdown_code(PREFIX + message)} |"
+        )
     case, args, shown = WRONG_TYPE
-    lines.append(f"| {case} | {code(' '.join(args))} | {shown} |")
+    lines.append(f"| {case} | {markdown_code(' '.join(args))} | {shown} |")
     return "\n".join(lines) + "\n"
 
 
-def documented_table(doc: str) -> str:
-    start = doc.index(TABLE_START)
-    return doc[start : doc.index("\n\n", start) + 1]
-
-
 def test_the_doc_table_is_the_table_of_the_tests():
-    doc = DOC.read_text(encoding="utf-8")
-    assert documented_table(doc) == render_table(), "run: python -m tests.test_user_errors"
+    assert documented_table(TABLE_START) == render_table(), "run: python -m tests.test_user_errors"
 
 
 def test_a_run_folder_with_no_logger_is_checked_before_training(cwd, monkeypatch):
@@ -380,4 +377,4 @@ def test_a_user_sees_one_line_and_no_traceback(cwd, case):
 
 if __name__ == "__main__":  # python -m tests.test_user_errors: rewrite the doc's table
     text = DOC.read_text(encoding="utf-8")
-    DOC.write_text(text.replace(documented_table(text), render_table()), encoding="utf-8")
+    DOC.write_text(text.replace(documented_table(TABLE_START), render_table()), encoding="utf-8")
