@@ -15,8 +15,9 @@ from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
+from makemore_pl.cli.checkpoint_args import require_weights_only
 from makemore_pl.cli.runs import find_run_checkpoint
-from makemore_pl.cli.training import MakemoreCLI, MakemoreTrainer, require_weights_only
+from makemore_pl.cli.training import MakemoreCLI, MakemoreTrainer
 from makemore_pl.core import files
 from makemore_pl.core.errors import CheckpointError
 from makemore_pl.lit import checkpoint_io

@@ -379,9 +379,9 @@ def test_resuming_a_run_another_process_is_starting_says_so(cwd):
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
+    from makemore_pl.cli.checkpoint_args import run_config
     from makemore_pl.cli.config_files import ConfigTooLarge
     from makemore_pl.cli.plain import data_sections_only
-    from makemore_pl.cli.training import run_config
 
     with pytest.raises(ConfigTooLarge, match=ALIASES):
         run_config(cwd / "bomb.yaml")

@@ -11,21 +11,26 @@ import importlib
 import inspect
 import json
 import os
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
-import yaml
-from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.cli.baseline import counting_model
-from makemore_pl.cli.config_files import safe_load
+from makemore_pl.cli.checkpoint_args import (
+    RunComplete,
+    check_not_complete,
+    check_settings,
+    choose_data_file,
+    option_value,
+    require_weights_only,
+    run_config,
+)
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
+from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
 from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
@@ -37,11 +42,17 @@ from makemore_pl.cli.runs import (
     run_of_checkpoint,
     safe_name,
 )
-from makemore_pl.core.data_identity import DataFile, locate
-from makemore_pl.core.devices import device_of, has_float64
-from makemore_pl.core.errors import CheckpointError, CommandError, SettingError, UserError
+from makemore_pl.cli.trainer_options import (
+    check_device,
+    check_precision,
+    check_seed,
+    check_splits,
+    check_trainer_options,
+)
+from makemore_pl.core.data_identity import DataFile
+from makemore_pl.core.devices import device_of
+from makemore_pl.core.errors import CommandError, SettingError, UserError
 from makemore_pl.core.files import check_writable_target
-from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.lit.callbacks import (
     BestCheckpoint,
     CountingReference,
@@ -57,7 +68,7 @@ from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PredictionWriter
 from makemore_pl.lit.progress import ModelLine, progress_display
 from makemore_pl.lit.trainer import MakemoreTrainer
-from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
+from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
 from makemore_pl.models.saved import (
     check_fits_data,
     model_kind,
@@ -73,10 +84,6 @@ class SaveFitConfig(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
         if stage == "fit":
             super().setup(trainer, pl_module, stage)
-
-
-class RunComplete(Exception):
-    """`fit --ckpt_path` of a run that has already trained as far as asked."""
 
 
 class MakemoreCLI(LightningCLI):
@@ -339,195 +346,6 @@ class MakemoreCLI(LightningCLI):
             rank_zero_info(f"predictions: {writer.written} ({writer.rows:,} names)")
 
 
-def check_device(trainer: Any) -> None:
-    """A missing GPU fails in one line; 64-true on a device without float64 (MPS) trains in
-    float32, said in one line (the NLL sums stay exact: they are carried on the host)."""
-    if not isinstance(trainer.accelerator, str):  # an Accelerator object: Lightning's to check
-        return
-    device = device_of("--trainer.accelerator", trainer.accelerator)
-    if str(trainer.precision) in ("64", "64-true") and not has_float64(device):
-        trainer.precision = "32-true"
-        rank_zero_info(
-            f"{device.type} has no float64: training in float32 (--trainer.precision 32-true), "
-            "its NLLs summed exactly on the host; for float64 weights, --trainer.accelerator cpu"
-        )
-
-
-def option_value(args: list[str], option: str) -> str | None:
-    """The value given to `option` on the command line (`--opt value` or `--opt=value`)."""
-    value = None
-    for i, arg in enumerate(args):
-        if arg == option and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith(option + "="):
-            value = arg.split("=", 1)[1]
-    return value
-
-
-def choose_data_file(
-    path: str,
-    command: str,
-    recorded: DataFile,
-    typed: str,
-    explicit: str | None,
-    without_file: bool,
-) -> tuple[str | None, str | None]:
-    """(the --data.path to use, or None to keep the given one; a one-line note, or None).
-
-    A resume must train on the recorded content; `test`/`validate`/`predict` take another file
-    only when it is given with --data.path, and say so."""
-    if explicit is not None:
-        if recorded.same_content(explicit):
-            return None, None
-        if command == "fit":
-            raise CheckpointError(
-                f"--ckpt_path {path}: the run was trained on {recorded.describe()}; --data.path "
-                f"{explicit} holds other data, and a resume must train on the same file"
-            )
-        return None, (
-            f"note: {command} on --data.path {explicit}, not the file the model was trained on, "
-            f"{recorded.describe()}"
-        )
-    found, moved = locate(recorded, typed)
-    if found is not None:
-        note = f"data file moved: {recorded.path} is now {found}" if moved else None
-        return str(found), note
-    if without_file:  # predict --data.predict_path: the checkpoint's characters are enough
-        return None, None
-    if recorded.sha256 == NAMES_SHA256:  # the canonical names.txt: downloaded where it was
-        return recorded.path, None
-    state = "has changed" if Path(recorded.path).exists() else "is gone"
-    here = "holds other data" if Path(typed).is_file() else "is missing"
-    raise CheckpointError(
-        f"--ckpt_path {path}: the data file it was trained on, {recorded.describe()}, {state} "
-        f"(and {typed} here {here}); pass --data.path FILE to use another file"
-    )
-
-
-# Trainer options that count something: Lightning divides by some (ZeroDivisionError) and
-# silently trains nothing with others
-POSITIVE = ("accumulate_grad_batches", "check_val_every_n_epoch", "log_every_n_steps")
-FIT_POSITIVE = ("max_epochs", "max_steps", "limit_train_batches")
-NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
-
-
-def check_trainer_options(command: str, trainer: Any) -> None:
-    """Counts Lightning expects positive, checked before any run folder is made."""
-    strategy = trainer.get("strategy")
-    if isinstance(strategy, str) and "spawn" in strategy:
-        raise CommandError(
-            f"--trainer.strategy {strategy}: not supported (a spawned process cannot be handed "
-            "the run's open lock and data); use --trainer.strategy ddp"
-        )
-    names = POSITIVE + (FIT_POSITIVE if command == "fit" else ())
-    for name in names:
-        value = trainer.get(name)
-        if value is None or isinstance(value, bool) or value == NO_LIMIT and "max_" in name:
-            continue
-        if value <= 0:
-            allowed = " (or -1, no limit)" if name.startswith("max_") else ""
-            raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
-
-
-def check_precision(command: str, trainer: Any, model: Any) -> None:
-    """float16 weights cannot train with Adam: its eps (1e-8) is 0 in float16, so the first
-    step divides by zero whatever the learning rate."""
-    init_args = model.get("init_args") if hasattr(model, "get") else None
-    optimizer = init_args.get("optimizer") if init_args is not None else None
-    if command == "fit" and str(trainer.get("precision")) == "16-true" and optimizer == "adam":
-        raise CommandError(
-            "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 "
-            "in float16, and the first step divides by it); use --trainer.precision 16-mixed "
-            "(float32 weights) or --model.optimizer sgd"
-        )
-
-
-def check_splits(command: str, data: NamesDataModule, config: Any) -> None:
-    """A split the command uses must hold names: fit trains on train (and checks val unless it
-    is asked not to), test and validate read their own; predict has its own file to score."""
-    used = {"fit": ["train"], "validate": ["val"], "test": ["test"]}.get(command, [])
-    if command == "predict" and not data.predict_path:
-        used = ["test"]
-    if command == "fit" and data.val_fraction > 0:
-        used.append("val")
-    sizes = split_sizes(data) if used else {}  # predict of its own file reads no data file
-    for split in used:
-        if sizes[split] == 0:
-            raise CommandError(
-                f"data file {str(data.path)!r}: its {sum(sizes.values())} names leave the "
-                f"{split} split empty (val_fraction {data.val_fraction}, test_fraction "
-                f"{data.test_fraction}); use more names or other fractions"
-            )
-
-
-def split_sizes(data: NamesDataModule) -> dict[str, int]:
-    """How many names each split gets, as the split itself rounds them."""
-    n = len(data.words) if data.dedupe else data.scan.num_names
-    test, val = round(n * data.test_fraction), round(n * data.val_fraction)
-    return {"train": n - test - val, "val": val, "test": test}
-
-
-def check_seed(seed: int | bool) -> None:
-    """Lightning seeds numpy too, which takes 32-bit seeds only."""
-    if not isinstance(seed, bool) and not 0 <= seed < 2**32:
-        raise CommandError(f"--seed_everything must be from 0 to {2**32 - 1}, got {seed}")
-
-
-def check_settings(path: str, checkpoint: dict, kind: ModelKind) -> None:
-    """The model and data settings a checkpoint brings are checked like command-line options."""
-    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
-    data = saved_settings(checkpoint, "datamodule_hyper_parameters")
-    for key, cls, saved in (
-        ("model", model_class, saved_settings(checkpoint)),
-        ("data", NamesDataModule, data),
-    ):
-        parser = ArgumentParser(exit_on_error=False)
-        parser.add_class_arguments(cls, key, fail_untyped=False)
-        try:
-            parser.parse_object({key: saved})
-        except ArgumentError as err:
-            raise CheckpointError(
-                f"--ckpt_path {path}: its settings do not fit makemore_pl "
-                f"({' '.join(str(err).split())})"
-            ) from None
-
-
-def run_config(path: Path) -> str:
-    """A run's config.yaml, with the model's class path as this version names it."""
-    config = safe_load(path.read_text(encoding="utf-8"), str(path))
-    model = config.get("model") if isinstance(config, dict) else None
-    if isinstance(model, dict) and isinstance(model.get("class_path"), str):
-        kind = kind_of_class_path(model["class_path"])
-        model["class_path"] = kind.class_path if kind is not None else model["class_path"]
-    return yaml.safe_dump(config)
-
-
-def require_weights_only(config: Any) -> None:
-    """Sets a command's `weights_only` to True: Lightning's default, None, defers to torch.load's,
-    which is False before torch 2.6. Refuses an explicit False."""
-    if config.weights_only is False:
-        raise CheckpointError(
-            "--weights_only false: makemore_pl loads checkpoints with weights_only=True only, so "
-            "that a checkpoint cannot run code; its own checkpoints need nothing more"
-        )
-    config.weights_only = True
-
-
-def check_not_complete(path: str, checkpoint: dict, trainer) -> None:
-    """A run that has trained as far as asked says so instead of touching its files."""
-    done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    epochs = done.get("current", {}).get("processed", checkpoint.get("epoch", 0))
-    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-    by_epochs = max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
-    by_steps = max_steps is not None and max_steps >= 0 and checkpoint["global_step"] >= max_steps
-    if by_epochs or by_steps:
-        limit = f"max_epochs {max_epochs}" if by_epochs else f"max_steps {max_steps}"
-        raise RunComplete(
-            f"{path}: the run is complete ({epochs} epochs, step {checkpoint['global_step']}, "
-            f"{limit}); to train further, add e.g. --trainer.max_epochs {epochs + max(epochs, 1)}"
-        )
-
-
 def user_error_in(err: BaseException) -> UserError | None:
     """The user's mistake an exception was raised for, if one is among its causes."""
     seen = set()
@@ -547,39 +365,6 @@ def option_of(setting: str) -> str:
 
 
 DATA_SETTINGS = set(inspect.signature(NamesDataModule).parameters)
-
-
-def named_parser(prog: str) -> type[LightningArgumentParser]:
-    """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
-    without a name, which would show as `__main__.py`."""
-
-    class Parser(LightningArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs.setdefault("prog", prog)
-            super().__init__(*args, **kwargs)
-
-    return Parser
-
-
-def asks_help(args: list[str]) -> bool:
-    return any(arg in ("-h", "--help") for arg in args) and not any(
-        arg.startswith("--model") for arg in args
-    )
-
-
-def default_model_help(prog: str) -> str:
-    """The options of the default model, which `--help` of a subclass-mode CLI leaves out."""
-    kind = DEFAULT_MODEL
-    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
-    parser = named_parser(prog)(
-        description=f"the default model's options ({kind.name}; another model's: "
-        f"--model NAME --model.help NAME)"
-    )
-    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
-    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
-    text = parser.format_help()  # without a second usage line, nor a second -h
-    text = re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
-    return text
 
 
 def run_training(prog: str, args: list[str]) -> int:

@@ -1,0 +1,43 @@
+"""`fit --help` with the default model's own options, and parsers named as the user called us."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+from lightning.pytorch.cli import LightningArgumentParser
+
+from makemore_pl.models.registry import DEFAULT_MODEL
+
+
+def named_parser(prog: str) -> type[LightningArgumentParser]:
+    """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
+    without a name, which would show as `__main__.py`."""
+
+    class Parser(LightningArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("prog", prog)
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
+def asks_help(args: list[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in args) and not any(
+        arg.startswith("--model") for arg in args
+    )
+
+
+def default_model_help(prog: str) -> str:
+    """The options of the default model, which `--help` of a subclass-mode CLI leaves out."""
+    kind = DEFAULT_MODEL
+    model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
+    parser = named_parser(prog)(
+        description=f"the default model's options ({kind.name}; another model's: "
+        f"--model NAME --model.help NAME)"
+    )
+    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
+    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
+    text = parser.format_help()  # without a second usage line, nor a second -h
+    text = re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
+    return text
