@@ -240,7 +240,8 @@ class MakemoreCLI(LightningCLI):
         if trainer.get("logger") in (None, True):
             held_out = self.subcommand != "fit" and self.checkpoint is not None
             step = int(self.checkpoint.get("global_step", 0)) if held_out else None
-            kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step)
+            model = type(self.model).__name__
+            kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step, model=model)
         # ModelLine (fit only) prints before the bar starts drawing, never onto it
         callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:

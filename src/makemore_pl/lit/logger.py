@@ -19,8 +19,12 @@ TAGS = {
     "test_nll": "held_out/test_nll",
     "counting_test_nll": "held_out/counting_test_nll",
 }
-# the HParams table's columns, in this order; "model" comes first
-HPARAMS = ("optimizer", "lr", "l2", "context_size", "encoding", "batch_size", "dedupe")
+# the HParams table's columns besides "model": TensorBoard sorts columns by name and ticks the
+# first five, so the table holds just these (the rest of a run's settings: its config.yaml)
+HPARAMS = ("optimizer", "lr", "l2", "context_size")
+
+
+NOT_ITS = "n/a"  # a setting the run's model does not have (the suffix model has no optimizer)
 
 
 class RunLogger(TensorBoardLogger):
@@ -28,16 +32,19 @@ class RunLogger(TensorBoardLogger):
     settings; `test`/`validate` of a run's checkpoint add their figures to that run at the
     checkpoint's step, so they sit on the same axes as its training curves."""
 
-    def __init__(self, run: Path, stage: str = "fit", step: int | None = None) -> None:
+    def __init__(
+        self, run: Path, stage: str = "fit", step: int | None = None, model: str | None = None
+    ) -> None:
         super().__init__(run.parent.parent, name=run.parent.name, version=run.name)
         self.stage, self.fixed_step = stage, step
+        self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
 
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
         if self.stage != "fit":  # only training runs rank in the HParams table
             return
         params = dict(vars(params) if hasattr(params, "__dict__") else params)
-        model = params.get("_class_path", DEFAULT_MODEL.class_path).split(".")[-1]
-        shown = {"model": model, **{key: params[key] for key in HPARAMS if key in params}}
+        # every run gets every column: TensorBoard drops a column some run lacks
+        shown = {"model": self.model, **{key: params.get(key, NOT_ITS) for key in HPARAMS}}
         super().log_hyperparams({key: cell(key, value) for key, value in shown.items()}, metrics)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -49,7 +56,7 @@ def cell(key: str, value: Any) -> Any:
     """What a setting shows in the HParams table: words for None and for yes/no, which it
     would show as 'None' and '0.0000'."""
     if value is None:
-        return {"lr": "default", "batch_size": "full"}.get(key, "none")
+        return "default" if key == "lr" else "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
     return value
