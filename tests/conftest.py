@@ -136,3 +136,12 @@ def documented_table(start_line: str) -> str:
     doc = RELIABILITY_DOC.read_text(encoding="utf-8")
     start = doc.index(start_line)
     return doc[start : doc.index("\n\n", start) + 1]
+
+
+def exact_val_nll(names: Path, W: torch.Tensor) -> float:
+    """The float64 val NLL of a bigram table W on names.txt's default split: what a 16-bit
+    mixed-precision run must report (16-bit logits would be off by ~1e-2)."""
+    from makemore_pl import NamesDataModule
+
+    x, y = NamesDataModule(str(names)).splits["val"]
+    return torch.nn.functional.cross_entropy(W.double()[x[:, 0]], y).item()

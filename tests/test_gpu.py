@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import QUIET, checkpoint, events, makemore, printed_nlls, run_folder
+from tests.conftest import (
+    QUIET,
+    checkpoint,
+    events,
+    exact_val_nll,
+    makemore,
+    printed_nlls,
+    run_folder,
+)
 
 GPUS = torch.cuda.device_count()
 pytestmark = [
@@ -95,13 +103,7 @@ def test_mixed_precision_keeps_the_nll_sums_exact(workdir, precision):
     )
     W = checkpoint(last(run))["state_dict"]["W"]
     assert W.dtype == torch.float32
-    from makemore_pl import NamesDataModule
-
-    dm = NamesDataModule(str(workdir / "names.txt"))
-    dm.setup()
-    x, y = dm.splits["val"]
-    exact = torch.nn.functional.cross_entropy(W.double()[x[:, 0]], y).item()
-    # 16-bit logits would be off by ~1e-2; the logged NLL is that of the float32 weights
+    exact = exact_val_nll(workdir / "names.txt", W)
     assert events(run).Scalars("curves/val_nll")[-1].value == pytest.approx(exact, abs=1e-5)
     printed = held_out(workdir, last(run), "validate", *GPU)
     assert printed["val_nll"] == pytest.approx(exact, abs=1e-6)
