@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
-from makemore_pl.cli.suffix_sweep import choose_strengths, suffix_sweep
+from makemore_pl.cli.suffix_sweep import Penalty, choose_penalty, search_moves, suffix_sweep
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import UserError
 from makemore_pl.lit.suffix import SuffixLitModule
@@ -219,13 +219,38 @@ def test_strengths_are_chosen_on_val_and_tested_once(data, capsys):
     data.setup("fit")
     train, val = data.examples("train"), data.examples("val")
     v = data.vocab_size
-    strengths, points, model = choose_strengths(train, val, v, 3, rounds=1, max_iter=50)
+    start = Penalty((1.0, 0.25, 0.25, 0.25))
+    penalty, points, model = choose_penalty(train, val, v, start, rounds=1, max_iter=50)
     best = min(points, key=lambda p: p.val_nll)
-    assert best.strengths == strengths and len(strengths) == 4
+    assert best.penalty == penalty and len(penalty.strengths) == 4 and penalty.l1 is None
     assert table_nll(model.log_probs, count_table(*val[:2], data.vocab_size)) == pytest.approx(
         best.val_nll, abs=1e-12
     )
     result = suffix_sweep(data, rounds=1, max_iter=50)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(points) + 2 and lines[-1].startswith("chosen strengths")
-    assert result["strengths"] == strengths
+    assert result["strengths"] == list(penalty.strengths) and result["l1"] is None
+
+
+def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, capsys):
+    start = Penalty((1.0, 0.25, 0.25, 0.25), (0.0, 0.0, 0.3, 0.3), 0.3)
+    assert search_moves(start) == [
+        ("strengths", 1),
+        ("strengths", 2),
+        ("l1", 2),
+        ("strengths", 3),
+        ("l1", 3),
+        ("smoothing", None),
+    ]
+    assert start.moved("l1", 2, 2.0) == Penalty((1.0, 0.25, 0.25, 0.25), (0, 0, 0.6, 0.3), 0.3)
+    assert start.moved("smoothing", None, 0.5).smoothing == 0.15
+    result = suffix_sweep(data, [1, 0.25, 0.25, 0.25], [0, 0, 0.3, 0.3], 0.3, rounds=1, max_iter=50)
+    lines = capsys.readouterr().out.splitlines()
+    chosen = Penalty(tuple(result["strengths"]), tuple(result["l1"]), result["smoothing"])
+    assert lines[0].startswith("L2 strengths (suffix lengths 0..c), L1 strengths, smoothing")
+    assert lines[1].startswith("[1, 0.25, 0.25, 0.25] [0, 0, 0.3, 0.3] 0.3 ")
+    assert any(line.startswith(str(chosen) + " ") for line in lines[1:-1])
+    assert lines[-1].startswith(f"chosen strengths {result['strengths']}, l1 {result['l1']}")
+    assert result["l1"][:2] == [0.0, 0.0]  # zeros stay zero
+    shown = min(float(line.split()[-2]) for line in lines[1:-1])
+    assert result["val_nll"] == pytest.approx(shown, abs=5e-6)

@@ -1,16 +1,17 @@
-"""Choosing the every-suffix model's per-length L2 strengths on val, and testing the choice once.
+"""Choosing the every-suffix model's penalty on val, and testing the choice once.
 
-A coordinate search on a log scale: for each suffix length 1..c in turn, the strength is doubled
-(or halved) while val NLL falls, the others held; a second round moves by factors of sqrt(2).
-The empty suffix's strength stays where it starts: its row sees every example, so it hardly
-matters. Every
-point is the model fitted to its optimum on train, warm-started from the best point so far.
+A coordinate search on a log scale: for each suffix length 1..c in turn, its L2 strength and,
+when an L1 start is given, its L1 strength are doubled (or halved) while val NLL falls, the
+others held; then the L1 term's smoothing. A second round moves by factors of sqrt(2). The
+empty suffix's strengths stay where they start: its row sees every example, so they hardly
+matter. A value of 0 stays 0. Every point is the model fitted to its optimum on train,
+warm-started from the best point so far.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -21,29 +22,58 @@ from makemore_pl.core.errors import CommandError
 from makemore_pl.models.optimum import table_nll
 from makemore_pl.models.suffix import SuffixModel
 from makemore_pl.models.suffix_fit import fit_suffix_model
-from makemore_pl.models.suffixes import default_strengths, settings_problem
+from makemore_pl.models.suffixes import default_strengths, l1_problem, settings_problem
 
-MAX_MOVES = 4  # steps in one direction per length and round: at most 2**4 = 16 times
+MAX_MOVES = 4  # steps in one direction per setting and round: at most 2**4 = 16 times
 Examples = tuple[Tensor, Tensor, Tensor | None]  # X (N, c), Y (N,), weights (N,) or None
 
 
+@dataclass(frozen=True)
+class Penalty:
+    """The every-suffix model's penalty: L2 and L1 strengths per suffix length, the smoothing."""
+
+    strengths: tuple[float, ...]
+    l1: tuple[float, ...] | None = None
+    smoothing: float = 1e-4
+
+    def moved(self, setting: str, k: int | None, factor: float) -> Penalty:
+        """This penalty with one value multiplied by `factor`, rounded to 4 digits."""
+        if k is None:
+            return replace(self, **{setting: float(f"{getattr(self, setting) * factor:.4g}")})
+        values = list(getattr(self, setting))
+        values[k] = float(f"{values[k] * factor:.4g}")  # config-ready
+        return replace(self, **{setting: tuple(values)})
+
+    def settings(self) -> dict:
+        """The model's init_args for it."""
+        l1 = None if self.l1 is None else list(self.l1)
+        return {"strengths": list(self.strengths), "l1": l1, "smoothing": self.smoothing}
+
+    def __str__(self) -> str:
+        shown = [f"[{', '.join(f'{s:.3g}' for s in self.strengths)}]"]
+        if self.l1 is not None:
+            shown += [f"[{', '.join(f'{s:.3g}' for s in self.l1)}]", f"{self.smoothing:.3g}"]
+        return " ".join(shown)
+
+
 @dataclass
-class StrengthPoint:
-    strengths: list[float]
+class PenaltyPoint:
+    penalty: Penalty
     train_nll: float
     val_nll: float
     seconds: float  # to fit this point
 
 
 def fit_point(
-    strengths: list[float],
+    penalty: Penalty,
     train: Examples,
     vocab_size: int,
     warm: SuffixModel | None = None,
     max_iter: int = 500,
 ) -> SuffixModel:
-    """A model of these strengths fitted on train in float64, starting from `warm`'s logits."""
-    model = SuffixModel(vocab_size, train[0].shape[1], strengths=strengths).double()
+    """A model of this penalty fitted on train in float64, starting from `warm`'s logits."""
+    context_size = train[0].shape[1]
+    model = SuffixModel(vocab_size, context_size, **penalty.settings()).double()
     model.build_table(*train)
     if warm is not None:
         with torch.no_grad():
@@ -52,47 +82,58 @@ def fit_point(
     return model
 
 
-def choose_strengths(
+def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
+    """The settings the search moves, in order: per length 1..c its L2 then its L1 strength
+    (where not 0), then the smoothing when there is an L1 term."""
+    moves = []
+    for k in range(1, len(penalty.strengths)):
+        moves.append(("strengths", k))
+        if penalty.l1 is not None and penalty.l1[k] > 0:
+            moves.append(("l1", k))
+    return moves + ([("smoothing", None)] if penalty.l1 is not None else [])
+
+
+def choose_penalty(
     train: Examples,
     val: Examples,
     vocab_size: int,
-    context_size: int,
-    start: list[float] | None = None,
+    start: Penalty,
     rounds: int = 2,
     max_iter: int = 500,
     report=None,
-) -> tuple[list[float], list[StrengthPoint], SuffixModel]:
-    """Per-length strengths with the lowest val NLL found by the coordinate search, every point
-    tried, and the chosen model; `report(point)` is called as each point is done."""
-    current = default_strengths(context_size) if start is None else [float(s) for s in start]
-    problem = settings_problem(vocab_size, context_size, current, 0)
+) -> tuple[Penalty, list[PenaltyPoint], SuffixModel]:
+    """The penalty with the lowest val NLL found by the coordinate search, every point tried
+    and the chosen model; `report(point)` is called as each point is done."""
+    context_size = train[0].shape[1]
+    problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
+    problem = problem or l1_problem(context_size, start.l1, start.smoothing)
     if problem or rounds < 1 or len(val[1]) == 0:
         raise CommandError(problem or "choosing strengths needs rounds >= 1 and val examples")
     val_table = count_table(*val[:2], vocab_size, val[2])
     train_table = count_table(*train[:2], vocab_size, train[2])
-    points: list[StrengthPoint] = []
-    tried: dict[tuple[float, ...], float] = {}
+    points: list[PenaltyPoint] = []
+    tried: dict[Penalty, float] = {}
 
-    def evaluate(strengths: list[float], warm: SuffixModel | None):
-        if tuple(strengths) in tried:  # a later round can step back onto a point
-            return None, tried[tuple(strengths)]
+    def evaluate(penalty: Penalty, warm: SuffixModel | None):
+        if penalty in tried:  # a later round can step back onto a point
+            return None, tried[penalty]
         started = time.perf_counter()
-        model = fit_point(strengths, train, vocab_size, warm, max_iter)
+        model = fit_point(penalty, train, vocab_size, warm, max_iter)
         nlls = [table_nll(model.log_probs, t) for t in (train_table, val_table)]
-        points.append(StrengthPoint(list(strengths), *nlls, time.perf_counter() - started))
-        tried[tuple(strengths)] = nlls[1]
+        points.append(PenaltyPoint(penalty, *nlls, time.perf_counter() - started))
+        tried[penalty] = nlls[1]
         if report is not None:
             report(points[-1])
         return model, nlls[1]
 
+    current = start
     best, best_val = evaluate(current, None)
     for factor in [2.0 ** (0.5**r) for r in range(rounds)]:  # 2, then sqrt(2), ...
-        for k in range(1, context_size + 1):  # the empty suffix sees every example: left as is
+        for setting, k in search_moves(start):
             for direction in (factor, 1 / factor):
                 moved = False
                 for _ in range(MAX_MOVES):
-                    trial = list(current)
-                    trial[k] = float(f"{current[k] * direction:.4g}")  # config-ready
+                    trial = current.moved(setting, k, direction)
                     model, val_nll = evaluate(trial, best)
                     if val_nll >= best_val:
                         break
@@ -103,46 +144,67 @@ def choose_strengths(
 
 
 def suffix_sweep(
-    data: NamesData, start: list[float] | None = None, rounds: int = 2, max_iter: int = 500
-) -> dict[str, float | list[float]]:
-    """Choose the every-suffix model's L2 strengths on val, then test it once.
+    data: NamesData,
+    start: list[float] | None = None,
+    l1: list[float] | None = None,
+    smoothing: float = 1e-4,
+    rounds: int = 2,
+    max_iter: int = 500,
+) -> dict[str, float | list[float] | None]:
+    """Choose the every-suffix model's L2 (and L1) strengths on val, then test it once.
 
     Prints every point tried, then the one look at test.
 
     Args:
-        start: strengths (suffix lengths 0..c) the search starts from; default 1 for the empty
-            suffix and 0.25 for the others.
+        start: L2 strengths (suffix lengths 0..c) the search starts from; default 1 for the
+            empty suffix and 0.25 for the others.
+        l1: L1 strengths (suffix lengths 0..c) the search starts from; None: L2 only. Entries
+            of 0 stay 0.
+        smoothing: the L1 term's smoothing the search starts from.
         rounds: search rounds: the first moves each strength by factors of 2, the next by
             sqrt(2), and so on.
         max_iter: L-BFGS iterations at most per fitted point.
     """
     data.setup("fit")
+    strengths = default_strengths(data.context_size) if start is None else start
+    penalty = Penalty(
+        tuple(float(s) for s in strengths),
+        None if l1 is None else tuple(float(s) for s in l1),
+        float(smoothing),
+    )
     # one L-BFGS fit after another on 1.6 M weights: a second thread gains little and, on a
     # shared machine, costs several times the time
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _sweep(data, start, rounds, max_iter)
+        return _sweep(data, penalty, rounds, max_iter)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sweep(data: NamesData, start, rounds: int, max_iter: int) -> dict[str, float | list[float]]:
+def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int) -> dict:
     started = time.perf_counter()
     train, val = data.examples("train"), data.examples("val")
-    print(f"{'strengths (suffix lengths 0..c)':<44} {'train_nll':>9} {'val_nll':>9} {'s':>5}")
+    heading = "L2 strengths (suffix lengths 0..c)"
+    if start.l1 is not None:
+        heading += ", L1 strengths, smoothing"
+    width = max(44, len(str(start)) + 8)
+    print(f"{heading:<{width}} {'train_nll':>9} {'val_nll':>9} {'s':>5}")
 
-    def show(p: StrengthPoint) -> None:
-        shown = "[" + ", ".join(f"{s:.3g}" for s in p.strengths) + "]"
-        print(f"{shown:<44} {p.train_nll:>9.5f} {p.val_nll:>9.5f} {p.seconds:>5.1f}", flush=True)
+    def show(p: PenaltyPoint) -> None:
+        print(f"{str(p.penalty):<{width}} {p.train_nll:>9.5f} {p.val_nll:>9.5f} {p.seconds:>5.1f}")
 
-    c, v = data.context_size, data.vocab_size
-    strengths, points, model = choose_strengths(train, val, v, c, start, rounds, max_iter, show)
+    v = data.vocab_size
+    penalty, points, model = choose_penalty(train, val, v, start, rounds, max_iter, show)
     best = min(points, key=lambda p: p.val_nll)
     x, y, weights = data.examples("test")
     test = table_nll(model.log_probs, count_table(x, y, v, weights))  # the one look at test
+    chosen = {k: value for k, value in penalty.settings().items() if value is not None}
+    if start.l1 is None:
+        chosen.pop("smoothing")
+    shown = ", ".join(f"{key} {value}" for key, value in chosen.items())
     print(
-        f"chosen strengths {strengths}: val_nll {best.val_nll:.5f}, test_nll {test:.5f} "
+        f"chosen {shown}: val_nll {best.val_nll:.5f}, test_nll {test:.5f} "
         f"({len(points)} fits, {time.perf_counter() - started:.0f} s)"
     )
-    return {"strengths": strengths, "val_nll": best.val_nll, "test_nll": test}
+    return {**penalty.settings(), "val_nll": best.val_nll, "test_nll": test}
