@@ -91,8 +91,27 @@ def write_bad_checkpoints(folder: Path) -> None:
         {**model, "hyper_parameters": {**model["hyper_parameters"], "l2": deep}},
         folder / "deep.ckpt",
     )
-    long = {**model["hyper_parameters"], "optimizer": "x" * 3_000_000}
-    torch.save({**model, "hyper_parameters": long}, folder / "long.ckpt")
+
+
+# checkpoints with one saved setting replaced, (section, setting, value): written by the rows
+# that name them
+BAD_SETTINGS = {
+    "long.ckpt": ("hyper_parameters", "optimizer", "x" * 3_000_000),
+    "context_2_70.ckpt": ("hyper_parameters", "context_size", 2**70),
+    "vocab_10mb.ckpt": ("hyper_parameters", "vocab_size", "x" * 10_000_000),
+    "l2_nan.ckpt": ("hyper_parameters", "l2", float("nan")),
+    "l2_negative.ckpt": ("hyper_parameters", "l2", -1.0),
+    "val_nan.ckpt": ("datamodule_hyper_parameters", "val_fraction", float("nan")),
+    "val_5.ckpt": ("datamodule_hyper_parameters", "val_fraction", 5.0),
+}
+
+
+def write_bad_settings(folder: Path, names: list[str]) -> None:
+    """The BAD_SETTINGS checkpoints among `names`, made from model.ckpt."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    for name in set(names) & set(BAD_SETTINGS):
+        section, setting, value = BAD_SETTINGS[name]
+        torch.save({**model, section: {**model[section], setting: value}}, folder / name)
 
 
 @pytest.fixture
@@ -191,8 +210,24 @@ ROWS = [
      "--ckpt_path deep.ckpt: refused, its value hyper_parameters.l2.a.a.a.a.a.a.a.a.a.a.a.a.a.a."
      "a.a.a.a.a... nests deeper than 100 levels (makemore_pl writes a few)"),
     ("a checkpoint setting of 3 MB", [*TEST, "--ckpt_path", "long.ckpt"],
-     "--ckpt_path long.ckpt: its settings do not fit makemore_pl (Parser key "
-     "\"model.optimizer\": a YAML value: 3.0 MB of YAML, more than the 1.0 MB a config can hold)"),
+     "--ckpt_path long.ckpt: refused, its setting hyper_parameters.optimizer is a text of "
+     "3,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved context_size of 2**70", ["sample", "--ckpt_path", "context_2_70.ckpt"],
+     "--ckpt_path context_2_70.ckpt: refused, its value hyper_parameters.context_size = "
+     "1180591620717411303424 is out of range (a 64-bit integer)"),
+    ("a saved vocab_size that is 10 MB of text", [*TEST, "--ckpt_path", "vocab_10mb.ckpt"],
+     "--ckpt_path vocab_10mb.ckpt: refused, its setting hyper_parameters.vocab_size is a text "
+     "of 10,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved l2 of nan", ["sample", "--ckpt_path", "l2_nan.ckpt"],
+     "--ckpt_path l2_nan.ckpt: refused, its setting hyper_parameters.l2 is nan, not a finite "
+     "number"),
+    ("a saved l2 below 0", [*TEST, "--ckpt_path", "l2_negative.ckpt"],
+     "--ckpt_path l2_negative.ckpt: its setting l2 must be 0 or more, got -1.0"),
+    ("a saved val_fraction of nan", [*TEST, "--ckpt_path", "val_nan.ckpt"],
+     "--ckpt_path val_nan.ckpt: refused, its setting datamodule_hyper_parameters.val_fraction "
+     "is nan, not a finite number"),
+    ("a saved val_fraction of 5", ["sample", "--ckpt_path", "val_5.ckpt"],
+     "--ckpt_path val_5.ckpt: refused, its data setting val_fraction must be in [0, 1), got 5.0"),
     # sizes and reads that used to end in a traceback
     ("a counting model of context size 215", ["baseline", "--data.path", "words.txt",
                                                  "--data.context_size", "215"],
@@ -247,6 +282,7 @@ def shown(row: tuple) -> str:
 
 @pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
 def test_round_3_case(cwd, row):
+    write_bad_settings(cwd, row[1])
     before = sorted(p.name for p in cwd.rglob("*"))
     quiet = QUIET if row[1][0] in ("fit", "validate", "test", "predict") else []
     got = exit_of(*row[1], *quiet)
