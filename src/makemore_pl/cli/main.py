@@ -93,11 +93,10 @@ def run(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
         return
+    from makemore_pl.cli.config_files import ConfigRefused, check_arguments, install_bounded_loader
     from makemore_pl.core.errors import UserError
 
     try:
-        from makemore_pl.cli.config_files import check_arguments, install_bounded_loader
-
         install_bounded_loader()
         args = [args[0], *non_finite_spelled(args[1:])]
         check_arguments(args[1:])
@@ -115,7 +114,7 @@ def run(args: list[str]) -> None:
         else:
             names = ", ".join([*TRAINING_COMMANDS, *PLAIN_COMMANDS])
             sys.exit(f"{prog}: error: unknown command {shown(args[0])!r}; choose from {names}")
-    except UserError as err:  # says what to fix; no traceback
+    except (UserError, ConfigRefused) as err:  # says what to fix; no traceback
         sys.exit(error_line(str(err)))
 
 
