@@ -143,6 +143,8 @@ REFUSED += "plugins; refused without importing it"
 TEST = ["test", "--data.path", "words.txt"]
 PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
 SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
+X40 = "x" * 40
+NOR_YAML = "YAML text of options; give a file's path, or text such as 'trainer: {max_epochs: 5}'"
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
 INLINE_MODEL_BOMB = (
     '{"class_path": "makemore_pl.lit.dense.BigramLitModule", "init_args": {"junk": '
@@ -177,6 +179,17 @@ ROWS = [
      "--config big.yaml: more than the 1.0 MB a config can hold"),
     ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
      f"--config bomb.yaml: {ALIASES}"),
+    ("a config value of 300 bytes, neither file nor YAML", [*FIT, "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("the same 300 bytes for a plain command", ["baseline", "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("a config file of a 300-byte name", [*FIT, "--config", "x" * 300 + ".yaml"],
+     f"--config {X40} [… 225 characters cut …] {X40[5:]}.yaml: cannot read it (File name too "
+     "long)"),
+    ("a config file that is missing", [*FIT, "--config", "missing.yaml"],
+     "--config missing.yaml: cannot read it (No such file or directory)"),
     # classes that would be imported
     ("a model class from a module in the current folder", [*FIT, "--model", "payload_mod.Anything"],
      f"--model: class 'payload_mod.Anything' {REFUSED}"),

@@ -20,7 +20,7 @@ from makemore_pl.cli.class_paths import (
     option_name,
 )
 from makemore_pl.core.errors import CommandError, UserError
-from makemore_pl.core.text import human_bytes
+from makemore_pl.core.text import human_bytes, printable, shortened
 
 # a config of this package holds a few dozen values in a few KB, nested a few levels; nested YAML
 # aliases can make a few hundred bytes expand to billions of nodes (a "billion laughs" file),
@@ -134,7 +134,9 @@ def check_arguments(args: list[str]) -> None:
         named = option or "a command-line value"
         if option is not None and option_name(option) in CLASS_OPTIONS:
             check_class_path(value, option)
-        if value.lower().endswith(YAML_SUFFIXES) or option in CONFIG_OPTIONS:
+        if option in CONFIG_OPTIONS:
+            check_config_value(value, option)
+        elif value.lower().endswith(YAML_SUFFIXES):
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
             check_yaml(value, named)
@@ -142,6 +144,31 @@ def check_arguments(args: list[str]) -> None:
             with contextlib.suppress(yaml.YAMLError):
                 # `--trainer.callbacks '[X]'`, `--trainer 'logger: X'` name classes too
                 check_class_paths(safe_load(value, named), named, option_name(option))
+
+
+def check_config_value(value: str, option: str) -> None:
+    """`--config` takes a file, YAML text of options, or `-` (the standard input); anything else
+    is refused here, where jsonargparse would call it a file that does not exist."""
+    try:
+        os.stat(value)
+    except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+    else:
+        check_yaml_file(value, option)
+        return
+    try:
+        loaded = safe_load(value, option)
+    except yaml.YAMLError:
+        loaded = None
+    if value.strip() == "-" or isinstance(loaded, dict):
+        return
+    shown = shortened(printable(value), 80)
+    if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
+        raise CommandError(f"{option} {shown}: cannot read it ({reason})")
+    raise CommandError(
+        f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; give a "
+        "file's path, or text such as 'trainer: {max_epochs: 5}'"
+    )
 
 
 def check_yaml_file(value: str, option: str) -> None:
