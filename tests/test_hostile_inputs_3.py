@@ -153,6 +153,11 @@ INLINE_MODEL_BOMB = (
 )
 INLINE_TRAINER_BOMB = "max_epochs: 1\nplugins:\n" + indented(bomb_lines(), "  ")
 
+# a row's command ending in one of these runs with that standard output
+# (line-buffered: each line fails as it is written, not at the exit's flush)
+REDIRECTS = {">/dev/full": lambda: open("/dev/full", "w", buffering=1), ">&-": lambda: None}
+FULL = "cannot write the output (No space left on device)"
+
 # (case, command, the message after PREFIX)
 ROWS = [
     ("a config of nested aliases", [*FIT, "--config", "bomb.yaml"],
@@ -292,6 +297,13 @@ ROWS = [
      "--temperature must be positive, got -inf"),
     ("a data file named nan stays a file", ["fit", "--data.path", "nan"],
      "data file 'nan' does not exist"),
+    # help that cannot be written: one line and a failure, as for any other output
+    *[(f"{command} --help to a full device", [command, "--help", ">/dev/full"], FULL)
+      for command in ("sample", "baseline", "sweep", "suffix_sweep", "fit")],
+    ("a model's help to a full device", ["test", "--model.help", "BigramLitModule", ">/dev/full"],
+     FULL),
+    ("sample --help with the output closed", ["sample", "--help", ">&-"],
+     "the standard output is closed; redirect it to a file or /dev/null"),
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -317,11 +329,20 @@ def shown(row: tuple) -> str:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
-def test_round_3_case(cwd, row):
+def test_round_3_case(cwd, row, monkeypatch):
     write_bad_settings(cwd, row[1])
     before = sorted(p.name for p in cwd.rglob("*"))
-    quiet = QUIET if row[1][0] in ("fit", "validate", "test", "predict") else []
-    got = exit_of(*row[1], *quiet)
+    args = row[1]
+    if args[-1] in REDIRECTS:  # the standard output the shell would hand the command
+        args = args[:-1]
+        monkeypatch.setattr(sys, "stdout", REDIRECTS[row[1][-1]]())
+    training = args[0] in ("fit", "validate", "test", "predict") and "--model.help" not in args
+    quiet = QUIET if training else []
+    try:
+        got = exit_of(*args, *quiet)
+    finally:
+        if sys.stdout is not None and sys.stdout.name == "/dev/full":
+            sys.stdout.close()  # main has pointed it at /dev/null: nothing is left to fail
     if row[2] is None:
         assert got == 2
     else:
@@ -382,7 +403,8 @@ def makemore_process(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command", ["baseline --data.path words.txt", "--help", "sample --ckpt_path model.ckpt"]
+    "command",
+    ["baseline --data.path words.txt", "--help", "sample --help", "sample --ckpt_path model.ckpt"],
 )
 @pytest.mark.parametrize("output", [">&-", ">/dev/full"])
 def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output):
