@@ -65,6 +65,10 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     os.symlink("loop.ckpt", folder / "loop.ckpt")
     (folder / "two.txt").write_text("emma\nava\n", encoding="utf-8")
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
+    words = "\n".join(TINY_WORDS)
+    for encoding in ("utf-16-le", "utf-16-be"):
+        (folder / f"{encoding}.txt").write_text(words, encoding=encoding)
+    (folder / "utf-16.txt").write_bytes(b"\xff\xfe" + words.encode("utf-16-le"))  # with a BOM
     os.mkfifo(folder / "pipe")
     write_bad_checkpoints(folder)
     (folder / "payload_mod.py").write_text(PAYLOAD)
@@ -279,6 +283,16 @@ ROWS = [
      "--seed must be from -2**63 to 2**64 - 1, got 18446744073709551616"),
     ("a seed below -2**63", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(-(2**63) - 1)],
      "--seed must be from -2**63 to 2**64 - 1, got -9223372036854775809"),
+    ("a data file in UTF-16LE without a byte-order mark",
+     ["baseline", "--data.path", "utf-16-le.txt"],
+     "data file 'utf-16-le.txt', line 1: the file looks like UTF-16 (little endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16BE without a byte-order mark", ["fit", "--data.path", "utf-16-be.txt"],
+     "data file 'utf-16-be.txt', line 1: the file looks like UTF-16 (big endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16 with a byte-order mark", ["baseline", "--data.path", "utf-16.txt"],
+     "data file 'utf-16.txt', line 1: the file looks like UTF-16 (little endian, with a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
     ("a data file that fails to read (EIO)", ["baseline", "--data.path", "/proc/self/mem"],
      "cannot read data file '/proc/self/mem': Input/output error"),
     ("DDP by spawning processes", [*FIT, "--trainer.strategy", "ddp_spawn",
