@@ -162,6 +162,21 @@ INLINE_TRAINER_BOMB = "max_epochs: 1\nplugins:\n" + indented(bomb_lines(), "  ")
 REDIRECTS = {">/dev/full": lambda: open("/dev/full", "w", buffering=1), ">&-": lambda: None}
 FULL = "cannot write the output (No space left on device)"
 
+
+def in_a_deleted_folder(cwd: Path, monkeypatch) -> None:
+    gone = cwd / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+
+
+# a row's command starting with one of these runs where it says
+SETUPS = {"(in a deleted folder)": in_a_deleted_folder}
+GONE = (
+    "the current folder no longer exists (it was deleted or moved); cd to a folder that exists "
+    "and run the command again"
+)
+
 # (case, command, the message after PREFIX)
 ROWS = [
     ("a config of nested aliases", [*FIT, "--config", "bomb.yaml"],
@@ -318,6 +333,8 @@ ROWS = [
      FULL),
     ("sample --help with the output closed", ["sample", "--help", ">&-"],
      "the standard output is closed; redirect it to a file or /dev/null"),
+    *[(f"{command} from a deleted current folder", ["(in a deleted folder)", command], GONE)
+      for command in ("fit", "sample", "baseline")],
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -347,6 +364,9 @@ def test_round_3_case(cwd, row, monkeypatch):
     write_bad_settings(cwd, row[1])
     before = sorted(p.name for p in cwd.rglob("*"))
     args = row[1]
+    if args[0] in SETUPS:
+        SETUPS[args[0]](cwd, monkeypatch)
+        args = args[1:]
     if args[-1] in REDIRECTS:  # the standard output the shell would hand the command
         args = args[:-1]
         monkeypatch.setattr(sys, "stdout", REDIRECTS[row[1][-1]]())
@@ -427,6 +447,13 @@ def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(PREFIX), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_deleted_current_folder_fails_before_torch_is_imported(tmp_path):
+    # in-process, torch is already imported: its MKL's fatal error needs a fresh process
+    line = f"mkdir gone && cd gone && rmdir ../gone && exec {sys.executable} -m makemore_pl fit"
+    proc = subprocess.run(["sh", "-c", line], cwd=tmp_path, text=True, capture_output=True)
+    assert (proc.returncode, proc.stderr) == (1, f"{PREFIX}{GONE}\n")
 
 
 @pytest.mark.slow

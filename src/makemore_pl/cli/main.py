@@ -66,6 +66,7 @@ def overview(prog: str) -> str:
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
+    check_current_folder()
     try:
         run(args)
         flush_output()
@@ -84,6 +85,20 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(error_line(os_failure(err)))
     except RecursionError:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
+
+
+def check_current_folder() -> None:
+    """Before torch is imported: in a deleted folder, its MKL fails to load with a fatal error
+    of its own, and every relative path would fail after it."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        sys.exit(
+            error_line(
+                "the current folder no longer exists (it was deleted or moved); cd to a folder "
+                "that exists and run the command again"
+            )
+        )
 
 
 def run(args: list[str]) -> None:
