@@ -148,6 +148,7 @@ TEST = ["test", "--data.path", "words.txt"]
 PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
 SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
 X40 = "x" * 40
+KEPT = "so it is kept; remove it or choose another name"
 NOR_YAML = "YAML text of options; give a file's path, or text such as 'trainer: {max_epochs: 5}'"
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
 INLINE_MODEL_BOMB = (
@@ -352,6 +353,17 @@ ROWS = [
      "cannot write words.txt: it is words.txt, which this command reads"),
     ("a sweep figure written to a FIFO or device", [*SWEEP, "--plot", "pipe"],
      "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
+    # outputs over files of another kind: only a previous output (or an empty file) is replaced
+    ("a sweep figure written over a checkpoint", [*SWEEP, "--plot", "model.ckpt"],
+     f"cannot write model.ckpt: it exists and is not a PNG image, {KEPT}"),
+    ("a sweep figure written over another text file", [*SWEEP, "--plot", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a PNG image, {KEPT}"),
+    ("predictions written over another checkpoint", [*PREDICT, "--output", "huge.ckpt"],
+     f"cannot write huge.ckpt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
+    ("predictions written over another text file", [*PREDICT, "--output", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
 ]  # fmt: skip
 
 
@@ -516,6 +528,19 @@ def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
         run_config(cwd / "bomb.yaml")
     with pytest.raises(ConfigTooLarge, match=ALIASES):
         data_sections_only(["--config", "bomb.yaml"])
+
+
+def test_a_previous_output_of_the_same_kind_or_an_empty_file_is_replaced(tmp_path):
+    from makemore_pl.core.files import PNG, write_atomically
+    from makemore_pl.lit.predictions import PREDICTIONS
+
+    for kind, old in ((PNG, PNG.magic + b"an old figure"), (PREDICTIONS, PREDICTIONS.magic)):
+        new = kind.magic + b"new"
+        for before in (old, b""):
+            path = tmp_path / "output"
+            path.write_bytes(before)
+            write_atomically(path, lambda file, new=new: file.write(new), kind=kind)
+            assert path.read_bytes() == new
 
 
 def test_a_checkpoint_is_never_written_over_a_file_the_command_reads(tmp_path):

@@ -65,7 +65,7 @@ from makemore_pl.lit.checkpoint_io import with_atomic_checkpoints
 from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
-from makemore_pl.lit.predictions import PredictionWriter
+from makemore_pl.lit.predictions import PREDICTIONS, PredictionWriter
 from makemore_pl.lit.progress import ModelLine, progress_display
 from makemore_pl.lit.trainer import MakemoreTrainer
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
@@ -233,7 +233,8 @@ class MakemoreCLI(LightningCLI):
         self.check_checkpoint_fits_data()  # before any folder is made
         check_splits(self.subcommand, self.datamodule, config)
         if self.subcommand == "predict" and config.get("output"):
-            check_writable_target(Path(config["output"]), CommandError, self.inputs())
+            output = Path(config["output"])
+            check_writable_target(output, CommandError, self.inputs(), PREDICTIONS)
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
