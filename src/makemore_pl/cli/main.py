@@ -67,8 +67,11 @@ def overview(prog: str) -> str:
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
     check_current_folder()
+    from makemore_pl.cli.interrupts import starting_up
+
     try:
-        run(args)
+        with starting_up():
+            run(args)
         flush_output()
     except SystemExit as done:  # --help, a usage error: what they printed must reach the reader
         flush_output()
