@@ -57,11 +57,18 @@ def write_inputs(folder: Path, checkpoint: Path) -> None:
     (folder / "model_bomb.yaml").write_text(model + indented(bomb, "    ") + "\n")
     (folder / "trainer_bomb.yaml").write_text("max_epochs: 1\nplugins:\n" + indented(bomb, "  "))
     (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
+    (folder / "outer_trainer.yaml").write_text("trainer: trainer_bomb.yaml\n")
+    (folder / "outer_class.yaml").write_text("model: model_class.yaml\n")
+    (folder / "model_class.yaml").write_text("class_path: payload_mod.Anything\n")
     (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
     (folder / "big.yaml").write_text("# padding\n" * 200_000)
     os.symlink("loop.ckpt", folder / "loop.ckpt")
     (folder / "two.txt").write_text("emma\nava\n", encoding="utf-8")
     (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
+    words = "\n".join(TINY_WORDS)
+    for encoding in ("utf-16-le", "utf-16-be"):
+        (folder / f"{encoding}.txt").write_text(words, encoding=encoding)
+    (folder / "utf-16.txt").write_bytes(b"\xff\xfe" + words.encode("utf-16-le"))  # with a BOM
     os.mkfifo(folder / "pipe")
     write_bad_checkpoints(folder)
     (folder / "payload_mod.py").write_text(PAYLOAD)
@@ -91,8 +98,27 @@ def write_bad_checkpoints(folder: Path) -> None:
         {**model, "hyper_parameters": {**model["hyper_parameters"], "l2": deep}},
         folder / "deep.ckpt",
     )
-    long = {**model["hyper_parameters"], "optimizer": "x" * 3_000_000}
-    torch.save({**model, "hyper_parameters": long}, folder / "long.ckpt")
+
+
+# checkpoints with one saved setting replaced, (section, setting, value): written by the rows
+# that name them
+BAD_SETTINGS = {
+    "long.ckpt": ("hyper_parameters", "optimizer", "x" * 3_000_000),
+    "context_2_70.ckpt": ("hyper_parameters", "context_size", 2**70),
+    "vocab_10mb.ckpt": ("hyper_parameters", "vocab_size", "x" * 10_000_000),
+    "l2_nan.ckpt": ("hyper_parameters", "l2", float("nan")),
+    "l2_negative.ckpt": ("hyper_parameters", "l2", -1.0),
+    "val_nan.ckpt": ("datamodule_hyper_parameters", "val_fraction", float("nan")),
+    "val_5.ckpt": ("datamodule_hyper_parameters", "val_fraction", 5.0),
+}
+
+
+def write_bad_settings(folder: Path, names: list[str]) -> None:
+    """The BAD_SETTINGS checkpoints among `names`, made from model.ckpt."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    for name in set(names) & set(BAD_SETTINGS):
+        section, setting, value = BAD_SETTINGS[name]
+        torch.save({**model, section: {**model[section], setting: value}}, folder / name)
 
 
 @pytest.fixture
@@ -121,7 +147,36 @@ REFUSED += "plugins; refused without importing it"
 TEST = ["test", "--data.path", "words.txt"]
 PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
 SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
+X40 = "x" * 40
+KEPT = "so it is kept; remove it or choose another name"
+NOR_YAML = "YAML text of options; give a file's path, or text such as 'trainer: {max_epochs: 5}'"
 INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
+INLINE_MODEL_BOMB = (
+    '{"class_path": "makemore_pl.lit.dense.BigramLitModule", "init_args": {"junk": '
+    + INLINE_BOMB
+    + "}}"
+)
+INLINE_TRAINER_BOMB = "max_epochs: 1\nplugins:\n" + indented(bomb_lines(), "  ")
+
+# a row's command ending in one of these runs with that standard output
+# (line-buffered: each line fails as it is written, not at the exit's flush)
+REDIRECTS = {">/dev/full": lambda: open("/dev/full", "w", buffering=1), ">&-": lambda: None}
+FULL = "cannot write the output (No space left on device)"
+
+
+def in_a_deleted_folder(cwd: Path, monkeypatch) -> None:
+    gone = cwd / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+
+
+# a row's command starting with one of these runs where it says
+SETUPS = {"(in a deleted folder)": in_a_deleted_folder}
+GONE = (
+    "the current folder no longer exists (it was deleted or moved); cd to a folder that exists "
+    "and run the command again"
+)
 
 # (case, command, the message after PREFIX)
 ROWS = [
@@ -133,6 +188,14 @@ ROWS = [
      f"--trainer trainer_bomb.yaml: {ALIASES}"),
     ("inline config text of nested aliases", [*FIT, "--config", INLINE_BOMB],
      f"--config: {ALIASES}"),
+    ("inline model JSON of nested aliases", [*FIT, "--model", INLINE_MODEL_BOMB],
+     f"--model: {ALIASES}"),
+    ("inline trainer YAML of nested aliases", [*FIT, "--trainer", INLINE_TRAINER_BOMB],
+     f"--trainer: {ALIASES}"),
+    ("a model file of aliases named inside a config", [*FIT, "--config", "outer.yaml"],
+     f"outer.yaml → model_bomb.yaml: {ALIASES}"),
+    ("a trainer file of aliases named inside a config", [*FIT, "--config", "outer_trainer.yaml"],
+     f"outer_trainer.yaml → trainer_bomb.yaml: {ALIASES}"),
     ("a number's option given an alias of itself", [*FIT, "--model.lr", "&a [*a, *a]"],
      f"--model.lr: {ALIASES}"),
     ("a config nested 200 levels deep", [*FIT, "--config", "deep.yaml"],
@@ -141,6 +204,17 @@ ROWS = [
      "--config big.yaml: more than the 1.0 MB a config can hold"),
     ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
      f"--config bomb.yaml: {ALIASES}"),
+    ("a config value of 300 bytes, neither file nor YAML", [*FIT, "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("the same 300 bytes for a plain command", ["baseline", "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("a config file of a 300-byte name", [*FIT, "--config", "x" * 300 + ".yaml"],
+     f"--config {X40} [… 225 characters cut …] {X40[5:]}.yaml: cannot read it (File name too "
+     "long)"),
+    ("a config file that is missing", [*FIT, "--config", "missing.yaml"],
+     "--config missing.yaml: cannot read it (No such file or directory)"),
     # classes that would be imported
     ("a model class from a module in the current folder", [*FIT, "--model", "payload_mod.Anything"],
      f"--model: class 'payload_mod.Anything' {REFUSED}"),
@@ -152,6 +226,12 @@ ROWS = [
      f"--trainer.logger: class 'payload_mod.Anything' {REFUSED}"),
     ("inline JSON naming a class", [*FIT, "--model", '{"class_path": "payload_mod.Anything"}'],
      f"--model: class 'payload_mod.Anything' {REFUSED}"),
+    ("inline YAML naming a class under a key", [*FIT, "--trainer", "logger: payload_mod.Anything"],
+     f"--trainer: class 'payload_mod.Anything' {REFUSED}"),
+    ("a list of callback classes", [*FIT, "--trainer.callbacks", "[payload_mod.Anything]"],
+     f"--trainer.callbacks: class 'payload_mod.Anything' {REFUSED}"),
+    ("a class in a model file named inside a config", [*FIT, "--config", "outer_class.yaml"],
+     f"outer_class.yaml → model_class.yaml: class 'payload_mod.Anything' {REFUSED}"),
     ("a config naming a model class", [*FIT, "--config", "model_payload.yaml"],
      f"model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
     ("a config naming a callback class", [*FIT, "--config", "callback_payload.yaml"],
@@ -191,8 +271,24 @@ ROWS = [
      "--ckpt_path deep.ckpt: refused, its value hyper_parameters.l2.a.a.a.a.a.a.a.a.a.a.a.a.a.a."
      "a.a.a.a.a... nests deeper than 100 levels (makemore_pl writes a few)"),
     ("a checkpoint setting of 3 MB", [*TEST, "--ckpt_path", "long.ckpt"],
-     "--ckpt_path long.ckpt: its settings do not fit makemore_pl (Parser key "
-     "\"model.optimizer\": a YAML value: 3.0 MB of YAML, more than the 1.0 MB a config can hold)"),
+     "--ckpt_path long.ckpt: refused, its setting hyper_parameters.optimizer is a text of "
+     "3,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved context_size of 2**70", ["sample", "--ckpt_path", "context_2_70.ckpt"],
+     "--ckpt_path context_2_70.ckpt: refused, its value hyper_parameters.context_size = "
+     "1180591620717411303424 is out of range (a 64-bit integer)"),
+    ("a saved vocab_size that is 10 MB of text", [*TEST, "--ckpt_path", "vocab_10mb.ckpt"],
+     "--ckpt_path vocab_10mb.ckpt: refused, its setting hyper_parameters.vocab_size is a text "
+     "of 10,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved l2 of nan", ["sample", "--ckpt_path", "l2_nan.ckpt"],
+     "--ckpt_path l2_nan.ckpt: refused, its setting hyper_parameters.l2 is nan, not a finite "
+     "number"),
+    ("a saved l2 below 0", [*TEST, "--ckpt_path", "l2_negative.ckpt"],
+     "--ckpt_path l2_negative.ckpt: its setting l2 must be 0 or more, got -1.0"),
+    ("a saved val_fraction of nan", [*TEST, "--ckpt_path", "val_nan.ckpt"],
+     "--ckpt_path val_nan.ckpt: refused, its setting datamodule_hyper_parameters.val_fraction "
+     "is nan, not a finite number"),
+    ("a saved val_fraction of 5", ["sample", "--ckpt_path", "val_5.ckpt"],
+     "--ckpt_path val_5.ckpt: refused, its data setting val_fraction must be in [0, 1), got 5.0"),
     # sizes and reads that used to end in a traceback
     ("a counting model of context size 215", ["baseline", "--data.path", "words.txt",
                                                  "--data.context_size", "215"],
@@ -203,6 +299,16 @@ ROWS = [
      "--seed must be from -2**63 to 2**64 - 1, got 18446744073709551616"),
     ("a seed below -2**63", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(-(2**63) - 1)],
      "--seed must be from -2**63 to 2**64 - 1, got -9223372036854775809"),
+    ("a data file in UTF-16LE without a byte-order mark",
+     ["baseline", "--data.path", "utf-16-le.txt"],
+     "data file 'utf-16-le.txt', line 1: the file looks like UTF-16 (little endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16BE without a byte-order mark", ["fit", "--data.path", "utf-16-be.txt"],
+     "data file 'utf-16-be.txt', line 1: the file looks like UTF-16 (big endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16 with a byte-order mark", ["baseline", "--data.path", "utf-16.txt"],
+     "data file 'utf-16.txt', line 1: the file looks like UTF-16 (little endian, with a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
     ("a data file that fails to read (EIO)", ["baseline", "--data.path", "/proc/self/mem"],
      "cannot read data file '/proc/self/mem': Input/output error"),
     ("DDP by spawning processes", [*FIT, "--trainer.strategy", "ddp_spawn",
@@ -221,6 +327,15 @@ ROWS = [
      "--temperature must be positive, got -inf"),
     ("a data file named nan stays a file", ["fit", "--data.path", "nan"],
      "data file 'nan' does not exist"),
+    # help that cannot be written: one line and a failure, as for any other output
+    *[(f"{command} --help to a full device", [command, "--help", ">/dev/full"], FULL)
+      for command in ("sample", "baseline", "sweep", "suffix_sweep", "fit")],
+    ("a model's help to a full device", ["test", "--model.help", "BigramLitModule", ">/dev/full"],
+     FULL),
+    ("sample --help with the output closed", ["sample", "--help", ">&-"],
+     "the standard output is closed; redirect it to a file or /dev/null"),
+    *[(f"{command} from a deleted current folder", ["(in a deleted folder)", command], GONE)
+      for command in ("fit", "sample", "baseline")],
     # outputs over inputs or devices
     ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
      "cannot write words.txt: it is words.txt, which this command reads"),
@@ -238,6 +353,17 @@ ROWS = [
      "cannot write words.txt: it is words.txt, which this command reads"),
     ("a sweep figure written to a FIFO or device", [*SWEEP, "--plot", "pipe"],
      "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
+    # outputs over files of another kind: only a previous output (or an empty file) is replaced
+    ("a sweep figure written over a checkpoint", [*SWEEP, "--plot", "model.ckpt"],
+     f"cannot write model.ckpt: it exists and is not a PNG image, {KEPT}"),
+    ("a sweep figure written over another text file", [*SWEEP, "--plot", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a PNG image, {KEPT}"),
+    ("predictions written over another checkpoint", [*PREDICT, "--output", "huge.ckpt"],
+     f"cannot write huge.ckpt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
+    ("predictions written over another text file", [*PREDICT, "--output", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
 ]  # fmt: skip
 
 
@@ -246,21 +372,28 @@ def shown(row: tuple) -> str:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row[0] for row in ROWS])
-def test_round_3_case(cwd, row):
+def test_round_3_case(cwd, row, monkeypatch):
+    write_bad_settings(cwd, row[1])
     before = sorted(p.name for p in cwd.rglob("*"))
-    quiet = QUIET if row[1][0] in ("fit", "validate", "test", "predict") else []
-    got = exit_of(*row[1], *quiet)
+    args = row[1]
+    if args[0] in SETUPS:
+        SETUPS[args[0]](cwd, monkeypatch)
+        args = args[1:]
+    if args[-1] in REDIRECTS:  # the standard output the shell would hand the command
+        args = args[:-1]
+        monkeypatch.setattr(sys, "stdout", REDIRECTS[row[1][-1]]())
+    training = args[0] in ("fit", "validate", "test", "predict") and "--model.help" not in args
+    quiet = QUIET if training else []
+    try:
+        got = exit_of(*args, *quiet)
+    finally:
+        if sys.stdout is not None and sys.stdout.name == "/dev/full":
+            sys.stdout.close()  # main has pointed it at /dev/null: nothing is left to fail
     if row[2] is None:
         assert got == 2
     else:
         assert got == PREFIX + row[2]
     assert sorted(p.name for p in cwd.rglob("*")) == before  # nothing written or lost
-
-
-def test_a_bomb_named_inside_another_config_is_refused(cwd, capsys):
-    assert exit_of(*FIT, "--config", "outer.yaml", *QUIET) == 2  # jsonargparse's usage error
-    assert ALIASES in capsys.readouterr().err
-    assert not (cwd / "lightning_logs").exists()
 
 
 def test_lightning_s_own_callbacks_are_still_allowed(cwd):
@@ -316,7 +449,8 @@ def makemore_process(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command", ["baseline --data.path words.txt", "--help", "sample --ckpt_path model.ckpt"]
+    "command",
+    ["baseline --data.path words.txt", "--help", "sample --help", "sample --ckpt_path model.ckpt"],
 )
 @pytest.mark.parametrize("output", [">&-", ">/dev/full"])
 def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output):
@@ -325,6 +459,13 @@ def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(PREFIX), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_deleted_current_folder_fails_before_torch_is_imported(tmp_path):
+    # in-process, torch is already imported: its MKL's fatal error needs a fresh process
+    line = f"mkdir gone && cd gone && rmdir ../gone && exec {sys.executable} -m makemore_pl fit"
+    proc = subprocess.run(["sh", "-c", line], cwd=tmp_path, text=True, capture_output=True)
+    assert (proc.returncode, proc.stderr) == (1, f"{PREFIX}{GONE}\n")
 
 
 @pytest.mark.slow
@@ -344,6 +485,52 @@ def test_ctrl_c_in_a_plain_command_is_one_line_and_130(cwd):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "makemore_pl: interrupted"
     assert "Traceback" not in err
+
+
+def test_ctrl_c_while_fit_starts_is_one_line_130_and_leaves_no_run(
+    cwd, tiny_run, monkeypatch, capsys
+):
+    from makemore_pl.cli.runs import find_named_checkpoint
+    from makemore_pl.lit.datamodule import NamesDataModule
+
+    shutil.copytree(tiny_run / "lightning_logs", cwd / "lightning_logs")  # an older run
+    best = find_named_checkpoint("best", None)
+
+    def ctrl_c(self, stage: str | None = None) -> None:  # in the run's folder, before a batch
+        assert any((cwd / "lightning_logs").glob("version_1*"))
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(NamesDataModule, "setup", ctrl_c)
+    assert exit_of(*FIT, *QUIET) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "makemore_pl: interrupted" and "Detected" not in err
+    assert not any((cwd / "lightning_logs").glob("version_1*"))  # nothing hides the older run
+    assert find_named_checkpoint("best", None) == best
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was
+
+
+# Ctrl-C as numpy starts to load (under torch), in a process of its own: raised there, the
+# interrupt used to be swallowed (the command went on) or to leave numpy half-imported
+CTRL_C_AS_NUMPY_LOADS = """
+import builtins, os, signal, sys
+from makemore_pl.cli.main import main
+load = builtins.__import__
+def ctrl_c(name, *args, **kwargs):
+    if name.startswith("numpy"):
+        builtins.__import__ = load
+        os.kill(os.getpid(), signal.SIGINT)
+    return load(name, *args, **kwargs)
+builtins.__import__ = ctrl_c
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("command", ["fit --data.path missing.txt", "sample"])
+def test_ctrl_c_while_modules_load_is_one_line_and_130(tmp_path, command):
+    argv = [sys.executable, "-c", CTRL_C_AS_NUMPY_LOADS, *command.split()]
+    proc = subprocess.run(argv, cwd=tmp_path, text=True, capture_output=True)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, "makemore_pl: interrupted\n", "")
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow
@@ -387,6 +574,19 @@ def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
         run_config(cwd / "bomb.yaml")
     with pytest.raises(ConfigTooLarge, match=ALIASES):
         data_sections_only(["--config", "bomb.yaml"])
+
+
+def test_a_previous_output_of_the_same_kind_or_an_empty_file_is_replaced(tmp_path):
+    from makemore_pl.core.files import PNG, write_atomically
+    from makemore_pl.lit.predictions import PREDICTIONS
+
+    for kind, old in ((PNG, PNG.magic + b"an old figure"), (PREDICTIONS, PREDICTIONS.magic)):
+        new = kind.magic + b"new"
+        for before in (old, b""):
+            path = tmp_path / "output"
+            path.write_bytes(before)
+            write_atomically(path, lambda file, new=new: file.write(new), kind=kind)
+            assert path.read_bytes() == new
 
 
 def test_a_checkpoint_is_never_written_over_a_file_the_command_reads(tmp_path):

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser
 
-from makemore_pl.cli.config_files import safe_load
+from makemore_pl.cli.config_files import ConfigRefused, safe_load
 from makemore_pl.core.data_identity import DataFile, locate
 from makemore_pl.core.errors import CheckpointError
 from makemore_pl.core.words import NAMES_SHA256
@@ -88,7 +88,7 @@ def check_settings(path: str, checkpoint: dict, kind: ModelKind) -> None:
         parser.add_class_arguments(cls, key, fail_untyped=False)
         try:
             parser.parse_object({key: saved})
-        except ArgumentError as err:
+        except (ArgumentError, ConfigRefused) as err:
             raise CheckpointError(
                 f"--ckpt_path {path}: its settings do not fit makemore_pl "
                 f"({' '.join(str(err).split())})"

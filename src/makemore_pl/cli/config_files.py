@@ -16,10 +16,11 @@ from makemore_pl.cli.class_paths import (
     CLASS_OPTIONS,
     check_class_path,
     check_class_paths,
+    is_file_name,
     option_name,
 )
-from makemore_pl.core.errors import CommandError
-from makemore_pl.core.text import human_bytes
+from makemore_pl.core.errors import CommandError, UserError
+from makemore_pl.core.text import human_bytes, printable, shortened
 
 # a config of this package holds a few dozen values in a few KB, nested a few levels; nested YAML
 # aliases can make a few hundred bytes expand to billions of nodes (a "billion laughs" file),
@@ -33,6 +34,18 @@ Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class ConfigTooLarge(CommandError):
     """YAML text beyond the loader's bounds; raised before it is loaded."""
+
+
+class ConfigRefused(BaseException):
+    """A refusal of the loader jsonargparse calls, carrying the UserError that says why.
+
+    jsonargparse catches every Exception a loader raises and reprints it as a usage error of
+    several lines; like SystemExit, a BaseException passes through to the command line's one
+    line."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def check_yaml(text: str, where: str = "a YAML value") -> None:
@@ -72,10 +85,13 @@ def bounded(load: Callable[[str], Any]) -> Callable[..., Any]:
     """`load`, called only on text that check_yaml lets through."""
 
     def load_bounded(text: str, path: str | None = None) -> Any:
-        where = str(path) if path else "a YAML value"
-        check_yaml(text, where)
-        loaded = load(text)
-        check_class_paths(loaded, where)
+        where = " → ".join(files_being_read()) or str(path or "a YAML value")
+        try:
+            check_yaml(text, where)
+            loaded = load(text)
+            check_class_paths(loaded, where)
+        except UserError as err:
+            raise ConfigRefused(err) from None
         return loaded
 
     load_bounded.bounded = True
@@ -90,6 +106,16 @@ def install_bounded_loader() -> None:
     original = get_loader("yaml")
     if not getattr(original, "bounded", False):
         set_loader("yaml", bounded(original), exceptions=(yaml.YAMLError,))
+
+
+def files_being_read() -> list[str]:
+    """The config files jsonargparse is reading, outermost first, as the user named them
+    (`outer.yaml`, then the `model_bomb.yaml` it names): the chain it keeps to detect loops."""
+    try:
+        from jsonargparse._util import config_load_stack
+    except ImportError:  # another jsonargparse: the message names no file
+        return []
+    return [shown for _, shown in config_load_stack.get()]
 
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -108,13 +134,41 @@ def check_arguments(args: list[str]) -> None:
         named = option or "a command-line value"
         if option is not None and option_name(option) in CLASS_OPTIONS:
             check_class_path(value, option)
-        if value.lower().endswith(YAML_SUFFIXES) or option in CONFIG_OPTIONS:
+        if option in CONFIG_OPTIONS:
+            check_config_value(value, option)
+        elif value.lower().endswith(YAML_SUFFIXES):
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
             check_yaml(value, named)
-        if "class_path" in value:  # inline YAML or JSON naming a class
+        if option is not None and not is_file_name(value):  # inline YAML or JSON
             with contextlib.suppress(yaml.YAMLError):
-                safe_load(value, named)
+                # `--trainer.callbacks '[X]'`, `--trainer 'logger: X'` name classes too
+                check_class_paths(safe_load(value, named), named, option_name(option))
+
+
+def check_config_value(value: str, option: str) -> None:
+    """`--config` takes a file, YAML text of options, or `-` (the standard input); anything else
+    is refused here, where jsonargparse would call it a file that does not exist."""
+    try:
+        os.stat(value)
+    except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+    else:
+        check_yaml_file(value, option)
+        return
+    try:
+        loaded = safe_load(value, option)
+    except yaml.YAMLError:
+        loaded = None
+    if value.strip() == "-" or isinstance(loaded, dict):
+        return
+    shown = shortened(printable(value), 80)
+    if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
+        raise CommandError(f"{option} {shown}: cannot read it ({reason})")
+    raise CommandError(
+        f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; give a "
+        "file's path, or text such as 'trainer: {max_epochs: 5}'"
+    )
 
 
 def check_yaml_file(value: str, option: str) -> None:

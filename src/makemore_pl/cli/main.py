@@ -66,8 +66,12 @@ def overview(prog: str) -> str:
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
+    check_current_folder()
+    from makemore_pl.cli.interrupts import starting_up
+
     try:
-        run(args)
+        with starting_up():
+            run(args)
         flush_output()
     except SystemExit as done:  # --help, a usage error: what they printed must reach the reader
         flush_output()
@@ -86,6 +90,20 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
 
 
+def check_current_folder() -> None:
+    """Before torch is imported: in a deleted folder, its MKL fails to load with a fatal error
+    of its own, and every relative path would fail after it."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        sys.exit(
+            error_line(
+                "the current folder no longer exists (it was deleted or moved); cd to a folder "
+                "that exists and run the command again"
+            )
+        )
+
+
 def run(args: list[str]) -> None:
     prog = program_name()
     if sys.stdout is None:  # started with `>&-`: what it prints would be lost
@@ -93,11 +111,10 @@ def run(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
         return
+    from makemore_pl.cli.config_files import ConfigRefused, check_arguments, install_bounded_loader
     from makemore_pl.core.errors import UserError
 
     try:
-        from makemore_pl.cli.config_files import check_arguments, install_bounded_loader
-
         install_bounded_loader()
         args = [args[0], *non_finite_spelled(args[1:])]
         check_arguments(args[1:])
@@ -115,7 +132,7 @@ def run(args: list[str]) -> None:
         else:
             names = ", ".join([*TRAINING_COMMANDS, *PLAIN_COMMANDS])
             sys.exit(f"{prog}: error: unknown command {shown(args[0])!r}; choose from {names}")
-    except UserError as err:  # says what to fix; no traceback
+    except (UserError, ConfigRefused) as err:  # says what to fix; no traceback
         sys.exit(error_line(str(err)))
 
 

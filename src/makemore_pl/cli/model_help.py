@@ -7,6 +7,7 @@ import re
 
 from lightning.pytorch.cli import LightningArgumentParser
 
+from makemore_pl.cli.parsers import ReportsWriteFailures
 from makemore_pl.models.registry import DEFAULT_MODEL
 
 
@@ -14,7 +15,7 @@ def named_parser(prog: str) -> type[LightningArgumentParser]:
     """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
     without a name, which would show as `__main__.py`."""
 
-    class Parser(LightningArgumentParser):
+    class Parser(ReportsWriteFailures, LightningArgumentParser):
         def __init__(self, *args, **kwargs) -> None:
             kwargs.setdefault("prog", prog)
             super().__init__(*args, **kwargs)

@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from makemore_pl.cli.config_files import safe_load
+from makemore_pl.cli.interrupts import plain_command_started
+from makemore_pl.cli.parsers import ReportsWriteFailures
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError, SettingError
 
@@ -42,8 +44,12 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     """Parses `args` for command `name` (its own options and --data.*) and runs it."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    class Parser(ReportsWriteFailures, ArgumentParser):
+        """jsonargparse's, reporting a failure to write its help."""
+
     function = getattr(importlib.import_module(COMMANDS[name]), name)
-    parser = ArgumentParser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
+    plain_command_started()
+    parser = Parser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
     parser.add_argument(
         "--config",
         action=ActionConfigFile,

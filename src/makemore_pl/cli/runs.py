@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -152,6 +153,14 @@ def is_being_trained(run: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+def remove_if_unstarted(run: Path) -> None:
+    """Removes a run folder that holds no checkpoint (its command failed or was stopped before
+    the first): as the newest run, it would hide an older run's best.ckpt from `--ckpt_path
+    best`, and its logs show nothing yet."""
+    if not any((run / "checkpoints").glob("*.ckpt")):
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def check_writable(folder: str | Path) -> None:

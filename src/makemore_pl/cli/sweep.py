@@ -17,7 +17,7 @@ from makemore_pl.cli.runs import new_run_folder
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError
-from makemore_pl.core.files import check_writable_target, write_atomically
+from makemore_pl.core.files import PNG, check_writable_target, write_atomically
 from makemore_pl.models.counting import SMOOTHING_GRID, CountingBaseline
 from makemore_pl.models.optimum import fit_optimum, table_nll
 
@@ -130,7 +130,7 @@ def sweep(
         if not grid or min(grid) < 0:
             raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
     if plot:  # before the sweep: a --plot that would replace the data or a device fails first
-        check_writable_target(Path(plot), CommandError, [data.path])
+        check_writable_target(Path(plot), CommandError, [data.path], PNG)
     data.setup("fit")
     c, v = data.context_size, data.vocab_size
     splits = {split: data.examples(split) for split in ("train", "val", "test")}
@@ -175,4 +175,4 @@ def save_sweep_plot(
 def save_png(fig, path: str | Path, dpi: int = 110, inputs: Iterable = ()) -> Path:
     """The figure as a PNG at `path`, written whole or not at all, never over one of `inputs`."""
     write = lambda file: fig.savefig(file, format="png", dpi=dpi)  # noqa: E731
-    return write_atomically(path, write, inputs=[p for p in inputs if p])
+    return write_atomically(path, write, inputs=[p for p in inputs if p], kind=PNG)

@@ -30,6 +30,7 @@ from makemore_pl.cli.checkpoint_args import (
     run_config,
 )
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
+from makemore_pl.cli.interrupts import Interrupted, interrupts_raised
 from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
 from makemore_pl.cli.runs import (
     RUN_ENV,
@@ -39,6 +40,7 @@ from makemore_pl.cli.runs import (
     lock_run,
     new_run_folder,
     newest_training_run,
+    remove_if_unstarted,
     run_of_checkpoint,
     safe_name,
 )
@@ -65,7 +67,7 @@ from makemore_pl.lit.checkpoint_io import with_atomic_checkpoints
 from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
-from makemore_pl.lit.predictions import PredictionWriter
+from makemore_pl.lit.predictions import PREDICTIONS, PredictionWriter
 from makemore_pl.lit.progress import ModelLine, progress_display
 from makemore_pl.lit.trainer import MakemoreTrainer
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
@@ -93,7 +95,17 @@ class MakemoreCLI(LightningCLI):
     lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
     ckpt_path: str | None = None  # --ckpt_path resolved
     checkpoint: dict | None = None  # its contents, read and checked once
-    fresh_run = False  # the run folder was made by this command (and is removed if it fails)
+    fresh_run = False  # the run folder was made by this command (and is removed if it fails
+    # before its first checkpoint)
+
+    def __init__(self, *args, **kwargs) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:  # refused options, bad data, Ctrl-C: before the first checkpoint,
+            # the newest run would hide an older run's best.ckpt from `--ckpt_path best`
+            if self.fresh_run:
+                remove_if_unstarted(self.run)
+            raise
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.init_args.context_size")
@@ -233,7 +245,8 @@ class MakemoreCLI(LightningCLI):
         self.check_checkpoint_fits_data()  # before any folder is made
         check_splits(self.subcommand, self.datamodule, config)
         if self.subcommand == "predict" and config.get("output"):
-            check_writable_target(Path(config["output"]), CommandError, self.inputs())
+            output = Path(config["output"])
+            check_writable_target(output, CommandError, self.inputs(), PREDICTIONS)
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
@@ -249,12 +262,7 @@ class MakemoreCLI(LightningCLI):
         if self.subcommand == "predict":
             callbacks.append(PredictionWriter(self.predictions_path(config), self.inputs()))
         kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
-        try:
-            return super().instantiate_trainer(**kwargs)
-        except BaseException:  # Lightning refused the options: the run never started
-            if self.fresh_run and not any(self.run.iterdir()):
-                self.run.rmdir()
-            raise
+        return super().instantiate_trainer(**kwargs)
 
     def claim_run(self, config) -> Path:
         """The run this command writes to: the checkpoint's own, or a new one."""
@@ -375,7 +383,30 @@ def run_training(prog: str, args: list[str]) -> int:
     for kind in MODELS.values():  # --model SuffixLitModule finds the classes imported
         importlib.import_module(kind.lit_module)
     try:
-        cli = MakemoreCLI(
+        cli = started_cli(prog, args)
+    except SystemExit as done:  # --help: the default model's own options come last
+        if done.code in (0, None) and asks_help(args):
+            print(default_model_help(f"{prog} {args[0]}"))
+        raise
+    except Interrupted:  # Ctrl-C outside training: main's one line and 130
+        raise KeyboardInterrupt from None
+    except RunComplete as done:
+        print(done, file=sys.stderr)
+        return 0
+    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
+        raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
+    except ValueError as err:  # jsonargparse wraps what a chosen model class raised
+        raise user_error_in(err) or err from None
+    finally:
+        if joined is None:
+            os.environ.pop(RUN_ENV, None)
+    return cli.exit_code
+
+
+def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
+    """The CLI, run on `args`; Ctrl-C raises Interrupted but while training runs."""
+    with interrupts_raised():
+        return MakemoreCLI(
             NgramLitModule,
             NamesDataModule,
             subclass_mode_model=True,
@@ -396,18 +427,3 @@ def run_training(prog: str, args: list[str]) -> int:
             parser_class=named_parser(f"{prog} {args[0]}"),
             args=args,
         )
-    except SystemExit as done:  # --help: the default model's own options come last
-        if done.code in (0, None) and asks_help(args):
-            print(default_model_help(f"{prog} {args[0]}"))
-        raise
-    except RunComplete as done:
-        print(done, file=sys.stderr)
-        return 0
-    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
-        raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
-    except ValueError as err:  # jsonargparse wraps what a chosen model class raised
-        raise user_error_in(err) or err from None
-    finally:
-        if joined is None:
-            os.environ.pop(RUN_ENV, None)
-    return cli.exit_code

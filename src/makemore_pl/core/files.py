@@ -1,5 +1,6 @@
 """Files the package writes (checkpoints, predictions, figures): whole or not at all, never in
-place of something that is not a regular file, with one message for each way a write fails."""
+place of something that is not a regular file, nor of a file of another kind than the one
+written, with one message for each way a write fails."""
 
 from __future__ import annotations
 
@@ -8,10 +9,29 @@ import os
 import stat
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from makemore_pl.core.errors import CommandError, UserError
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What a command writes, known by how its files begin: an existing file that begins
+    otherwise (a checkpoint or the data named as --plot or --output by mistake) is kept."""
+
+    name: str  # as a message says it: "a PNG image"
+    magic: bytes  # the first bytes of every such file
+
+    def holds(self, path: Path) -> bool:
+        """Whether the regular file at `path` is empty or begins as this kind does."""
+        with open(path, "rb") as file:
+            head = file.read(len(self.magic))
+        return head in (b"", self.magic)
+
+
+PNG = FileKind("a PNG image", b"\x89PNG\r\n\x1a\n")
 
 
 def write_atomically(
@@ -19,14 +39,15 @@ def write_atomically(
     write: Callable[[BinaryIO], None],
     error: type[UserError] = CommandError,
     inputs: Iterable[str | Path] = (),
+    kind: FileKind | None = None,
 ) -> Path:
     """Calls `write(file)` on a temporary file beside `path`, then renames it into place, so
     readers see the old file or the new one. Refused before anything is written: a `path` that
-    is a folder, a device, a FIFO or any other non-regular file, and one that is the same file
-    as one of the command's `inputs`. Failures raise `error` naming the path; no partial file
-    is left behind."""
+    is a folder, a device, a FIFO or any other non-regular file, one that is the same file
+    as one of the command's `inputs`, and an existing file that is not of `kind`. Failures raise
+    `error` naming the path; no partial file is left behind."""
     path = Path(path)
-    check_writable_target(path, error, inputs)
+    check_writable_target(path, error, inputs, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -48,9 +69,13 @@ def write_atomically(
 
 
 def check_writable_target(
-    path: Path, error: type[UserError] = CommandError, inputs: Iterable[str | Path] = ()
+    path: Path,
+    error: type[UserError] = CommandError,
+    inputs: Iterable[str | Path] = (),
+    kind: FileKind | None = None,
 ) -> None:
-    """A path the package may replace: new, or a regular file that is none of `inputs`."""
+    """A path the package may replace: new, or a regular file that is none of `inputs` and,
+    given a `kind`, is empty or of that kind (a previous output of the same command)."""
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):  # new: the folder is made (or refused) next
@@ -64,6 +89,20 @@ def check_writable_target(
     for source in inputs:
         if same_file(path, Path(source)):
             raise error(f"cannot write {path}: it is {source}, which this command reads")
+    if kind is None:
+        return
+    try:
+        ours = kind.holds(path)
+    except OSError as err:
+        raise error(
+            f"cannot write {path}: it exists and cannot be read to see what it holds "
+            f"({err.strerror}); remove it or choose another name"
+        ) from None
+    if not ours:
+        raise error(
+            f"cannot write {path}: it exists and is not {kind.name}, so it is kept; remove it or "
+            "choose another name"
+        )
 
 
 def same_file(a: Path, b: Path) -> bool:

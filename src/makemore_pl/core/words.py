@@ -94,6 +94,12 @@ def line_chunks(path: str | Path, chunk_bytes: int | None = None) -> Iterator[tu
 
 def decode(raw: bytes, name: str, number: int, first: bool) -> str:
     """UTF-8 bytes of whole lines -> text with every line end as "\\n"."""
+    encoding = utf16_guess(raw) if first else None
+    if encoding is not None:
+        raise DataError(
+            f"data file {name!r}, line 1: the file looks like UTF-16 ({encoding}), not UTF-8; "
+            "save it as UTF-8, one name per line"
+        )
     try:  # -sig: tolerate the byte-order mark some editors write at the start
         text = raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as err:
@@ -103,6 +109,23 @@ def decode(raw: bytes, name: str, number: int, first: bool) -> str:
             "save the file as UTF-8, one name per line"
         ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def utf16_guess(raw: bytes) -> str | None:
+    """How the start of a file is UTF-16, if it is: its byte-order mark, or else the zero high
+    byte of Latin characters at every other position (which UTF-8 would read as U+0000s)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        endian = "little" if raw.startswith(b"\xff\xfe") else "big"
+        return f"{endian} endian, with a byte-order mark"
+    sample = raw[:4096]
+    pairs = len(sample) // 2
+    if pairs < 2:
+        return None
+    even, odd = sample[0 : 2 * pairs : 2].count(0), sample[1 : 2 * pairs : 2].count(0)
+    for zeros, others, endian in ((odd, even, "little"), (even, odd, "big")):
+        if zeros >= pairs / 2 and others <= pairs / 10:
+            return f"{endian} endian, without a byte-order mark"
+    return None
 
 
 def count_line_ends(raw: bytes) -> int:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 
-from makemore_pl.core.errors import SettingError
 from makemore_pl.lit.module import NgramLitModule
-from makemore_pl.models.dense import DenseTable, dense_checkpoint_problem
+from makemore_pl.models.dense import DenseTable, check_lr, dense_checkpoint_problem
 
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
 
@@ -45,8 +43,7 @@ class BigramLitModule(DenseTable, NgramLitModule):
             chars: the data's characters in index order, kept so a checkpoint can generate
                 without the data file (set from the data).
         """
-        if lr is not None and not (math.isfinite(lr) and lr >= 0):  # 0 freezes W, to measure it
-            raise SettingError("lr", f"must be 0 or more, got {lr}")
+        check_lr(lr)
         super().__init__(vocab_size, context_size, encoding, l2, chars)
         self.save_hyperparameters()
         self._add_metrics()

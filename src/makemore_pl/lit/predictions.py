@@ -8,10 +8,11 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from makemore_pl.core.files import write_atomically
+from makemore_pl.core.files import FileKind, write_atomically
 from makemore_pl.core.text import printable
 
 HEADER = "name\ttokens\tnll\tnll_per_token\n"
+PREDICTIONS = FileKind("a predictions file (a TSV of `predict`)", HEADER.encode("utf-8"))
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -38,5 +39,5 @@ class PredictionWriter(BasePredictionWriter):
         ]
         text = HEADER + "".join(lines)
         write = lambda file: file.write(text.encode("utf-8"))  # noqa: E731
-        write_atomically(self.path, write, inputs=self.inputs)
+        write_atomically(self.path, write, inputs=self.inputs, kind=PREDICTIONS)
         self.written, self.rows = self.path, len(lines)

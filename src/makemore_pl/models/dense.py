@@ -121,6 +121,11 @@ def check_settings(vocab_size: int, context_size: int, l2: float, chars: list | 
         raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
 
 
+def check_lr(lr: float | None) -> None:
+    if lr is not None and not (math.isfinite(lr) and lr >= 0):  # 0 freezes W, to measure it
+        raise SettingError("lr", f"must be 0 or more, got {lr}")
+
+
 def dense_logits(W: Tensor, x: Tensor, vocab_size: int) -> Tensor:
     """(B, c) context ids -> (B, V) logits: the rows of W. F.embedding is W[rows] with a
     deterministic backward (W[rows] accumulates its gradient in a thread-dependent order:
@@ -149,7 +154,26 @@ def dense_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
         return weights_misfit(shape, v, c)
     if shape[0] != v**c:
         return weights_misfit(shape, v, c)
-    return weights_problem(weights) or chars_problem(settings["chars"], v)
+    return (
+        weights_problem(weights) or chars_problem(settings["chars"], v) or ranges_problem(settings)
+    )
+
+
+def ranges_problem(settings: dict) -> str | None:
+    """The checks the model makes when it is built (l2, lr, its size), as a checkpoint's."""
+    l2, lr = settings["l2"], settings["lr"]
+    if not is_number(l2) or not (lr is None or is_number(lr)):
+        return f"its settings l2 {l2!r} and lr {lr!r} must be numbers (lr may be None)"
+    try:
+        check_settings(settings["vocab_size"], settings["context_size"], l2, settings["chars"])
+        check_lr(lr)
+    except SettingError as err:
+        return f"its setting {err}"
+    return None
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def is_int(value: Any) -> bool:

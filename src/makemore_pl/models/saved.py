@@ -3,6 +3,8 @@ then built as the plain model they hold, without the training stack."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,8 @@ from typing import Any
 
 import torch
 
-from makemore_pl.core.errors import CheckpointError
+from makemore_pl.core.data import NamesData
+from makemore_pl.core.errors import CheckpointError, SettingError
 from makemore_pl.core.text import human_bytes, printable
 from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.ngram import NgramModel
@@ -40,6 +43,7 @@ def read_checkpoint(path: str, resume: bool = False) -> dict:
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(unreadable_reason(path, err)) from None
     check_contents(path, checkpoint, size)
+    check_saved_settings(path, checkpoint)
     check_model_checkpoint(path, checkpoint)
     if resume:
         check_resumable(path, checkpoint)
@@ -200,6 +204,55 @@ def check_tensor(tensor: torch.Tensor, size: int) -> str | None:
 def big_int(value: int) -> str:
     # str() of an int above 4,300 digits raises ValueError in Python 3.11+
     return str(value) if value.bit_length() < 128 else f"an integer of {value.bit_length()} bits"
+
+
+# a saved setting is a flag, a whole number (within 64 bits, as every integer of the file), a
+# finite number, a short text (a path, a name, a choice) or a list of them (the characters, the
+# suffix strengths); anything else comes from a damaged or crafted file, and would reach the
+# model, jsonargparse and the messages as it is
+SETTINGS_KEYS = ("hyper_parameters", "datamodule_hyper_parameters")
+MAX_TEXT = 4096  # PATH_MAX on Linux: no path, name or choice is longer
+
+
+def check_saved_settings(path: str, checkpoint: Any) -> None:
+    """Every model and data setting of a checkpoint, before anything reads it: numbers finite,
+    texts bounded, and the data settings within the ranges the data accepts."""
+    if not isinstance(checkpoint, dict):
+        return
+    for key in SETTINGS_KEYS:
+        saved = checkpoint.get(key)
+        if saved is not None and not isinstance(saved, dict):
+            raise CheckpointError(f"--ckpt_path {path}: refused, its {key} is not settings")
+        for where, value in values(saved or {}):
+            problem = setting_problem(value)
+            if problem is not None:
+                raise CheckpointError(
+                    f"--ckpt_path {path}: refused, its setting {key}.{where} {problem}"
+                )
+    check_data_settings(path, saved_settings(checkpoint, "datamodule_hyper_parameters"))
+
+
+def setting_problem(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value}, not a finite number"
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f"is a text of {len(value):,} characters (a setting holds at most {MAX_TEXT:,})"
+    return None
+
+
+def check_data_settings(path: str, settings: dict) -> None:
+    """The data settings a command takes from the checkpoint, checked as the data checks its
+    options (the data is not read)."""
+    known = inspect.signature(NamesData).parameters
+    try:
+        NamesData(**{k: v for k, v in settings.items() if k in known})
+    except SettingError as err:
+        raise CheckpointError(f"--ckpt_path {path}: refused, its data setting {err}") from None
+    except TypeError as err:  # a setting of another type, which the checks cannot compare
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its data settings are not of the types makemore_pl "
+            f"writes ({err})"
+        ) from None
 
 
 def model_kind(path: str, checkpoint: Any) -> ModelKind:
