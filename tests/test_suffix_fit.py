@@ -124,7 +124,8 @@ def test_the_smoothed_optimum_converges_to_the_exact_l1_optimum():
     fits = {}
     for eps in (1e-4, 1e-5, 1e-6):
         m, counts = elastic_net(eps)
-        report = fit_suffix_model(m, counts, tolerance=1e-10, max_iter=5000)
+        report = fit_suffix_model(m, counts, tolerance=1e-9, max_iter=5000)
+        # (1e-10 is below the round-off floor of some CPUs at eps = 1e-4: 6.7e-10 here)
         assert report.stopped == "gradient"
         fits[eps] = m.W.detach().clone()
     first, second = ((fits[a] - fits[b]).abs().max() for a, b in ((1e-4, 1e-5), (1e-5, 1e-6)))

@@ -103,7 +103,8 @@ class Objective:
         root = torch.mul(w, w, out=self.root).add_(self.eps**2).sqrt_()
         value = float(torch.einsum("rv,r->", root, self.l1[:, 0]))
         value -= self.eps * float(self.l1.sum()) * w.shape[1]
-        grad.addcmul_(self.l1, w / root)  # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
+        slope = root.reciprocal_().mul_(w)  # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
+        grad.addcmul_(self.l1, slope)
         return value
 
     def couplings(self, w: Tensor) -> Tensor:
@@ -111,8 +112,8 @@ class Objective:
         term's curvature at w, per entry ((R, V)): l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
         if self.l1 is None:
             return self.l2 / 2
-        t = w * w + self.eps**2
-        return self.l2 / 2 + self.l1 * self.eps**2 / (2 * t * t.sqrt())
+        t = torch.mul(w, w).add_(self.eps**2).pow_(1.5).reciprocal_()  # one (R, V) buffer
+        return t.mul_(self.l1 * (self.eps**2 / 2)).add_(self.l2 / 2)
 
     def curvature(self) -> Tensor:
         """(R, 1) a diagonal of the NLL's Hessian in theta, per row: N_r mean_v p (1 - p) / N,
@@ -143,13 +144,15 @@ class TreePreconditioner:
         root = torch.ones_like(l2, dtype=torch.bool)
         for (start, end), _, _ in links:
             root[start:end] = False
-        a = curvature + 2 * l2 * root  # a root's W is theta itself: its L2 term is its own
+        a = torch.add(curvature, l2 * root, alpha=2)  # a root's W is theta: its L2 is its own
         self.gain = torch.zeros_like(a)  # k_c = 2 lambda_c / (a_c + 2 lambda_c)
         for (start, end), (p0, p1), parent in reversed(links):
             pull, below = 2 * l2[start:end], a[start:end]
             self.gain[start:end] = pull / (below + pull)
             a[p0:p1].index_add_(0, parent, below * self.gain[start:end])
-        self.inverse = a.add_(2 * l2 * ~root).reciprocal_()  # 1 / (a_c + 2 lambda_c); roots 1/a
+        for (start, end), _, _ in links:  # 1 / (a_c + 2 lambda_c); roots 1 / a
+            a[start:end].add_(l2[start:end], alpha=2)
+        self.inverse = a.reciprocal_()
 
     def apply_(self, q: Tensor) -> Tensor:
         """q (a gradient in W) <- H0 q (a step in W), in place."""
@@ -211,6 +214,9 @@ class SuffixFit:
                 break
             if self.f.l1 is not None and self.iterations % REFRESH == 0 and self.iterations:
                 # the smoothed L1's curvature moves with w: a new H0, and curvature pairs of it
+                # (pairs of the old one stall the fit at a small smoothing). The old one goes
+                # first: (R, V) factors each
+                self.tree = None
                 self.tree = TreePreconditioner(
                     self.model.links, self.curvature, self.f.couplings(self.w)
                 )
