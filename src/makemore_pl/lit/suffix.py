@@ -81,7 +81,8 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
             l1: L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values;
                 None: no L1 term): an elastic net with `strengths`, on W, smoothed.
             smoothing: eps of the smoothed absolute value sqrt(w^2 + eps^2) - eps the L1 term
-                uses; its optimum tends to the exact L1 optimum as eps goes to 0.
+                uses: quadratic below eps, L1 above; the optimum tends to the exact L1 one as
+                eps goes to 0. Choose it on val with `suffix_sweep` too.
         """
         for name, value, least in (("max_iter", max_iter, 1), ("history_size", history_size, 1)):
             if value < least:

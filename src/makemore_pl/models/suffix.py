@@ -7,7 +7,7 @@ the empty one, the last character, the last two, ...), so that
 
 with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
 example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
-|w|_eps = sqrt(w^2 + eps^2) - eps, which tends to |w| as eps (`smoothing`) goes to 0. A suffix
+|w|_eps = sqrt(w^2 + eps^2) - eps: quadratic below eps (`smoothing`), |w| above. A suffix
 never seen in training has no row and adds nothing: the neural form of backing
 off. The suffixes of h that have rows are lengths 0..m, so the sum telescopes: with
 theta_r = W_r + W_parent(r) + ... (parent: one character shorter), logits(h) = theta[deepest row

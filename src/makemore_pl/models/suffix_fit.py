@@ -8,7 +8,8 @@ copies, autograd's temporaries and the memory glibc keeps after freeing them too
 on names.txt to 1.9 GB for 1.6 M weights (13 MB a copy). Here the memory is (3 + 2 * history)
 copies, allocated once: w, its gradient (which holds theta during an evaluation), the direction
 (U's own storage, unread until the weights are written back) and the history pairs, which the
-line search fills in place.
+line search fills in place. With an L1 term the preconditioner's factors are per entry: two
+copies more.
 
 The initial inverse Hessian H0 of L-BFGS is the exact inverse of T' D T + 2 Lambda: D a diagonal
 of the NLL's Hessian in theta (per row, from the counts), Lambda the L2 strengths. In theta that
@@ -33,6 +34,7 @@ from makemore_pl.models.suffixes import subtree_diffs_, subtree_sums_, theta_to_
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
 REFRESH = 50  # with L1: iterations between preconditioners (its curvature follows w)
+L1_ROWS = 4096  # rows per block of the L1 term: its temporaries stay small
 
 
 @dataclass
@@ -69,10 +71,9 @@ class Objective:
         self.model, self.reduce = model, reduce
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
-        self.l1 = None  # (R, 1) the L1 strengths / N, and a buffer for |w|_eps's square roots
+        self.l1 = None  # (R, 1) the L1 strengths / N
         if model.has_l1:
             self.l1 = self.inv_total * model.strength_of_rows(model.l1)[:, None]
-            self.root = torch.empty_like(model.U)
             self.eps = model.smoothing
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
@@ -100,12 +101,15 @@ class Objective:
         """The smoothed L1 term sum l1 (sqrt(w^2 + eps^2) - eps), its gradient added to grad."""
         if self.l1 is None:
             return 0.0
-        root = torch.mul(w, w, out=self.root).add_(self.eps**2).sqrt_()
-        value = float(torch.einsum("rv,r->", root, self.l1[:, 0]))
-        value -= self.eps * float(self.l1.sum()) * w.shape[1]
-        slope = root.reciprocal_().mul_(w)  # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
-        grad.addcmul_(self.l1, slope)
-        return value
+        value = torch.zeros((), dtype=w.dtype, device=w.device)
+        for start in range(0, len(w), L1_ROWS):  # by blocks: no (R, V) temporary
+            block, l1 = w[start : start + L1_ROWS], self.l1[start : start + L1_ROWS]
+            root = torch.mul(block, block).add_(self.eps**2).sqrt_()
+            value += torch.einsum("rv,r->", root, l1[:, 0])
+            # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
+            grad[start : start + L1_ROWS].addcmul_(l1, root.reciprocal_().mul_(block))
+        value -= self.eps * self.l1.sum() * w.shape[1]
+        return float(value)
 
     def couplings(self, w: Tensor) -> Tensor:
         """The preconditioner's lambda: the L2 strengths / N ((R, 1)), plus with L1 its smoothed
@@ -144,7 +148,8 @@ class TreePreconditioner:
         root = torch.ones_like(l2, dtype=torch.bool)
         for (start, end), _, _ in links:
             root[start:end] = False
-        a = torch.add(curvature, l2 * root, alpha=2)  # a root's W is theta: its L2 is its own
+        # a root's W is theta: its L2 term is its own (one (R, V) buffer with L1's per entry)
+        a = l2.mul(2).masked_fill_(~root, 0).add_(curvature)
         self.gain = torch.zeros_like(a)  # k_c = 2 lambda_c / (a_c + 2 lambda_c)
         for (start, end), (p0, p1), parent in reversed(links):
             pull, below = 2 * l2[start:end], a[start:end]
