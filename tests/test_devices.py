@@ -183,7 +183,9 @@ def test_lbfgs_line_searches_agree_across_processes(one, two):
 
 
 def test_the_suffix_model_fits_the_same_on_two_processes(one, two):
-    assert_same_training(one["suffix"], two["suffix"], weights="U", atol=1e-9)
+    # 60 iterations, short of the optimum: the all-reduce's order of summation moves the
+    # weights by round-off (up to 1.2e-9 measured, depending on the CPU)
+    assert_same_training(one["suffix"], two["suffix"], weights="U", atol=1e-8)
 
 
 @pytest.mark.parametrize("name", HELD_OUT)

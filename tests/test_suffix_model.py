@@ -135,7 +135,9 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
 def test_trainer_fits_to_the_optimum(run):
     data, model, _ = run
     in_u, in_w = gradients(model, data)  # from about 1e-2 at the start
-    assert in_u < 1e-8 and in_w < 1e-9  # the fit stops on the gradient in W, or at round-off
+    # the fit stops on the gradient in W (1e-10 here) or at round-off, whose floor depends on
+    # the CPU: 2.1e-9 in W and 4.3e-9 in U measured
+    assert in_u < 1e-8 and in_w < 1e-8
 
 
 def test_logged_nlls_are_exact_weighted_means(run):
