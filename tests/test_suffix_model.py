@@ -9,6 +9,7 @@ from makemore_pl.core.errors import UserError
 from makemore_pl.lit.suffix import SuffixLitModule
 from makemore_pl.models.dense import DenseTable
 from makemore_pl.models.optimum import fit_optimum, table_nll
+from makemore_pl.models.saved import load_saved_model, read_checkpoint
 from makemore_pl.models.suffix_fit import fit_suffix_model
 from makemore_pl.models.suffixes import suffix_rows
 
@@ -128,7 +129,12 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
     logits = (W[rows.clamp_min(0)] * (rows >= 0)[..., None]).sum(1)
     nll = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * counts).sum() / total
     strengths = torch.tensor(model.hparams.strengths, dtype=W.dtype)[model.lengths]
-    (nll + (strengths * W.pow(2).sum(1)).sum() / model.train_total).backward()
+    penalty = (strengths * W.pow(2).sum(1)).sum()
+    if model.hparams.l1 is not None:  # the elastic net's smoothed L1 term
+        l1 = torch.tensor(model.hparams.l1, dtype=W.dtype)[model.lengths]
+        eps = model.hparams.smoothing
+        penalty = penalty + (l1 * ((W.pow(2) + eps**2).sqrt() - eps).sum(1)).sum()
+    (nll + penalty / model.train_total).backward()
     return model.U.grad.abs().max().item(), W.grad.abs().max().item()
 
 
@@ -138,6 +144,26 @@ def test_trainer_fits_to_the_optimum(run):
     # the fit stops on the gradient in W (1e-10 here) or at round-off, whose floor depends on
     # the CPU: 2.1e-9 in W and 4.3e-9 in U measured
     assert in_u < 1e-8 and in_w < 1e-8
+
+
+def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path):
+    l1 = {"l1": [0.0, 0.2, 0.3, 0.3], "smoothing": 0.05}
+    model = SuffixLitModule(data.vocab_size, 3, chars=data.chars, tolerance=1e-10, **l1)
+    fit = trainer(max_epochs=3)
+    fit.fit(model, data)
+    in_u, in_w = gradients(model, data)
+    assert in_u < 1e-8 and in_w < 1e-8
+    plain = SuffixLitModule(data.vocab_size, 3, chars=data.chars, tolerance=1e-10)
+    trainer(max_epochs=3).fit(plain, data)  # L2 alone: another optimum
+    assert (plain.U - model.U).abs().max() > 0.01
+    fit.save_checkpoint(tmp_path / "elastic.ckpt")
+    loaded = SuffixLitModule.load_from_checkpoint(tmp_path / "elastic.ckpt", weights_only=True)
+    assert (loaded.hparams.l1, loaded.hparams.smoothing) == (l1["l1"], l1["smoothing"])
+    path = str(tmp_path / "elastic.ckpt")
+    _, scorer = load_saved_model(path, read_checkpoint(path))  # the lightning-free form
+    x = data.examples("test")[0]
+    assert torch.equal(loaded.log_probs(x), model.log_probs(x))
+    assert torch.equal(scorer.log_probs(x), model.log_probs(x)) and scorer.l1 == l1["l1"]
 
 
 def test_logged_nlls_are_exact_weighted_means(run):
