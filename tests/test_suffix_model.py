@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
+from makemore_pl.cli.main import main
 from makemore_pl.cli.suffix_sweep import Penalty, choose_penalty, search_moves, suffix_sweep
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import UserError
@@ -282,3 +283,23 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
     assert result["l1"][:2] == [0.0, 0.0]  # zeros stay zero
     shown = min(float(line.split()[-2]) for line in lines[1:-1])
     assert result["val_nll"] == pytest.approx(shown, abs=5e-6)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--l1", "[1]"], "--l1 needs 4 values (suffix lengths 0..3), got [1.0]"),
+        (["--l1", "[0, -1, 0, 0]"], "--l1 must be finite and 0 or more, got [0.0, -1.0, 0.0, 0.0]"),
+        (["--l1", "[0, 0, 1, 1]", "--smoothing", "-1"], "--smoothing must be a positive number"),
+        (["--start", "[1]"], "--start needs 4 values (suffix lengths 0..3), got [1.0]"),
+        (["--rounds", "0"], "--rounds must be 1 or more, got 0"),
+        (["--data.val_fraction", "0"], "choosing the penalty needs val examples"),
+    ],
+)
+def test_a_search_that_cannot_run_is_one_line_before_any_output(data, options, message, capsys):
+    args = ["suffix_sweep", "--data.path", str(data.path), "--data.context_size", "3", *options]
+    with pytest.raises(SystemExit) as exited:  # its message: printed with exit status 1
+        main(args)
+    assert capsys.readouterr().out == ""
+    assert exited.value.code.startswith(f"makemore_pl: error: {message}")
+    assert "\n" not in exited.value.code

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.data import NamesData
-from makemore_pl.core.errors import CommandError
+from makemore_pl.core.errors import CommandError, SettingError
 from makemore_pl.models.optimum import table_nll
 from makemore_pl.models.suffix import SuffixModel
 from makemore_pl.models.suffix_fit import fit_suffix_model
@@ -93,6 +93,21 @@ def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
     return moves + ([("smoothing", None)] if penalty.l1 is not None else [])
 
 
+def check_search(start: Penalty, vocab_size: int, context_size: int, rounds: int, val: int):
+    """Refuses a search that cannot run, naming suffix_sweep's option (--start: the L2
+    strengths), before anything is fitted or printed."""
+    l1 = None if start.l1 is None else list(start.l1)
+    problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
+    problem = problem or l1_problem(context_size, l1, start.smoothing)
+    if problem is not None:  # "<setting> <what is wrong>"
+        setting, words = problem.split(" ", 1)
+        raise SettingError("start" if setting == "strengths" else setting, words)
+    if rounds < 1:
+        raise SettingError("rounds", f"must be 1 or more, got {rounds}")
+    if val == 0:
+        raise CommandError("choosing the penalty needs val examples: the val split is empty")
+
+
 def choose_penalty(
     train: Examples,
     val: Examples,
@@ -104,11 +119,7 @@ def choose_penalty(
 ) -> tuple[Penalty, list[PenaltyPoint], SuffixModel]:
     """The penalty with the lowest val NLL found by the coordinate search, every point tried
     and the chosen model; `report(point)` is called as each point is done."""
-    context_size = train[0].shape[1]
-    problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
-    problem = problem or l1_problem(context_size, start.l1, start.smoothing)
-    if problem or rounds < 1 or len(val[1]) == 0:
-        raise CommandError(problem or "choosing strengths needs rounds >= 1 and val examples")
+    check_search(start, vocab_size, train[0].shape[1], rounds, len(val[1]))
     val_table = count_table(*val[:2], vocab_size, val[2])
     train_table = count_table(*train[:2], vocab_size, train[2])
     points: list[PenaltyPoint] = []
@@ -185,6 +196,7 @@ def suffix_sweep(
 def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int) -> dict:
     started = time.perf_counter()
     train, val = data.examples("train"), data.examples("val")
+    check_search(start, data.vocab_size, data.context_size, rounds, len(val[1]))
     heading = "L2 strengths (suffix lengths 0..c)"
     if start.l1 is not None:
         heading += ", L1 strengths, smoothing"
