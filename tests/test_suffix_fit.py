@@ -94,24 +94,33 @@ def test_runs_continue_where_the_last_stopped():
     assert torch.equal(m.U, u) and report.objective == whole.objective
 
 
-def elastic_net(eps: float) -> tuple[SuffixModel, tuple]:
+def elastic_net(eps: float, by_count: list[float] | None = None) -> tuple[SuffixModel, tuple]:
     v, x, y, counts = table(3)
-    m = SuffixModel(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], l1=[0.0, 0.5, 1.0, 1.0], smoothing=eps)
+    l1 = {"l1": [0.0, 0.5, 1.0, 1.0], "smoothing": eps, "l1_by_count": by_count}
+    m = SuffixModel(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], **l1)
     m.double().build_table(x, y)
     return m, counts
 
 
-def test_the_smoothed_l1_term_is_the_penaltys():
-    m, counts = elastic_net(1e-3)
+@pytest.mark.parametrize("by_count", [None, [1.5, 0.5, 1.0, 2.0]])
+def test_the_smoothed_l1_term_is_the_penaltys(by_count):
+    m, counts = elastic_net(1e-3, by_count)
     w = torch.randn_like(m.U, generator=torch.Generator().manual_seed(1)) * 0.01
     grad = torch.empty_like(w)
-    value = Objective(m, counts)(w, grad)
+    objective = Objective(m, counts)
+    value = objective(w, grad)
+    classes = m.count_classes_of(*counts)
+    if by_count is None:
+        assert objective.classes is None
+    else:
+        assert torch.equal(objective.classes, classes)
+    assert {0, 1, 2, 3} <= set(classes.unique().tolist())  # pairs seen 0, 1, 2 and 3+ times
     u = w.clone().requires_grad_(True)
     m.U = torch.nn.Parameter(torch.zeros_like(m.U))
     m.set_W(u.detach())
     nll_sum, total = m.nll_sum(*counts)
-    assert abs((nll_sum / total + m.penalty()).item() - value) < 1e-12
-    (nll_sum / total + m.penalty()).backward()  # in U; in W: T^-T (grad in theta) ...
+    assert abs((nll_sum / total + m.penalty(classes)).item() - value) < 1e-12
+    (nll_sum / total + m.penalty(classes)).backward()  # in U; in W: T^-T (grad in theta) ...
     in_theta = m.U.grad / m.scale[:, None]
     assert torch.allclose(subtree_sums_(in_theta.clone(), m.links), grad, rtol=0, atol=1e-12)
 

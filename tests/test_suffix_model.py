@@ -124,7 +124,7 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
     x, y, counts = count_table(*data.examples("train")[:2], data.vocab_size)
     model.zero_grad()
     nll_sum, total = model.nll_sum(x, y, counts.double())
-    (nll_sum / total + model.penalty()).backward()
+    (nll_sum / total + model.penalty(model.count_classes_of(x, y, counts))).backward()
     W = model.W.detach().clone().requires_grad_()  # the lecture's form: a sum of rows of W
     rows = suffix_rows(model.keys, x, data.vocab_size)
     logits = (W[rows.clamp_min(0)] * (rows >= 0)[..., None]).sum(1)
@@ -132,9 +132,16 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
     strengths = torch.tensor(model.hparams.strengths, dtype=W.dtype)[model.lengths]
     penalty = (strengths * W.pow(2).sum(1)).sum()
     if model.hparams.l1 is not None:  # the elastic net's smoothed L1 term
-        l1 = torch.tensor(model.hparams.l1, dtype=W.dtype)[model.lengths]
+        l1 = torch.tensor(model.hparams.l1, dtype=W.dtype)[model.lengths][:, None]
+        if model.hparams.l1_by_count is not None:  # times each (suffix, next) pair is seen
+            known = rows >= 0  # every suffix of every context: (N, c + 1)
+            pairs = (rows[known], y[:, None].expand_as(rows)[known])
+            weights = counts[:, None].expand_as(rows)[known].to(W.dtype)
+            seen = torch.zeros_like(W).index_put_(pairs, weights, accumulate=True)
+            by_count = torch.tensor(model.hparams.l1_by_count, dtype=W.dtype)
+            l1 = l1 * by_count[seen.clamp(max=3).long()]
         eps = model.hparams.smoothing
-        penalty = penalty + (l1 * ((W.pow(2) + eps**2).sqrt() - eps).sum(1)).sum()
+        penalty = penalty + (l1 * ((W.pow(2) + eps**2).sqrt() - eps)).sum()
     (nll + penalty / model.train_total).backward()
     return model.U.grad.abs().max().item(), W.grad.abs().max().item()
 
@@ -147,8 +154,9 @@ def test_trainer_fits_to_the_optimum(run):
     assert in_u < 1e-8 and in_w < 1e-8
 
 
-def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path):
-    l1 = {"l1": [0.0, 0.2, 0.3, 0.3], "smoothing": 0.05}
+@pytest.mark.parametrize("by_count", [None, [1.5, 0.5, 1.0, 2.0]])
+def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path, by_count):
+    l1 = {"l1": [0.0, 0.2, 0.3, 0.3], "smoothing": 0.05, "l1_by_count": by_count}
     model = SuffixLitModule(data.vocab_size, 3, chars=data.chars, tolerance=1e-10, **l1)
     fit = trainer(max_epochs=3)
     fit.fit(model, data)
@@ -159,7 +167,7 @@ def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path):
     assert (plain.U - model.U).abs().max() > 0.01
     fit.save_checkpoint(tmp_path / "elastic.ckpt")
     loaded = SuffixLitModule.load_from_checkpoint(tmp_path / "elastic.ckpt", weights_only=True)
-    assert (loaded.hparams.l1, loaded.hparams.smoothing) == (l1["l1"], l1["smoothing"])
+    assert {name: loaded.hparams[name] for name in l1} == l1
     path = str(tmp_path / "elastic.ckpt")
     _, scorer = load_saved_model(path, read_checkpoint(path))  # the lightning-free form
     x = data.examples("test")[0]
@@ -226,6 +234,8 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
         ({"shortest": 4}, "shortest must be an integer in 0..3"),
         ({"l1": [1.0]}, "l1 needs 4 values"),
         ({"l1": [0.0, 0.1, -1.0, 0.0]}, "l1 must be finite and 0 or more"),
+        ({"l1_by_count": [1.0, 2.0]}, "l1_by_count needs 4 values"),
+        ({"l1_by_count": [1.0, 2.0, 3.0, float("nan")]}, "l1_by_count must be finite"),
         ({"smoothing": 0.0}, "smoothing must be a positive number"),
     ],
 )
@@ -272,6 +282,12 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
         ("smoothing", None),
     ]
     assert start.moved("l1", 2, 2.0) == Penalty((1.0, 0.25, 0.25, 0.25), (0, 0, 0.6, 0.3), 0.3)
+    by_count = Penalty(start.strengths, start.l1, 0.3, (1.0, 0.5, 0.0, 2.0))
+    assert search_moves(by_count)[-3:] == [
+        ("smoothing", None),
+        ("l1_by_count", 1),
+        ("l1_by_count", 3),
+    ]
     assert start.moved("smoothing", None, 0.5).smoothing == 0.15
     result = suffix_sweep(data, [1, 0.25, 0.25, 0.25], [0, 0, 0.3, 0.3], 0.3, rounds=1, max_iter=50)
     lines = capsys.readouterr().out.splitlines()

@@ -35,6 +35,7 @@ class Penalty:
     strengths: tuple[float, ...]
     l1: tuple[float, ...] | None = None
     smoothing: float = 1e-4
+    l1_by_count: tuple[float, ...] | None = None
 
     def moved(self, setting: str, k: int | None, factor: float) -> Penalty:
         """This penalty with one value multiplied by `factor`, rounded to 4 digits."""
@@ -46,13 +47,16 @@ class Penalty:
 
     def settings(self) -> dict:
         """The model's init_args for it."""
-        l1 = None if self.l1 is None else list(self.l1)
-        return {"strengths": list(self.strengths), "l1": l1, "smoothing": self.smoothing}
+        l1, by_count = (None if v is None else list(v) for v in (self.l1, self.l1_by_count))
+        settings = {"strengths": list(self.strengths), "l1": l1, "smoothing": self.smoothing}
+        return {**settings, "l1_by_count": by_count}
 
     def __str__(self) -> str:
         shown = [f"[{', '.join(f'{s:.3g}' for s in self.strengths)}]"]
         if self.l1 is not None:
             shown += [f"[{', '.join(f'{s:.3g}' for s in self.l1)}]", f"{self.smoothing:.3g}"]
+        if self.l1_by_count is not None:
+            shown.append(f"[{', '.join(f'{s:.3g}' for s in self.l1_by_count)}]")
         return " ".join(shown)
 
 
@@ -84,21 +88,29 @@ def fit_point(
 
 def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
     """The settings the search moves, in order: per length 1..c its L2 then its L1 strength
-    (where not 0), then the smoothing when there is an L1 term."""
+    (where not 0), then the smoothing when there is an L1 term, then the L1 scales of entries
+    seen 1, 2, 3+ times (where not 0; the unseen entries' scale is the reference)."""
     moves = []
     for k in range(1, len(penalty.strengths)):
         moves.append(("strengths", k))
         if penalty.l1 is not None and penalty.l1[k] > 0:
             moves.append(("l1", k))
-    return moves + ([("smoothing", None)] if penalty.l1 is not None else [])
+    if penalty.l1 is None:
+        return moves
+    by_count = penalty.l1_by_count or ()
+    return (
+        moves
+        + [("smoothing", None)]
+        + [("l1_by_count", k) for k in (1, 2, 3) if by_count[k : k + 1] and by_count[k] > 0]
+    )
 
 
 def check_search(start: Penalty, vocab_size: int, context_size: int, rounds: int, val: int):
     """Refuses a search that cannot run, naming suffix_sweep's option (--start: the L2
     strengths), before anything is fitted or printed."""
-    l1 = None if start.l1 is None else list(start.l1)
+    l1, by_count = start.settings()["l1"], start.settings()["l1_by_count"]
     problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
-    problem = problem or l1_problem(context_size, l1, start.smoothing)
+    problem = problem or l1_problem(context_size, l1, start.smoothing, by_count)
     if problem is not None:  # "<setting> <what is wrong>"
         setting, words = problem.split(" ", 1)
         raise SettingError("start" if setting == "strengths" else setting, words)
@@ -159,6 +171,7 @@ def suffix_sweep(
     start: list[float] | None = None,
     l1: list[float] | None = None,
     smoothing: float = 1e-4,
+    l1_by_count: list[float] | None = None,
     rounds: int = 2,
     max_iter: int = 500,
 ) -> dict[str, float | list[float] | None]:
@@ -172,6 +185,8 @@ def suffix_sweep(
         l1: L1 strengths (suffix lengths 0..c) the search starts from; None: L2 only. Entries
             of 0 stay 0.
         smoothing: the L1 term's smoothing the search starts from.
+        l1_by_count: the L1 scales of entries seen 0, 1, 2, 3+ times the search starts from
+            (with `l1`); None: 1 each, not searched.
         rounds: search rounds: the first moves each strength by factors of 2, the next by
             sqrt(2), and so on.
         max_iter: L-BFGS iterations at most per fitted point.
@@ -182,6 +197,7 @@ def suffix_sweep(
         tuple(float(s) for s in strengths),
         None if l1 is None else tuple(float(s) for s in l1),
         float(smoothing),
+        None if l1_by_count is None else tuple(float(s) for s in l1_by_count),
     )
     # one L-BFGS fit after another on 1.6 M weights: a second thread gains little and, on a
     # shared machine, costs several times the time
@@ -200,6 +216,8 @@ def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int) -> dict:
     heading = "L2 strengths (suffix lengths 0..c)"
     if start.l1 is not None:
         heading += ", L1 strengths, smoothing"
+    if start.l1_by_count is not None:
+        heading += ", L1 scales by count"
     width = max(44, len(str(start)) + 8)
     print(f"{heading:<{width}} {'train_nll':>9} {'val_nll':>9} {'s':>5}")
 

@@ -61,6 +61,7 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
         chars: list[str] | None = None,
         l1: list[float] | None = None,
         smoothing: float = 1e-4,
+        l1_by_count: list[float] | None = None,
     ) -> None:
         """
         Args:
@@ -83,13 +84,18 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
             smoothing: eps of the smoothed absolute value sqrt(w^2 + eps^2) - eps the L1 term
                 uses: quadratic below eps, L1 above; the optimum tends to the exact L1 one as
                 eps goes to 0. Choose it on val with `suffix_sweep` too.
+            l1_by_count: scales of the L1 strength of an entry (a suffix, a next character)
+                seen 0, 1, 2, or 3 and more times in training (4 values; None: 1 each), as
+                Kneser-Ney's discounts depend on the count. Choose them with `suffix_sweep`.
         """
         for name, value, least in (("max_iter", max_iter, 1), ("history_size", history_size, 1)):
             if value < least:
                 raise SettingError(name, f"must be {least} or more, got {value}")
         if not tolerance >= 0:
             raise SettingError("tolerance", f"must be 0 or more, got {tolerance}")
-        super().__init__(vocab_size, context_size, strengths, shortest, chars, l1, smoothing)
+        super().__init__(
+            vocab_size, context_size, strengths, shortest, chars, l1, smoothing, l1_by_count
+        )
         self.save_hyperparameters()
         self.hparams.strengths = self.strengths
         self._add_metrics()

@@ -28,6 +28,8 @@ from makemore_pl.core.contexts import check_sizes
 from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.suffixes import (
+    COUNT_CLASSES,
+    count_classes,
     deepest_logits,
     deepest_rows,
     default_strengths,
@@ -57,6 +59,7 @@ class SuffixModel(NgramModel):
         chars: list[str] | None = None,
         l1: list[float] | None = None,
         smoothing: float = 1e-4,
+        l1_by_count: list[float] | None = None,
     ) -> None:
         super().__init__()
         if chars is not None and len(chars) + 1 != vocab_size:
@@ -64,12 +67,13 @@ class SuffixModel(NgramModel):
         strengths = default_strengths(context_size) if strengths is None else list(strengths)
         check_sizes(vocab_size, context_size)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
-        problem = problem or l1_problem(context_size, l1, smoothing)
+        problem = problem or l1_problem(context_size, l1, smoothing, l1_by_count)
         if problem is not None:  # "<setting> <what is wrong>"
             raise SettingError(*problem.split(" ", 1))
         self.vocab_size, self.context_size = vocab_size, context_size
         self.l1 = None if l1 is None else [float(s) for s in l1]
         self.smoothing = float(smoothing)
+        self.l1_by_count = None if l1_by_count is None else [float(s) for s in l1_by_count]
         self.strengths, self.shortest = strengths, shortest
         self._allocate(0)
 
@@ -188,16 +192,35 @@ class SuffixModel(NgramModel):
         nll = (per_row[used] * lse).sum() - (counts * picked * known).sum()
         return nll + unknown, counts.sum()
 
-    def penalty(self) -> Tensor:
+    def penalty(self, count_classes: Tensor | None = None) -> Tensor:
         """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
-        absolute value (eps: `smoothing`)."""
+        absolute value (eps: `smoothing`); with `l1_by_count`, each entry's L1 strength scaled
+        by its class in `count_classes` (`count_classes_of` the training examples)."""
         w = self.W
         terms = self.strength_of_rows() * w.pow(2).sum(1)  # (R,)
         if self.has_l1:
             eps = self.smoothing
-            smooth = (w.pow(2) + eps**2).sqrt().sub(eps).sum(1)
-            terms = terms + self.strength_of_rows(self.l1) * smooth
+            smooth = (w.pow(2) + eps**2).sqrt().sub(eps)
+            if self.l1_by_count is not None:
+                smooth = smooth * self.count_scales()[count_classes.long()]
+            terms = terms + self.strength_of_rows(self.l1) * smooth.sum(1)
         return terms.sum() / self.train_total.clamp_min(1)
+
+    def count_scales(self) -> Tensor:
+        """(4,) the L1 scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count`; 1 each)."""
+        scales = self.l1_by_count or [1.0] * COUNT_CLASSES
+        return torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
+
+    @torch.no_grad()
+    def count_classes_of(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor:
+        """(R, V) uint8: how often each (suffix, next character) pair is seen in these examples
+        (distinct rows with counts), 0, 1, 2, or 3 for 3 and more."""
+        rows = self.rows_of(x.to(self.U.device))
+        table = torch.zeros_like(self.U)
+        known = rows >= 0
+        flat = rows[known] * self.vocab_size + y.to(rows.device)[known]
+        table.view(-1).index_add_(0, flat, counts.to(table)[known])
+        return count_classes(table, self.links)
 
     def resize_to(self, state: dict) -> None:
         """An empty table of a saved state's size and precision, ready for `load_state_dict`."""

@@ -30,7 +30,13 @@ from torch import Tensor
 
 from makemore_pl.core.batches import Batch
 from makemore_pl.models.suffix import SuffixModel
-from makemore_pl.models.suffixes import subtree_diffs_, subtree_sums_, theta_to_w_, w_to_theta_
+from makemore_pl.models.suffixes import (
+    count_classes,
+    subtree_diffs_,
+    subtree_sums_,
+    theta_to_w_,
+    w_to_theta_,
+)
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
 REFRESH = 50  # with L1: iterations between preconditioners (its curvature follows w)
@@ -72,9 +78,17 @@ class Objective:
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
         self.l1 = None  # (R, 1) the L1 strengths / N
+        self.classes = None  # with l1_by_count: (R, V) each entry's count class, uint8
         if model.has_l1:
             self.l1 = self.inv_total * model.strength_of_rows(model.l1)[:, None]
             self.eps = model.smoothing
+            if model.l1_by_count is not None:
+                self.scales = model.count_scales()
+                table = torch.zeros_like(model.U)  # every process's counts: the same classes
+                table.view(-1).index_add_(0, self.flat, self.counts)
+                if reduce is not None:
+                    reduce(table)
+                self.classes = count_classes(table, model.links)
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
         """f(w); its gradient is written into `grad`, and the NLL per example into `self.nll`."""
@@ -103,13 +117,20 @@ class Objective:
             return 0.0
         value = torch.zeros((), dtype=w.dtype, device=w.device)
         for start in range(0, len(w), L1_ROWS):  # by blocks: no (R, V) temporary
-            block, l1 = w[start : start + L1_ROWS], self.l1[start : start + L1_ROWS]
+            block, l1 = w[start : start + L1_ROWS], self._l1_of(start)
             root = torch.mul(block, block).add_(self.eps**2).sqrt_()
-            value += torch.einsum("rv,r->", root, l1[:, 0])
+            value += (root - self.eps).mul_(l1).sum()
             # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
             grad[start : start + L1_ROWS].addcmul_(l1, root.reciprocal_().mul_(block))
-        value -= self.eps * self.l1.sum() * w.shape[1]
         return float(value)
+
+    def _l1_of(self, start: int) -> Tensor:
+        """The L1 strengths / N of the block of rows from `start`: (B, 1), or per entry (B, V)
+        with `l1_by_count`."""
+        l1 = self.l1[start : start + L1_ROWS]
+        if self.classes is None:
+            return l1
+        return self.scales[self.classes[start : start + L1_ROWS].long()].mul_(l1)
 
     def couplings(self, w: Tensor) -> Tensor:
         """The preconditioner's lambda: the L2 strengths / N ((R, 1)), plus with L1 its smoothed
@@ -117,7 +138,9 @@ class Objective:
         if self.l1 is None:
             return self.l2 / 2
         t = torch.mul(w, w).add_(self.eps**2).pow_(1.5).reciprocal_()  # one (R, V) buffer
-        return t.mul_(self.l1 * (self.eps**2 / 2)).add_(self.l2 / 2)
+        for start in range(0, len(w), L1_ROWS):
+            t[start : start + L1_ROWS].mul_(self._l1_of(start)).mul_(self.eps**2 / 2)
+        return t.add_(self.l2 / 2)
 
     def curvature(self) -> Tensor:
         """(R, 1) a diagonal of the NLL's Hessian in theta, per row: N_r mean_v p (1 - p) / N,

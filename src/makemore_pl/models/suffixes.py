@@ -105,8 +105,16 @@ def settings_problem(v, c, strengths, shortest) -> str | None:
     return None
 
 
-def l1_problem(c: int, l1, smoothing) -> str | None:
+COUNT_CLASSES = 4  # l1_by_count: an entry seen 0, 1, 2, or 3 and more times in training
+
+
+def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
     """What is wrong with the L1 settings (None: no L1 term), or None."""
+    if by_count is not None:
+        if not isinstance(by_count, list | tuple) or len(by_count) != COUNT_CLASSES:
+            return f"l1_by_count needs 4 values (entries seen 0, 1, 2, 3+ times), got {by_count!r}"
+        if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in by_count):
+            return f"l1_by_count must be finite and 0 or more, got {list(by_count)!r}"
     if l1 is not None:
         if not isinstance(l1, list | tuple) or len(l1) != c + 1:
             return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
@@ -151,6 +159,7 @@ SUFFIX_SETTINGS = {
     "shortest": 0,
     "l1": None,
     "smoothing": 1e-4,
+    "l1_by_count": None,
     "max_iter": 100,
     "history_size": 2,
     "tolerance": 1e-7,
@@ -176,7 +185,8 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
     problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
     if problem is None and isinstance(c, int):
-        problem = l1_problem(c, hparams.get("l1"), hparams.get("smoothing", 1e-4))
+        l1, by_count = hparams.get("l1"), hparams.get("l1_by_count")
+        problem = l1_problem(c, l1, hparams.get("smoothing", 1e-4), by_count)
     return problem or tensors_problem(state_dict, v, c)
 
 
@@ -228,3 +238,10 @@ def subtree_diffs_(a: Tensor, links: Links) -> Tensor:
     for (start, end), (p0, p1), parent in links:  # -(-a_p + sum): index_add_'s alpha is slow
         a[p0:p1].neg_().index_add_(0, parent, a[start:end]).neg_()
     return a
+
+
+def count_classes(deepest_counts: Tensor, links: Links) -> Tensor:
+    """(R, V) uint8 count classes (0, 1, 2, 3 = 3 and more) of every (suffix, next) pair, from
+    the counts at each example's deepest row; the buffer becomes the counts through each row."""
+    classes = subtree_sums_(deepest_counts, links).clamp_(max=COUNT_CLASSES - 1)
+    return classes.to(torch.uint8)
