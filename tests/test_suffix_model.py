@@ -309,6 +309,7 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
         (["--l1", "[0, 0, 1, 1]", "--smoothing", "-1"], "--smoothing must be a positive number"),
         (["--start", "[1]"], "--start needs 4 values (suffix lengths 0..3), got [1.0]"),
         (["--rounds", "0"], "--rounds must be 1 or more, got 0"),
+        (["--step", "1"], "--step must be a number above 1, got 1.0"),
         (["--data.val_fraction", "0"], "choosing the penalty needs val examples"),
     ],
 )

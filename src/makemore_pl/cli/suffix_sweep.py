@@ -105,7 +105,9 @@ def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
     )
 
 
-def check_search(start: Penalty, vocab_size: int, context_size: int, rounds: int, val: int):
+def check_search(
+    start: Penalty, vocab_size: int, context_size: int, rounds: int, val: int, step: float
+):
     """Refuses a search that cannot run, naming suffix_sweep's option (--start: the L2
     strengths), before anything is fitted or printed."""
     l1, by_count = start.settings()["l1"], start.settings()["l1_by_count"]
@@ -116,6 +118,8 @@ def check_search(start: Penalty, vocab_size: int, context_size: int, rounds: int
         raise SettingError("start" if setting == "strengths" else setting, words)
     if rounds < 1:
         raise SettingError("rounds", f"must be 1 or more, got {rounds}")
+    if not 1 < step < float("inf"):
+        raise SettingError("step", f"must be a number above 1, got {step}")
     if val == 0:
         raise CommandError("choosing the penalty needs val examples: the val split is empty")
 
@@ -128,10 +132,11 @@ def choose_penalty(
     rounds: int = 2,
     max_iter: int = 500,
     report=None,
+    step: float = 2.0,
 ) -> tuple[Penalty, list[PenaltyPoint], SuffixModel]:
     """The penalty with the lowest val NLL found by the coordinate search, every point tried
     and the chosen model; `report(point)` is called as each point is done."""
-    check_search(start, vocab_size, train[0].shape[1], rounds, len(val[1]))
+    check_search(start, vocab_size, train[0].shape[1], rounds, len(val[1]), step)
     val_table = count_table(*val[:2], vocab_size, val[2])
     train_table = count_table(*train[:2], vocab_size, train[2])
     points: list[PenaltyPoint] = []
@@ -151,7 +156,7 @@ def choose_penalty(
 
     current = start
     best, best_val = evaluate(current, None)
-    for factor in [2.0 ** (0.5**r) for r in range(rounds)]:  # 2, then sqrt(2), ...
+    for factor in [step ** (0.5**r) for r in range(rounds)]:  # 2, then sqrt(2), ...
         for setting, k in search_moves(start):
             for direction in (factor, 1 / factor):
                 moved = False
@@ -174,6 +179,7 @@ def suffix_sweep(
     l1_by_count: list[float] | None = None,
     rounds: int = 2,
     max_iter: int = 500,
+    step: float = 2.0,
 ) -> dict[str, float | list[float] | None]:
     """Choose the every-suffix model's L2 (and L1) strengths on val, then test it once.
 
@@ -190,6 +196,8 @@ def suffix_sweep(
         rounds: search rounds: the first moves each strength by factors of 2, the next by
             sqrt(2), and so on.
         max_iter: L-BFGS iterations at most per fitted point.
+        step: the factor of the first round (2: doubling and halving); each round after
+            moves by the square root of the one before.
     """
     data.setup("fit")
     strengths = default_strengths(data.context_size) if start is None else start
@@ -204,15 +212,15 @@ def suffix_sweep(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _sweep(data, penalty, rounds, max_iter)
+        return _sweep(data, penalty, rounds, max_iter, step)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int) -> dict:
+def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int, step: float) -> dict:
     started = time.perf_counter()
     train, val = data.examples("train"), data.examples("val")
-    check_search(start, data.vocab_size, data.context_size, rounds, len(val[1]))
+    check_search(start, data.vocab_size, data.context_size, rounds, len(val[1]), step)
     heading = "L2 strengths (suffix lengths 0..c)"
     if start.l1 is not None:
         heading += ", L1 strengths, smoothing"
@@ -225,7 +233,7 @@ def _sweep(data: NamesData, start: Penalty, rounds: int, max_iter: int) -> dict:
         print(f"{str(p.penalty):<{width}} {p.train_nll:>9.5f} {p.val_nll:>9.5f} {p.seconds:>5.1f}")
 
     v = data.vocab_size
-    penalty, points, model = choose_penalty(train, val, v, start, rounds, max_iter, show)
+    penalty, points, model = choose_penalty(train, val, v, start, rounds, max_iter, show, step)
     best = min(points, key=lambda p: p.val_nll)
     x, y, weights = data.examples("test")
     test = table_nll(model.log_probs, count_table(x, y, v, weights))  # the one look at test
