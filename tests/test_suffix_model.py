@@ -234,8 +234,9 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
         ({"shortest": 4}, "shortest must be an integer in 0..3"),
         ({"l1": [1.0]}, "l1 needs 4 values"),
         ({"l1": [0.0, 0.1, -1.0, 0.0]}, "l1 must be finite and 0 or more"),
-        ({"l1_by_count": [1.0, 2.0]}, "l1_by_count needs 4 values"),
-        ({"l1_by_count": [1.0, 2.0, 3.0, float("nan")]}, "l1_by_count must be finite"),
+        ({"l1_by_count": [1.0, 2.0, 3.0, 4.0]}, "l1_by_count scales the L1 strengths: set l1"),
+        ({"l1": [0.0] * 4, "l1_by_count": [1.0, 2.0]}, "l1_by_count needs 4 values"),
+        ({"l1": [0.0] * 4, "l1_by_count": [1.0, 2.0, 3.0, float("nan")]}, "must be finite"),
         ({"smoothing": 0.0}, "smoothing must be a positive number"),
     ],
 )

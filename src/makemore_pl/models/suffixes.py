@@ -111,6 +111,8 @@ COUNT_CLASSES = 4  # l1_by_count: an entry seen 0, 1, 2, or 3 and more times in 
 def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
     """What is wrong with the L1 settings (None: no L1 term), or None."""
     if by_count is not None:
+        if l1 is None:
+            return "l1_by_count scales the L1 strengths: set l1 too"
         if not isinstance(by_count, list | tuple) or len(by_count) != COUNT_CLASSES:
             return f"l1_by_count needs 4 values (entries seen 0, 1, 2, 3+ times), got {by_count!r}"
         if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in by_count):
