@@ -97,12 +97,10 @@ def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
             moves.append(("l1", k))
     if penalty.l1 is None:
         return moves
-    by_count = penalty.l1_by_count or ()
-    return (
-        moves
-        + [("smoothing", None)]
-        + [("l1_by_count", k) for k in (1, 2, 3) if by_count[k : k + 1] and by_count[k] > 0]
-    )
+    moves.append(("smoothing", None))
+    if penalty.l1_by_count is not None:  # 4 values, checked
+        moves += [("l1_by_count", k) for k in (1, 2, 3) if penalty.l1_by_count[k] > 0]
+    return moves
 
 
 def check_search(
