@@ -1,3 +1,4 @@
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The Ctrl-C tests need SIGINT to reach this process and the ones it starts: a shell that runs the
+# suite in the background starts it with SIGINT ignored, and an ignored signal stays ignored in
+# every child process
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
