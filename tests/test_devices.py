@@ -45,6 +45,7 @@ FITS = {  # trigram trainings compared between one process and two: their option
         *("--model.class_path", SUFFIX, "--model.init_args.strengths", "[0.5, 1.0, 2.0]"),
         *("--model.init_args.l1", "[0, 0.2, 0.3]", "--model.init_args.smoothing", "0.2"),
         *("--model.init_args.l1_by_count", "[1.5, 0.5, 1.0, 2.0]"),  # counts of every process
+        *("--model.init_args.l2_by_count", "[0.4, 1.3, 0.8, 1.0]"),
         *("--model.init_args.max_iter", "20", "--trainer.precision", "64-true"),
         *("--trainer.max_epochs", "3"),
     ],

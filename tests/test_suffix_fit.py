@@ -94,23 +94,31 @@ def test_runs_continue_where_the_last_stopped():
     assert torch.equal(m.U, u) and report.objective == whole.objective
 
 
-def elastic_net(eps: float, by_count: list[float] | None = None) -> tuple[SuffixModel, tuple]:
+def elastic_net(eps: float, by_count=None, l2_by_count=None, l1=(0.0, 0.5, 1.0, 1.0)):
     v, x, y, counts = table(3)
-    l1 = {"l1": [0.0, 0.5, 1.0, 1.0], "smoothing": eps, "l1_by_count": by_count}
-    m = SuffixModel(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], **l1)
+    l1 = {"l1": l1 and list(l1), "smoothing": eps, "l1_by_count": by_count}
+    m = SuffixModel(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], **l1, l2_by_count=l2_by_count)
     m.double().build_table(x, y)
     return m, counts
 
 
-@pytest.mark.parametrize("by_count", [None, [1.5, 0.5, 1.0, 2.0]])
-def test_the_smoothed_l1_term_is_the_penaltys(by_count):
-    m, counts = elastic_net(1e-3, by_count)
+@pytest.mark.parametrize(
+    "l1, by_count, l2_by_count",
+    [
+        ((0.0, 0.5, 1.0, 1.0), None, None),
+        ((0.0, 0.5, 1.0, 1.0), [1.5, 0.5, 1.0, 2.0], None),
+        ((0.0, 0.5, 1.0, 1.0), [1.5, 0.5, 1.0, 2.0], [0.4, 1.3, 0.8, 1.0]),
+        (None, None, [0.4, 1.3, 0.8, 1.0]),  # L2 scales alone
+    ],
+)
+def test_the_penalty_terms_are_the_models(l1, by_count, l2_by_count):
+    m, counts = elastic_net(1e-3, by_count, l2_by_count, l1)
     w = torch.randn_like(m.U, generator=torch.Generator().manual_seed(1)) * 0.01
     grad = torch.empty_like(w)
     objective = Objective(m, counts)
     value = objective(w, grad)
     classes = m.count_classes_of(*counts)
-    if by_count is None:
+    if by_count is None and l2_by_count is None:
         assert objective.classes is None
     else:
         assert torch.equal(objective.classes, classes)

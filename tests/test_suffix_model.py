@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+from torch import Tensor
 
 from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
 from makemore_pl.cli.main import main
@@ -129,17 +130,21 @@ def gradients(model: SuffixLitModule, data: NamesDataModule) -> tuple[float, flo
     rows = suffix_rows(model.keys, x, data.vocab_size)
     logits = (W[rows.clamp_min(0)] * (rows >= 0)[..., None]).sum(1)
     nll = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * counts).sum() / total
-    strengths = torch.tensor(model.hparams.strengths, dtype=W.dtype)[model.lengths]
-    penalty = (strengths * W.pow(2).sum(1)).sum()
+    known = rows >= 0  # every suffix of every context: (N, c + 1)
+    pairs = (rows[known], y[:, None].expand_as(rows)[known])
+    weights = counts[:, None].expand_as(rows)[known].to(W.dtype)
+    seen = torch.zeros_like(W).index_put_(pairs, weights, accumulate=True)  # each pair's count
+
+    def by_count(scales: list[float] | None) -> Tensor | float:
+        return (
+            1.0 if scales is None else torch.tensor(scales, dtype=W.dtype)[seen.clamp(max=3).long()]
+        )
+
+    strengths = torch.tensor(model.hparams.strengths, dtype=W.dtype)[model.lengths][:, None]
+    penalty = (strengths * by_count(model.hparams.l2_by_count) * W.pow(2)).sum()
     if model.hparams.l1 is not None:  # the elastic net's smoothed L1 term
         l1 = torch.tensor(model.hparams.l1, dtype=W.dtype)[model.lengths][:, None]
-        if model.hparams.l1_by_count is not None:  # times each (suffix, next) pair is seen
-            known = rows >= 0  # every suffix of every context: (N, c + 1)
-            pairs = (rows[known], y[:, None].expand_as(rows)[known])
-            weights = counts[:, None].expand_as(rows)[known].to(W.dtype)
-            seen = torch.zeros_like(W).index_put_(pairs, weights, accumulate=True)
-            by_count = torch.tensor(model.hparams.l1_by_count, dtype=W.dtype)
-            l1 = l1 * by_count[seen.clamp(max=3).long()]
+        l1 = l1 * by_count(model.hparams.l1_by_count)
         eps = model.hparams.smoothing
         penalty = penalty + (l1 * ((W.pow(2) + eps**2).sqrt() - eps)).sum()
     (nll + penalty / model.train_total).backward()
@@ -157,6 +162,7 @@ def test_trainer_fits_to_the_optimum(run):
 def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path):
     # with count scales: the plain elastic net is theirs at 1 each (tests/test_suffix_fit.py)
     l1 = {"l1": [0.0, 0.2, 0.3, 0.3], "smoothing": 0.05, "l1_by_count": [1.5, 0.5, 1.0, 2.0]}
+    l1["l2_by_count"] = [0.4, 1.3, 0.8, 1.0]
     model = SuffixLitModule(data.vocab_size, 3, chars=data.chars, tolerance=1e-10, **l1)
     fit = trainer(max_epochs=3)
     fit.fit(model, data)
@@ -238,6 +244,8 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
         ({"l1": [0.0] * 4, "l1_by_count": [1.0, 2.0]}, "l1_by_count needs 4 values"),
         ({"l1": [0.0] * 4, "l1_by_count": [1.0, 2.0, 3.0, float("nan")]}, "must be finite"),
         ({"smoothing": 0.0}, "smoothing must be a positive number"),
+        ({"l2_by_count": [1.0, 1.0, 1.0]}, "l2_by_count needs 4 values"),
+        ({"l2_by_count": [1.0, -1.0, 1.0, 1.0]}, "l2_by_count must be finite and 0 or more"),
     ],
 )
 def test_bad_settings_are_one_line_user_errors(kwargs, words):
@@ -283,11 +291,13 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
         ("smoothing", None),
     ]
     assert start.moved("l1", 2, 2.0) == Penalty((1.0, 0.25, 0.25, 0.25), (0, 0, 0.6, 0.3), 0.3)
-    by_count = Penalty(start.strengths, start.l1, 0.3, (1.0, 0.5, 0.0, 2.0))
-    assert search_moves(by_count)[-3:] == [
+    by_count = Penalty(start.strengths, start.l1, 0.3, (1.0, 0.0, 0.5, 2.0), (0.5, 1, 0, 1))
+    assert search_moves(by_count)[-5:] == [  # the 3+ scales are the reference; 0 stays 0
         ("smoothing", None),
-        ("l1_by_count", 1),
-        ("l1_by_count", 3),
+        ("l2_by_count", 0),
+        ("l2_by_count", 1),
+        ("l1_by_count", 0),
+        ("l1_by_count", 2),
     ]
     assert start.moved("smoothing", None, 0.5).smoothing == 0.15
     result = suffix_sweep(data, [1, 0.25, 0.25, 0.25], [0, 0, 0.3, 0.3], 0.3, rounds=1, max_iter=50)

@@ -62,6 +62,7 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
         l1: list[float] | None = None,
         smoothing: float = 1e-4,
         l1_by_count: list[float] | None = None,
+        l2_by_count: list[float] | None = None,
     ) -> None:
         """
         Args:
@@ -87,6 +88,8 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
             l1_by_count: scales of the L1 strength of an entry (a suffix, a next character)
                 seen 0, 1, 2, or 3 and more times in training (4 values; None: 1 each), as
                 Kneser-Ney's discounts depend on the count. Choose them with `suffix_sweep`.
+            l2_by_count: scales of the L2 strength of an entry by the same count classes (4
+                values; None: 1 each).
         """
         for name, value, least in (("max_iter", max_iter, 1), ("history_size", history_size, 1)):
             if value < least:
@@ -94,7 +97,15 @@ class SuffixLitModule(SuffixModel, NgramLitModule):
         if not tolerance >= 0:
             raise SettingError("tolerance", f"must be 0 or more, got {tolerance}")
         super().__init__(
-            vocab_size, context_size, strengths, shortest, chars, l1, smoothing, l1_by_count
+            vocab_size,
+            context_size,
+            strengths,
+            shortest,
+            chars,
+            l1,
+            smoothing,
+            l1_by_count,
+            l2_by_count,
         )
         self.save_hyperparameters()
         self.hparams.strengths = self.strengths

@@ -7,12 +7,14 @@ the empty one, the last character, the last two, ...), so that
 
 with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
 example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
-|w|_eps = sqrt(w^2 + eps^2) - eps: quadratic below eps (`smoothing`), |w| above. A suffix
-never seen in training has no row and adds nothing: the neural form of backing
-off. The suffixes of h that have rows are lengths 0..m, so the sum telescopes: with
-theta_r = W_r + W_parent(r) + ... (parent: one character shorter), logits(h) = theta[deepest row
-of h]. The weights are kept as U = theta / scale, scale ~ 1 / sqrt(curvature) (the checkpoint's
-form); the fit (`makemore_pl.models.suffix_fit`) works in W.
+|w|_eps = sqrt(w^2 + eps^2) - eps: quadratic below eps (`smoothing`), |w| above. Either strength
+of an entry W_rv can be scaled by how often the pair (suffix r, next character v) was seen in
+training: 0, 1, 2, 3+ times (`l1_by_count`, `l2_by_count`). A suffix never seen in training has
+no row and adds nothing: the neural form of backing off. The suffixes of h that have rows are
+lengths 0..m, so the sum telescopes: with theta_r = W_r + W_parent(r) + ... (parent: one
+character shorter), logits(h) = theta[deepest row of h]. The weights are kept as U = theta /
+scale, scale ~ 1 / sqrt(curvature) (the checkpoint's form); the fit
+(`makemore_pl.models.suffix_fit`) works in W.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.suffixes import (
     COUNT_CLASSES,
+    by_count_problem,
     count_classes,
     deepest_logits,
     deepest_rows,
@@ -60,6 +63,7 @@ class SuffixModel(NgramModel):
         l1: list[float] | None = None,
         smoothing: float = 1e-4,
         l1_by_count: list[float] | None = None,
+        l2_by_count: list[float] | None = None,
     ) -> None:
         super().__init__()
         if chars is not None and len(chars) + 1 != vocab_size:
@@ -68,12 +72,14 @@ class SuffixModel(NgramModel):
         check_sizes(vocab_size, context_size)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
         problem = problem or l1_problem(context_size, l1, smoothing, l1_by_count)
+        problem = problem or by_count_problem("l2_by_count", l2_by_count)
         if problem is not None:  # "<setting> <what is wrong>"
             raise SettingError(*problem.split(" ", 1))
         self.vocab_size, self.context_size = vocab_size, context_size
         self.l1 = None if l1 is None else [float(s) for s in l1]
         self.smoothing = float(smoothing)
         self.l1_by_count = None if l1_by_count is None else [float(s) for s in l1_by_count]
+        self.l2_by_count = None if l2_by_count is None else [float(s) for s in l2_by_count]
         self.strengths, self.shortest = strengths, shortest
         self._allocate(0)
 
@@ -194,21 +200,26 @@ class SuffixModel(NgramModel):
 
     def penalty(self, count_classes: Tensor | None = None) -> Tensor:
         """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
-        absolute value (eps: `smoothing`); with `l1_by_count`, each entry's L1 strength scaled
-        by its class in `count_classes` (`count_classes_of` the training examples)."""
+        absolute value (eps: `smoothing`); with `l1_by_count` or `l2_by_count`, each entry's
+        strength scaled by its class in `count_classes` (`count_classes_of` the training
+        examples)."""
         w = self.W
-        terms = self.strength_of_rows() * w.pow(2).sum(1)  # (R,)
+        square = w.pow(2)
+        if self.l2_by_count is not None:
+            square = square * self.count_scales(self.l2_by_count)[count_classes.long()]
+        terms = self.strength_of_rows() * square.sum(1)  # (R,)
         if self.has_l1:
             eps = self.smoothing
             smooth = (w.pow(2) + eps**2).sqrt().sub(eps)
             if self.l1_by_count is not None:
-                smooth = smooth * self.count_scales()[count_classes.long()]
+                smooth = smooth * self.count_scales(self.l1_by_count)[count_classes.long()]
             terms = terms + self.strength_of_rows(self.l1) * smooth.sum(1)
         return terms.sum() / self.train_total.clamp_min(1)
 
-    def count_scales(self) -> Tensor:
-        """(4,) the L1 scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count`; 1 each)."""
-        scales = self.l1_by_count or [1.0] * COUNT_CLASSES
+    def count_scales(self, scales: list[float] | None) -> Tensor:
+        """(4,) the scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count` or `l2_by_count`;
+        None: 1 each)."""
+        scales = scales or [1.0] * COUNT_CLASSES
         return torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
 
     @torch.no_grad()

@@ -3,13 +3,16 @@ analytic gradient, every buffer allocated once.
 
     objective(W) = NLL sum / N + sum_r L[len r] |W_r|^2 / N,    theta = T W (sums down the tree)
 
+plus the smoothed L1 term, and with scales by count class each entry's own strengths
+(`SuffixModel.penalty`).
+
 Why not torch.optim.LBFGS with autograd (the earlier fit): its history of 20 pairs, its working
 copies, autograd's temporaries and the memory glibc keeps after freeing them took the c = 5 fit
 on names.txt to 1.9 GB for 1.6 M weights (13 MB a copy). Here the memory is (3 + 2 * history)
 copies, allocated once: w, its gradient (which holds theta during an evaluation), the direction
 (U's own storage, unread until the weights are written back) and the history pairs, which the
-line search fills in place. With an L1 term the preconditioner's factors are per entry: two
-copies more.
+line search fills in place. With an L1 term or L2 scales by count the preconditioner's factors
+are per entry: two copies more.
 
 The initial inverse Hessian H0 of L-BFGS is the exact inverse of T' D T + 2 Lambda: D a diagonal
 of the NLL's Hessian in theta (per row, from the counts), Lambda the L2 strengths. In theta that
@@ -40,7 +43,7 @@ from makemore_pl.models.suffixes import (
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
 REFRESH = 50  # with L1: iterations between preconditioners (its curvature follows w)
-L1_ROWS = 4096  # rows per block of the L1 term: its temporaries stay small
+BLOCK_ROWS = 4096  # rows per block of the penalty: its temporaries stay small
 
 
 @dataclass
@@ -78,17 +81,21 @@ class Objective:
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
         self.l1 = None  # (R, 1) the L1 strengths / N
-        self.classes = None  # with l1_by_count: (R, V) each entry's count class, uint8
+        self.eps = model.smoothing
         if model.has_l1:
             self.l1 = self.inv_total * model.strength_of_rows(model.l1)[:, None]
-            self.eps = model.smoothing
-            if model.l1_by_count is not None:
-                self.scales = model.count_scales()
-                table = torch.zeros_like(model.U)  # every process's counts: the same classes
-                table.view(-1).index_add_(0, self.flat, self.counts)
-                if reduce is not None:
-                    reduce(table)
-                self.classes = count_classes(table, model.links)
+        # by count class: (4,) scales of the L1 and L2 strengths, and each entry's class
+        self.l1_scales = self.l2_scales = self.classes = None
+        if self.l1 is not None and model.l1_by_count is not None:
+            self.l1_scales = model.count_scales(model.l1_by_count)
+        if model.l2_by_count is not None:
+            self.l2_scales = model.count_scales(model.l2_by_count)
+        if self.l1_scales is not None or self.l2_scales is not None:
+            table = torch.zeros_like(model.U)  # every process's counts: the same classes
+            table.view(-1).index_add_(0, self.flat, self.counts)
+            if reduce is not None:
+                reduce(table)
+            self.classes = count_classes(table, model.links)  # (R, V) uint8
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
         """f(w); its gradient is written into `grad`, and the NLL per example into `self.nll`."""
@@ -106,41 +113,58 @@ class Objective:
         if self.reduce is not None:
             self.reduce(nll)
             self.reduce(grad)
-        grad.mul_(self.inv_total).addcmul_(self.l2, w)
-        square = torch.einsum("rv,rv,r->", w, w, self.l2[:, 0]) * 0.5
+        grad.mul_(self.inv_total)
         self.nll = float(nll[0] + self.unknown) * self.inv_total
-        return self.nll + float(square) + self._add_l1(w, grad)
+        square = 0.0
+        if self.l2_scales is None:  # one L2 strength per row: the term in one pass
+            grad.addcmul_(self.l2, w)
+            square = float(torch.einsum("rv,rv,r->", w, w, self.l2[:, 0]) * 0.5)
+        return self.nll + square + self._add_by_blocks(w, grad)
 
-    def _add_l1(self, w: Tensor, grad: Tensor) -> float:
-        """The smoothed L1 term sum l1 (sqrt(w^2 + eps^2) - eps), its gradient added to grad."""
-        if self.l1 is None:
+    def _add_by_blocks(self, w: Tensor, grad: Tensor) -> float:
+        """The penalty's terms with strengths per entry: the L2 term l2 w^2 / 2 with scales by
+        count, the L1 term l1 (sqrt(w^2 + eps^2) - eps); their gradient added to grad."""
+        if self.l2_scales is None and self.l1 is None:
             return 0.0
         value = torch.zeros((), dtype=w.dtype, device=w.device)
-        for start in range(0, len(w), L1_ROWS):  # by blocks: no (R, V) temporary
-            block, l1 = w[start : start + L1_ROWS], self._l1_of(start)
-            root = torch.mul(block, block).add_(self.eps**2).sqrt_()
-            value += (root - self.eps).mul_(l1).sum()
-            # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
-            grad[start : start + L1_ROWS].addcmul_(l1, root.reciprocal_().mul_(block))
+        for start in range(0, len(w), BLOCK_ROWS):  # by blocks: no (R, V) temporary
+            block, rows = w[start : start + BLOCK_ROWS], slice(start, start + BLOCK_ROWS)
+            square = torch.mul(block, block)
+            if self.l2_scales is not None:
+                l2 = self._strength_of(self.l2, self.l2_scales, start)
+                value += torch.mul(square, l2).sum() / 2
+                grad[rows].addcmul_(l2, block)
+            if self.l1 is not None:
+                l1 = self._strength_of(self.l1, self.l1_scales, start)
+                root = square.add_(self.eps**2).sqrt_()
+                value += (root - self.eps).mul_(l1).sum()
+                # d/dw sqrt(w^2 + eps^2) = w / sqrt(w^2 + eps^2)
+                grad[rows].addcmul_(l1, root.reciprocal_().mul_(block))
         return float(value)
 
-    def _l1_of(self, start: int) -> Tensor:
-        """The L1 strengths / N of the block of rows from `start`: (B, 1), or per entry (B, V)
-        with `l1_by_count`."""
-        l1 = self.l1[start : start + L1_ROWS]
-        if self.classes is None:
-            return l1
-        return self.scales[self.classes[start : start + L1_ROWS].long()].mul_(l1)
+    def _strength_of(self, per_row: Tensor, scales: Tensor | None, start: int) -> Tensor:
+        """The strengths (`per_row`, (R, 1)) of the block of rows from `start`: (B, 1), or per
+        entry (B, V) scaled by the entries' count classes."""
+        strengths = per_row[start : start + BLOCK_ROWS]
+        if scales is None:
+            return strengths
+        return scales[self.classes[start : start + BLOCK_ROWS].long()].mul_(strengths)
 
     def couplings(self, w: Tensor) -> Tensor:
-        """The preconditioner's lambda: the L2 strengths / N ((R, 1)), plus with L1 its smoothed
-        term's curvature at w, per entry ((R, V)): l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
-        if self.l1 is None:
+        """The preconditioner's lambda: the L2 strengths / 2N ((R, 1)), per entry with
+        `l2_by_count` ((R, V)), plus with L1 its smoothed term's curvature at w, per entry:
+        l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
+        if self.l1 is None and self.l2_scales is None:
             return self.l2 / 2
-        t = torch.mul(w, w).add_(self.eps**2).pow_(1.5).reciprocal_()  # one (R, V) buffer
-        for start in range(0, len(w), L1_ROWS):
-            t[start : start + L1_ROWS].mul_(self._l1_of(start)).mul_(self.eps**2 / 2)
-        return t.add_(self.l2 / 2)
+        t = torch.empty_like(w)  # one (R, V) buffer
+        for start in range(0, len(w), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            t[rows] = self._strength_of(self.l2, self.l2_scales, start) / 2
+            if self.l1 is not None:
+                l1 = self._strength_of(self.l1, self.l1_scales, start)
+                curve = torch.mul(w[rows], w[rows]).add_(self.eps**2).pow_(1.5).reciprocal_()
+                t[rows].addcmul_(curve, l1, value=self.eps**2 / 2)
+        return t
 
     def curvature(self) -> Tensor:
         """(R, 1) a diagonal of the NLL's Hessian in theta, per row: N_r mean_v p (1 - p) / N,

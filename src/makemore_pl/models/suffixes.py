@@ -105,7 +105,7 @@ def settings_problem(v, c, strengths, shortest) -> str | None:
     return None
 
 
-COUNT_CLASSES = 4  # l1_by_count: an entry seen 0, 1, 2, or 3 and more times in training
+COUNT_CLASSES = 4  # l1_by_count, l2_by_count: an entry seen 0, 1, 2, or 3+ times in training
 
 
 def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
@@ -113,10 +113,9 @@ def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
     if by_count is not None:
         if l1 is None:
             return "l1_by_count scales the L1 strengths: set l1 too"
-        if not isinstance(by_count, list | tuple) or len(by_count) != COUNT_CLASSES:
-            return f"l1_by_count needs 4 values (entries seen 0, 1, 2, 3+ times), got {by_count!r}"
-        if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in by_count):
-            return f"l1_by_count must be finite and 0 or more, got {list(by_count)!r}"
+        problem = by_count_problem("l1_by_count", by_count)
+        if problem is not None:
+            return problem
     if l1 is not None:
         if not isinstance(l1, list | tuple) or len(l1) != c + 1:
             return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
@@ -124,6 +123,17 @@ def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
             return f"l1 must be finite and 0 or more, got {list(l1)!r}"
     if not (isinstance(smoothing, int | float) and 0 < smoothing < float("inf")):
         return f"smoothing must be a positive number, got {smoothing!r}"
+    return None
+
+
+def by_count_problem(name: str, by_count) -> str | None:
+    """What is wrong with scales by count class (`name`: l1_by_count or l2_by_count), or None."""
+    if by_count is None:
+        return None
+    if not isinstance(by_count, list | tuple) or len(by_count) != COUNT_CLASSES:
+        return f"{name} needs 4 values (entries seen 0, 1, 2, 3+ times), got {by_count!r}"
+    if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in by_count):
+        return f"{name} must be finite and 0 or more, got {list(by_count)!r}"
     return None
 
 
@@ -162,6 +172,7 @@ SUFFIX_SETTINGS = {
     "l1": None,
     "smoothing": 1e-4,
     "l1_by_count": None,
+    "l2_by_count": None,
     "max_iter": 100,
     "history_size": 2,
     "tolerance": 1e-7,
@@ -189,6 +200,7 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     if problem is None and isinstance(c, int):
         l1, by_count = hparams.get("l1"), hparams.get("l1_by_count")
         problem = l1_problem(c, l1, hparams.get("smoothing", 1e-4), by_count)
+        problem = problem or by_count_problem("l2_by_count", hparams.get("l2_by_count"))
     return problem or tensors_problem(state_dict, v, c)
 
 
