@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+import yaml
 from torch import Tensor
 
 from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
@@ -321,6 +322,8 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
         (["--start", "[1]"], "--start needs 4 values (suffix lengths 0..3), got [1.0]"),
         (["--rounds", "0"], "--rounds must be 1 or more, got 0"),
         (["--step", "1"], "--step must be a number above 1, got 1.0"),
+        (["--l2_by_count", "[1, 1]"], "--l2_by_count needs 4 values (entries seen 0, 1, 2, 3+"),
+        (["--tolerance", "-1"], "--tolerance must be finite and 0 or more, got -1.0"),
         (["--data.val_fraction", "0"], "choosing the penalty needs val examples"),
     ],
 )
@@ -331,3 +334,24 @@ def test_a_search_that_cannot_run_is_one_line_before_any_output(data, options, m
     assert capsys.readouterr().out == ""
     assert exited.value.code.startswith(f"makemore_pl: error: {message}")
     assert "\n" not in exited.value.code
+
+
+def test_a_fit_config_gives_the_search_its_penalty_as_the_start(data, tmp_path, capsys):
+    config = tmp_path / "suffix.yaml"
+    model = {"strengths": [1.0, 0.5, 0.5, 0.5], "l1": [0, 0, 0.3, 0.3], "smoothing": 0.2}
+    model["l2_by_count"] = [0.5, 1, 1, 1]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {"max_epochs": 8},
+                "model": {
+                    "class_path": "makemore_pl.lit.suffix.SuffixLitModule",
+                    "init_args": {**model, "max_iter": 50},
+                },
+                "data": {"path": str(data.path), "context_size": 3},
+            }
+        )
+    )
+    main(["suffix_sweep", "--config", str(config), "--smoothing", "0.1", "--rounds", "1"])
+    lines = capsys.readouterr().out.splitlines()  # an option after the file has the last word
+    assert lines[1].startswith("[1, 0.5, 0.5, 0.5] [0, 0, 0.3, 0.3] 0.1 [0.5, 1, 1, 1] ")

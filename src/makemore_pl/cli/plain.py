@@ -38,6 +38,14 @@ TRAINING_SECTIONS = {
     "weights_only",
     "output",
 }
+# suffix_sweep's options read from a training config's suffix model: its penalty, the start
+PENALTY_OPTIONS = {
+    "strengths": "start",
+    "l1": "l1",
+    "smoothing": "smoothing",
+    "l1_by_count": "l1_by_count",
+    "l2_by_count": "l2_by_count",
+}
 
 
 def run_command(prog: str, name: str, args: list[str]) -> object:
@@ -53,7 +61,8 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     parser.add_argument(
         "--config",
         action=ActionConfigFile,
-        help="a YAML file of options; the data section of a `fit` config is read, the rest skipped",
+        help="a YAML file of options; the data section of a `fit` config is read (and for "
+        "suffix_sweep its suffix model's penalty, as the start), the rest skipped",
     )
     parameters = inspect.signature(function).parameters
     shared = [name for name in TRAINER_OPTIONS if name in parameters]
@@ -67,7 +76,7 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
             help=TRAINER_OPTIONS[name],
         )
     parser.add_class_arguments(NamesData, "data")
-    config = parser.parse_args(data_sections_only(refuse_other_spellings(args)))
+    config = parser.parse_args(data_sections_only(refuse_other_spellings(args), name))
     skipped = ("config", "data", "trainer")
     own = [key for key in vars(config) if key not in skipped]
     try:
@@ -89,9 +98,10 @@ def refuse_other_spellings(args: list[str]) -> list[str]:
     return args
 
 
-def data_sections_only(args: list[str]) -> list[str]:
+def data_sections_only(args: list[str], command: str = "") -> list[str]:
     """Each `--config FILE` becomes the file's own text minus the training-only sections, so a
-    config written for `fit` serves `baseline --config` too."""
+    config written for `fit` serves `baseline --config` too; for suffix_sweep, its suffix
+    model's penalty becomes the search's start."""
     out, rest = [], iter(args)
     for arg in rest:
         path = next(rest, None) if arg == "--config" else None
@@ -107,5 +117,18 @@ def data_sections_only(args: list[str]) -> list[str]:
         if not isinstance(loaded, dict):
             raise CommandError(f"--config {path}: not a mapping of options")
         kept = {k: v for k, v in loaded.items() if k not in TRAINING_SECTIONS}
+        if command == "suffix_sweep":
+            kept.update(suffix_penalty(loaded.get("model")))
         out += ["--config", yaml.safe_dump(kept) if kept else "{}"]
     return out
+
+
+def suffix_penalty(model: object) -> dict:
+    """The penalty settings of a config's model section, if it is the suffix model, as
+    suffix_sweep's options."""
+    if not isinstance(model, dict) or not str(model.get("class_path")).endswith(".SuffixLitModule"):
+        return {}
+    settings = model.get("init_args")
+    if not isinstance(settings, dict):
+        return {}
+    return {option: settings[key] for key, option in PENALTY_OPTIONS.items() if key in settings}

@@ -221,6 +221,8 @@ def suffix_sweep(
         tolerance: each point is fitted, from the best point so far, until every gradient
             entry (per example) is at most this. A step in a strength moves the gradient by
             about the change / N (5e-7 at N = 182,000), so this must stay well below that.
+        step: the factor of the first round (2: doubling and halving); each round after
+            moves by the square root of the one before.
     """
     data.setup("fit")
     strengths = default_strengths(data.context_size) if start is None else start
