@@ -42,7 +42,7 @@ from makemore_pl.models.suffixes import (
 )
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
-REFRESH = 50  # with L1: iterations between preconditioners (its curvature follows w)
+REFRESH = 50  # with strengths per entry: iterations between preconditioners (they follow w)
 BLOCK_ROWS = 4096  # rows per block of the penalty: its temporaries stay small
 
 
@@ -72,6 +72,9 @@ class Objective:
         self.counts = counts[known]
         self.examples = torch.zeros(len(model.keys), dtype=dtype, device=device)
         self.examples.index_add_(0, rows[known], self.counts)  # N_r: rows' deepest examples
+        self.all_examples = self.examples.clone()  # ... of every process
+        if reduce is not None:
+            reduce(self.all_examples)
         sums = torch.stack([counts.sum(), counts[~known].sum() * math.log(v)])
         if reduce is not None:
             reduce(sums)
@@ -148,7 +151,7 @@ class Objective:
         strengths = per_row[start : start + BLOCK_ROWS]
         if scales is None:
             return strengths
-        return scales[self.classes[start : start + BLOCK_ROWS].long()].mul_(strengths)
+        return scales.take(self.classes[start : start + BLOCK_ROWS].long()).mul_(strengths)
 
     def couplings(self, w: Tensor) -> Tensor:
         """The preconditioner's lambda: the L2 strengths / 2N ((R, 1)), per entry with
@@ -166,20 +169,31 @@ class Objective:
                 t[rows].addcmul_(curve, l1, value=self.eps**2 / 2)
         return t
 
-    def curvature(self) -> Tensor:
-        """(R, 1) a diagonal of the NLL's Hessian in theta, per row: N_r mean_v p (1 - p) / N,
-        p the row's next-character frequencies smoothed by one example of the overall ones."""
+    def curvature(self, w: Tensor | None = None, per_entry: bool = False) -> Tensor:
+        """A diagonal of the NLL's Hessian in theta: N_r p (1 - p) / N per entry ((R, V)), or
+        unless `per_entry` its mean over each row ((R, 1)). p: the model's probabilities at w;
+        without w, each row's next-character frequencies smoothed by one example of the
+        overall ones."""
+        if w is None:
+            p = self._frequencies()
+        else:  # a softmax per row, in place in one (R, V) buffer
+            p = w_to_theta_(w.clone(), self.model.links)
+            p.sub_(p.amax(1, keepdim=True)).exp_()
+            p.div_(p.sum(1, keepdim=True))
+        p.addcmul_(p, p, value=-1)  # p (1 - p), in place: no second (R, V) copy
+        p.mul_((self.all_examples * self.inv_total)[:, None])
+        return p if per_entry else p.mean(1, keepdim=True)
+
+    def _frequencies(self) -> Tensor:
+        """(R, V) each row's next-character frequencies (of every process's counts), smoothed
+        by one example of the overall ones."""
         table = torch.zeros_like(self.model.U)
         table.view(-1).index_add_(0, self.flat, self.counts)  # C_rv
         if self.reduce is not None:
             self.reduce(table)
-        examples = table.sum(1)
         overall = table.sum(0, keepdim=True)
         overall /= overall.sum().clamp_min(1)
-        table.add_(overall).div_((examples + 1)[:, None])  # p
-        table.addcmul_(table, table, value=-1)  # p (1 - p), in place: no second (R, V) copy
-        table.mul_((examples * self.inv_total)[:, None])
-        return table.mean(1, keepdim=True)
+        return table.add_(overall).div_((self.all_examples + 1)[:, None])
 
 
 class TreePreconditioner:
@@ -191,12 +205,14 @@ class TreePreconditioner:
     """
 
     def __init__(self, links, curvature: Tensor, l2: Tensor) -> None:
+        """curvature: D, (R, 1) or like l2 (lambda, (R, 1) or (R, V)), when it is used up: its
+        buffer becomes the factors'."""
         self.links = links
-        root = torch.ones_like(l2, dtype=torch.bool)
+        root = torch.ones(len(l2), 1, dtype=l2.dtype, device=l2.device)
         for (start, end), _, _ in links:
-            root[start:end] = False
-        # a root's W is theta: its L2 term is its own (one (R, V) buffer with L1's per entry)
-        a = l2.mul(2).masked_fill_(~root, 0).add_(curvature)
+            root[start:end] = 0
+        a = curvature if curvature.shape == l2.shape else curvature.expand_as(l2).clone()
+        a.addcmul_(root, l2, value=2)  # a root's W is theta: its L2 term is its own
         self.gain = torch.zeros_like(a)  # k_c = 2 lambda_c / (a_c + 2 lambda_c)
         for (start, end), (p0, p1), parent in reversed(links):
             pull, below = 2 * l2[start:end], a[start:end]
@@ -242,9 +258,11 @@ class SuffixFit:
         self.model, self.tolerance, self.history = model, tolerance, history
         with torch.no_grad():
             self.f = Objective(model, train, reduce)
-            self.curvature = self.f.curvature()
+            # with strengths per entry (L1, or L2 by count) H0's factors are per entry: so is
+            # the curvature, at the model's probabilities, renewed as w moves
+            self.per_entry = self.f.l1 is not None or self.f.l2_scales is not None
             self.w = theta_to_w_(model.theta.contiguous(), model.links)
-            self.tree = TreePreconditioner(model.links, self.curvature, self.f.couplings(self.w))
+            self.tree = self._preconditioner()
             self.g = torch.empty_like(self.w)
             self.s = torch.empty(history, *self.w.shape, dtype=self.w.dtype, device=self.w.device)
             self.y = torch.empty_like(self.s)
@@ -264,14 +282,12 @@ class SuffixFit:
             if self.largest <= self.tolerance:
                 stopped = "gradient"
                 break
-            if self.f.l1 is not None and self.iterations % REFRESH == 0 and self.iterations:
-                # the smoothed L1's curvature moves with w: a new H0, and curvature pairs of it
+            if self.per_entry and self.iterations % REFRESH == 0 and self.iterations:
+                # the curvature per entry moves with w: a new H0, and curvature pairs of it
                 # (pairs of the old one stall the fit at a small smoothing). The old one goes
                 # first: (R, V) factors each
                 self.tree = None
-                self.tree = TreePreconditioner(
-                    self.model.links, self.curvature, self.f.couplings(self.w)
-                )
+                self.tree = self._preconditioner()
                 self.pairs.clear()
             if not self._iterate(d):
                 stopped = "line search"
@@ -293,6 +309,16 @@ class SuffixFit:
             self.seconds,
             stopped,
         )
+
+    def _preconditioner(self) -> TreePreconditioner:
+        """H0 at w: the NLL's curvature per row from the counts, or with strengths per entry
+        (and w not 0: the uniform model says nothing) per entry at the model's probabilities;
+        the penalty's."""
+        if self.per_entry and bool(self.w.any()):
+            curvature = self.f.curvature(self.w, per_entry=True)
+        else:
+            curvature = self.f.curvature()
+        return TreePreconditioner(self.model.links, curvature, self.f.couplings(self.w))
 
     def _iterate(self, d: Tensor) -> bool:
         """One iteration: the two-loop direction, a backtracking line search, the new pair."""
