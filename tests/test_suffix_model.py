@@ -6,7 +6,7 @@ from torch import Tensor
 
 from makemore_pl import CountingBaseline, NamesDataModule, Vocabulary, build_ngrams
 from makemore_pl.cli.main import main
-from makemore_pl.cli.suffix_sweep import Penalty, choose_penalty, search_moves, suffix_sweep
+from makemore_pl.cli.suffix_sweep import Penalty, Search, choose_penalty, search_moves, suffix_sweep
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import UserError
 from makemore_pl.lit.suffix import SuffixLitModule
@@ -269,12 +269,17 @@ def test_strengths_are_chosen_on_val_and_tested_once(data, capsys):
     train, val = data.examples("train"), data.examples("val")
     v = data.vocab_size
     start = Penalty((1.0, 0.25, 0.25, 0.25))
-    penalty, points, model = choose_penalty(train, val, v, start, rounds=1, max_iter=50)
+    penalty, points, model = choose_penalty(train, val, v, start, Search(rounds=1, max_iter=50))
     best = min(points, key=lambda p: p.val_nll)
     assert best.penalty == penalty and len(penalty.strengths) == 4 and penalty.l1 is None
     assert table_nll(model.log_probs, count_table(*val[:2], data.vocab_size)) == pytest.approx(
         best.val_nll, abs=1e-12
     )
+    one_at_a_time = choose_penalty(train, val, v, start, Search(rounds=1, max_iter=50, workers=1))
+    assert [(p.penalty, p.val_nll) for p in one_at_a_time[1]] == [
+        (p.penalty, p.val_nll) for p in points
+    ]  # the same search, bit for bit, whatever the number of fits at a time
+    assert len({p.penalty for p in points}) == len(points) > 7  # no point fitted twice
     result = suffix_sweep(data, rounds=1, max_iter=50)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(points) + 2 and lines[-1].startswith("chosen strengths")
@@ -324,6 +329,7 @@ def test_an_l1_start_adds_its_strengths_and_the_smoothing_to_the_search(data, ca
         (["--step", "1"], "--step must be a number above 1, got 1.0"),
         (["--l2_by_count", "[1, 1]"], "--l2_by_count needs 4 values (entries seen 0, 1, 2, 3+"),
         (["--tolerance", "-1"], "--tolerance must be finite and 0 or more, got -1.0"),
+        (["--workers", "0"], "--workers must be 1 or more, got 0"),
         (["--data.val_fraction", "0"], "choosing the penalty needs val examples"),
     ],
 )

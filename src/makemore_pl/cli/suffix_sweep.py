@@ -1,16 +1,18 @@
 """Choosing the every-suffix model's penalty on val, and testing the choice once.
 
 A coordinate search on a log scale: for each suffix length 1..c in turn, its L2 strength and,
-when an L1 start is given, its L1 strength are doubled (or halved) while val NLL falls, the
-others held; then the L1 term's smoothing. A second round moves by factors of sqrt(2). The
-empty suffix's strengths stay where they start: its row sees every example, so they hardly
-matter. A value of 0 stays 0. Every point is the model fitted to its optimum on train,
-warm-started from the best point so far.
+when an L1 start is given, its L1 strength are doubled and halved, and the better side followed
+while val NLL falls, the others held; then the L1 term's smoothing and the scales by count. A
+second round moves by factors of sqrt(2). The empty suffix's strengths stay where they start:
+its row sees every example, so they hardly matter. A value of 0 stays 0. Every point is the
+model fitted to its optimum on train, warm-started from the best point so far; the two sides of
+a move, and two points ahead along a side, are fitted at the same time.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import torch
@@ -113,32 +115,55 @@ def search_moves(penalty: Penalty) -> list[tuple[str, int | None]]:
     return moves
 
 
-def check_search(
-    start: Penalty,
-    vocab_size: int,
-    context_size: int,
-    rounds: int,
-    val: int,
-    step: float,
-    tolerance: float = 1e-7,
-):
+@dataclass(frozen=True)
+class Search:
+    """How the penalty is searched: rounds, the first round's factor, each point's fit, and
+    how many points are fitted at a time (each on one thread)."""
+
+    rounds: int = 2
+    step: float = 2.0
+    max_iter: int = 500
+    tolerance: float = 1e-7
+    workers: int = 2
+
+    def check(self) -> None:
+        """Refuses settings the search cannot run with, naming suffix_sweep's option."""
+        if self.rounds < 1:
+            raise SettingError("rounds", f"must be 1 or more, got {self.rounds}")
+        if not 1 < self.step < float("inf"):
+            raise SettingError("step", f"must be a number above 1, got {self.step}")
+        if self.max_iter < 1:
+            raise SettingError("max_iter", f"must be 1 or more, got {self.max_iter}")
+        if not 0 <= self.tolerance < float("inf"):
+            raise SettingError("tolerance", f"must be finite and 0 or more, got {self.tolerance}")
+        if self.workers < 1:
+            raise SettingError("workers", f"must be 1 or more, got {self.workers}")
+
+
+def check_search(start: Penalty, vocab_size: int, context_size: int, val: int, search: Search):
     """Refuses a search that cannot run, naming suffix_sweep's option (--start: the L2
     strengths), before anything is fitted or printed."""
-    l1, by_count = start.settings()["l1"], start.settings()["l1_by_count"]
+    settings = start.settings()
     problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
-    problem = problem or l1_problem(context_size, l1, start.smoothing, by_count)
-    problem = problem or by_count_problem("l2_by_count", start.settings()["l2_by_count"])
+    problem = problem or l1_problem(
+        context_size, settings["l1"], start.smoothing, settings["l1_by_count"]
+    )
+    problem = problem or by_count_problem("l2_by_count", settings["l2_by_count"])
     if problem is not None:  # "<setting> <what is wrong>"
         setting, words = problem.split(" ", 1)
         raise SettingError("start" if setting == "strengths" else setting, words)
-    if rounds < 1:
-        raise SettingError("rounds", f"must be 1 or more, got {rounds}")
-    if not 1 < step < float("inf"):
-        raise SettingError("step", f"must be a number above 1, got {step}")
-    if not 0 <= tolerance < float("inf"):
-        raise SettingError("tolerance", f"must be finite and 0 or more, got {tolerance}")
+    search.check()
     if val == 0:
         raise CommandError("choosing the penalty needs val examples: the val split is empty")
+
+
+def line(penalty: Penalty, setting: str, k: int | None, factor: float, count: int) -> list:
+    """The next `count` penalties from `penalty`, moving one setting by `factor` each time."""
+    points = []
+    for _ in range(count):
+        penalty = penalty.moved(setting, k, factor)
+        points.append(penalty)
+    return points
 
 
 def choose_penalty(
@@ -146,46 +171,56 @@ def choose_penalty(
     val: Examples,
     vocab_size: int,
     start: Penalty,
-    rounds: int = 2,
-    max_iter: int = 500,
+    search: Search = Search(),
     report=None,
-    step: float = 2.0,
-    tolerance: float = 1e-7,
 ) -> tuple[Penalty, list[PenaltyPoint], SuffixModel]:
     """The penalty with the lowest val NLL found by the coordinate search, every point tried
-    and the chosen model; `report(point)` is called as each point is done."""
-    check_search(start, vocab_size, train[0].shape[1], rounds, len(val[1]), step, tolerance)
+    and the chosen model; `report(point)` is called as each point is done.
+
+    Each setting in turn is moved up and down at once; the better side, if it lowers val NLL,
+    is followed two points at a time while val NLL falls (up to MAX_MOVES points). The points
+    of a batch are fitted `search.workers` at a time, all from the best model so far, so the
+    search is the same whatever the number of workers."""
+    check_search(start, vocab_size, train[0].shape[1], len(val[1]), search)
     val_table = count_table(*val[:2], vocab_size, val[2])
     train_table = count_table(*train[:2], vocab_size, train[2])
     points: list[PenaltyPoint] = []
     tried: dict[Penalty, float] = {}
 
-    def evaluate(penalty: Penalty, warm: SuffixModel | None):
-        if penalty in tried:  # a later round can step back onto a point
-            return None, tried[penalty]
+    def fit(penalty: Penalty, warm: SuffixModel | None) -> tuple[SuffixModel, PenaltyPoint]:
         started = time.perf_counter()
-        model = fit_point(penalty, train, vocab_size, warm, max_iter, tolerance)
+        model = fit_point(penalty, train, vocab_size, warm, search.max_iter, search.tolerance)
         nlls = [table_nll(model.log_probs, t) for t in (train_table, val_table)]
-        points.append(PenaltyPoint(penalty, *nlls, time.perf_counter() - started))
-        tried[penalty] = nlls[1]
-        if report is not None:
-            report(points[-1])
-        return model, nlls[1]
+        return model, PenaltyPoint(penalty, *nlls, time.perf_counter() - started)
 
-    current = start
-    best, best_val = evaluate(current, None)
-    for factor in [step ** (0.5**r) for r in range(rounds)]:  # 2, then sqrt(2), ...
-        for setting, k in search_moves(start):
-            for direction in (factor, 1 / factor):
-                moved = False
-                for _ in range(MAX_MOVES):
-                    trial = current.moved(setting, k, direction)
-                    model, val_nll = evaluate(trial, best)
-                    if val_nll >= best_val:
-                        break
-                    current, best, best_val, moved = trial, model, val_nll, True
-                if moved:
-                    break  # improved going up: no need to try down
+    def best_of(trials: list[Penalty], warm: SuffixModel | None):
+        """(index, model, val NLL) of the lowest val NLL among the trials; a point tried before
+        is not fitted again (and, never better than the best so far, has no model)."""
+        new = [p for p in dict.fromkeys(trials) if p not in tried]
+        models = {}
+        for model, point in pool.map(lambda p: fit(p, warm), new):  # in order
+            points.append(point)
+            tried[point.penalty], models[point.penalty] = point.val_nll, model
+            if report is not None:
+                report(point)
+        i = min(range(len(trials)), key=lambda j: tried[trials[j]])
+        return i, models.get(trials[i]), tried[trials[i]]
+
+    with ThreadPoolExecutor(search.workers) as pool:
+        current = start
+        _, best, best_val = best_of([start], None)
+        for factor in [search.step ** (0.5**r) for r in range(search.rounds)]:  # 2, sqrt(2)..
+            for setting, k in search_moves(start):
+                trials = [current.moved(setting, k, factor), current.moved(setting, k, 1 / factor)]
+                i, model, val_nll = best_of(trials, best)
+                direction, moves = (factor, 1 / factor)[i], 1
+                while val_nll < best_val:
+                    current, best, best_val = trials[i], model, val_nll
+                    if moves == MAX_MOVES or (moves > 1 and i < len(trials) - 1):
+                        break  # as far as a setting goes in a round, or val NLL rose again
+                    trials = line(current, setting, k, direction, min(2, MAX_MOVES - moves))
+                    i, model, val_nll = best_of(trials, best)
+                    moves += i + 1
     return current, points, best
 
 
@@ -200,6 +235,7 @@ def suffix_sweep(
     max_iter: int = 500,
     step: float = 2.0,
     tolerance: float = 1e-7,
+    workers: int = 2,
 ) -> dict[str, float | list[float] | None]:
     """Choose the every-suffix model's L2 (and L1) strengths on val, then test it once.
 
@@ -223,6 +259,8 @@ def suffix_sweep(
             about the change / N (5e-7 at N = 182,000), so this must stay well below that.
         step: the factor of the first round (2: doubling and halving); each round after
             moves by the square root of the one before.
+        workers: points fitted at a time, each on one thread (the search is the same for any
+            number).
     """
     data.setup("fit")
     strengths = default_strengths(data.context_size) if start is None else start
@@ -232,22 +270,21 @@ def suffix_sweep(
         float(smoothing),
         *(None if v is None else tuple(float(s) for s in v) for v in (l1_by_count, l2_by_count)),
     )
-    # one L-BFGS fit after another on 1.6 M weights: a second thread gains little and, on a
-    # shared machine, costs several times the time
+    search = Search(rounds, step, max_iter, tolerance, workers)
+    # L-BFGS fits on 1.6 M weights: one thread each (a second one gains little and, on a
+    # shared machine, costs several times the time); `workers` fits at a time
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _sweep(data, penalty, rounds, max_iter, step, tolerance)
+        return _sweep(data, penalty, search)
     finally:
         torch.set_num_threads(threads)
 
 
-def _sweep(
-    data: NamesData, start: Penalty, rounds: int, max_iter: int, step: float, tolerance: float
-) -> dict:
+def _sweep(data: NamesData, start: Penalty, search: Search) -> dict:
     started = time.perf_counter()
     train, val = data.examples("train"), data.examples("val")
-    check_search(start, data.vocab_size, data.context_size, rounds, len(val[1]), step, tolerance)
+    check_search(start, data.vocab_size, data.context_size, len(val[1]), search)
     heading = "L2 strengths (suffix lengths 0..c)"
     if start.l1 is not None:
         heading += ", L1 strengths, smoothing"
@@ -262,9 +299,7 @@ def _sweep(
         print(f"{str(p.penalty):<{width}} {p.train_nll:>9.5f} {p.val_nll:>9.5f} {p.seconds:>5.1f}")
 
     v = data.vocab_size
-    penalty, points, model = choose_penalty(
-        train, val, v, start, rounds, max_iter, show, step, tolerance
-    )
+    penalty, points, model = choose_penalty(train, val, v, start, search, show)
     best = min(points, key=lambda p: p.val_nll)
     x, y, weights = data.examples("test")
     test = table_nll(model.log_probs, count_table(x, y, v, weights))  # the one look at test
