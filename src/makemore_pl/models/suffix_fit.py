@@ -205,22 +205,22 @@ class TreePreconditioner:
     """
 
     def __init__(self, links, curvature: Tensor, l2: Tensor) -> None:
-        """curvature: D, (R, 1) or like l2 (lambda, (R, 1) or (R, V)), when it is used up: its
-        buffer becomes the factors'."""
+        """curvature: D, (R, 1) or like l2 (lambda, (R, 1) or (R, V)); both are used up: their
+        buffers become the factors (one fewer copy of the weights while they are made)."""
         self.links = links
         root = torch.ones(len(l2), 1, dtype=l2.dtype, device=l2.device)
         for (start, end), _, _ in links:
             root[start:end] = 0
         a = curvature if curvature.shape == l2.shape else curvature.expand_as(l2).clone()
         a.addcmul_(root, l2, value=2)  # a root's W is theta: its L2 term is its own
-        self.gain = torch.zeros_like(a)  # k_c = 2 lambda_c / (a_c + 2 lambda_c)
         for (start, end), (p0, p1), parent in reversed(links):
-            pull, below = 2 * l2[start:end], a[start:end]
-            self.gain[start:end] = pull / (below + pull)
-            a[p0:p1].index_add_(0, parent, below * self.gain[start:end])
-        for (start, end), _, _ in links:  # 1 / (a_c + 2 lambda_c); roots 1 / a
-            a[start:end].add_(l2[start:end], alpha=2)
-        self.inverse = a.reciprocal_()
+            pull, below = 2 * l2[start:end], a[start:end]  # below: final, its children done
+            gain = l2[start:end]  # k_c = 2 lambda_c / (a_c + 2 lambda_c), in lambda's place
+            torch.div(pull, below + pull, out=gain)
+            a[p0:p1].index_add_(0, parent, below * gain)
+            below.add_(pull)  # a_c + 2 lambda_c
+        self.gain = l2.mul_(1 - root)  # a root has no parent: no gain
+        self.inverse = a.reciprocal_()  # 1 / (a_c + 2 lambda_c); roots 1 / a
 
     def apply_(self, q: Tensor) -> Tensor:
         """q (a gradient in W) <- H0 q (a step in W), in place."""
