@@ -358,6 +358,18 @@ def test_a_fit_config_gives_the_search_its_penalty_as_the_start(data, tmp_path, 
             }
         )
     )
-    main(["suffix_sweep", "--config", str(config), "--smoothing", "0.1", "--rounds", "1"])
+    main(
+        [
+            "suffix_sweep",
+            "--config",
+            str(config),
+            "--smoothing",
+            "0.1",
+            "--rounds",
+            "1",
+            "--max_iter",
+            "20",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()  # an option after the file has the last word
     assert lines[1].startswith("[1, 0.5, 0.5, 0.5] [0, 0, 0.3, 0.3] 0.1 [0.5, 1, 1, 1] ")

@@ -206,22 +206,36 @@ def choose_penalty(
         i = min(range(len(trials)), key=lambda j: tried[trials[j]])
         return i, models.get(trials[i]), tried[trials[i]]
 
-    with ThreadPoolExecutor(search.workers) as pool:
-        current = start
-        _, best, best_val = best_of([start], None)
-        for factor in [search.step ** (0.5**r) for r in range(search.rounds)]:  # 2, sqrt(2)..
-            for setting, k in search_moves(start):
-                trials = [current.moved(setting, k, factor), current.moved(setting, k, 1 / factor)]
+    # L-BFGS fits on 1.6 M weights: one thread each (a second one gains little and, on a
+    # shared machine, costs several times the time); `workers` fits at a time
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(search.workers) as pool:
+            chosen, model = _search(start, search, best_of)
+    finally:
+        torch.set_num_threads(threads)
+    return chosen, points, model
+
+
+def _search(start: Penalty, search: Search, best_of) -> tuple[Penalty, SuffixModel]:
+    """The coordinate search from `start`, `best_of(trials, warm)` fitting each batch: the
+    chosen penalty and its model."""
+    current = start
+    _, best, best_val = best_of([start], None)
+    for factor in [search.step ** (0.5**r) for r in range(search.rounds)]:  # 2, sqrt(2), ...
+        for setting, k in search_moves(start):
+            trials = [current.moved(setting, k, factor), current.moved(setting, k, 1 / factor)]
+            i, model, val_nll = best_of(trials, best)
+            direction, moves = (factor, 1 / factor)[i], 1
+            while val_nll < best_val:
+                current, best, best_val = trials[i], model, val_nll
+                if moves == MAX_MOVES or (moves > 1 and i < len(trials) - 1):
+                    break  # as far as a setting goes in a round, or val NLL rose again
+                trials = line(current, setting, k, direction, min(2, MAX_MOVES - moves))
                 i, model, val_nll = best_of(trials, best)
-                direction, moves = (factor, 1 / factor)[i], 1
-                while val_nll < best_val:
-                    current, best, best_val = trials[i], model, val_nll
-                    if moves == MAX_MOVES or (moves > 1 and i < len(trials) - 1):
-                        break  # as far as a setting goes in a round, or val NLL rose again
-                    trials = line(current, setting, k, direction, min(2, MAX_MOVES - moves))
-                    i, model, val_nll = best_of(trials, best)
-                    moves += i + 1
-    return current, points, best
+                moves += i + 1
+    return current, best
 
 
 def suffix_sweep(
@@ -270,15 +284,7 @@ def suffix_sweep(
         float(smoothing),
         *(None if v is None else tuple(float(s) for s in v) for v in (l1_by_count, l2_by_count)),
     )
-    search = Search(rounds, step, max_iter, tolerance, workers)
-    # L-BFGS fits on 1.6 M weights: one thread each (a second one gains little and, on a
-    # shared machine, costs several times the time); `workers` fits at a time
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _sweep(data, penalty, search)
-    finally:
-        torch.set_num_threads(threads)
+    return _sweep(data, penalty, Search(rounds, step, max_iter, tolerance, workers))
 
 
 def _sweep(data: NamesData, start: Penalty, search: Search) -> dict:
