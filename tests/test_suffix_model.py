@@ -230,6 +230,8 @@ def test_checkpoint_problems_are_named_before_anything_is_built(run):
     huge = {**hparams, "context_size": 40, "strengths": [1.0] * 41}
     assert "overflows" in SuffixLitModule.checkpoint_problem(huge, state)
     assert "strengths" in SuffixLitModule.checkpoint_problem({**hparams, "strengths": [1.0]}, state)
+    bad_scales = {**hparams, "l2_by_count": [1.0, float("nan"), 1.0, 1.0]}
+    assert "l2_by_count must be finite" in SuffixLitModule.checkpoint_problem(bad_scales, state)
     assert "l2" in SuffixLitModule.checkpoint_problem({**hparams, "l2": 0.1}, state)
 
 
