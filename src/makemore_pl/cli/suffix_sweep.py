@@ -24,12 +24,7 @@ from makemore_pl.core.errors import CommandError, SettingError
 from makemore_pl.models.optimum import table_nll
 from makemore_pl.models.suffix import SuffixModel
 from makemore_pl.models.suffix_fit import fit_suffix_model
-from makemore_pl.models.suffixes import (
-    by_count_problem,
-    default_strengths,
-    l1_problem,
-    settings_problem,
-)
+from makemore_pl.models.suffixes import default_strengths, penalty_problem, settings_problem
 
 MAX_MOVES = 4  # steps in one direction per setting and round: at most 2**4 = 16 times
 Examples = tuple[Tensor, Tensor, Tensor | None]  # X (N, c), Y (N,), weights (N,) or None
@@ -143,12 +138,11 @@ class Search:
 def check_search(start: Penalty, vocab_size: int, context_size: int, val: int, search: Search):
     """Refuses a search that cannot run, naming suffix_sweep's option (--start: the L2
     strengths), before anything is fitted or printed."""
-    settings = start.settings()
+    scales = start.settings()["l1_by_count"], start.settings()["l2_by_count"]
     problem = settings_problem(vocab_size, context_size, list(start.strengths), 0)
-    problem = problem or l1_problem(
-        context_size, settings["l1"], start.smoothing, settings["l1_by_count"]
+    problem = problem or penalty_problem(
+        context_size, start.settings()["l1"], start.smoothing, *scales
     )
-    problem = problem or by_count_problem("l2_by_count", settings["l2_by_count"])
     if problem is not None:  # "<setting> <what is wrong>"
         setting, words = problem.split(" ", 1)
         raise SettingError("start" if setting == "strengths" else setting, words)

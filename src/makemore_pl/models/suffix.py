@@ -30,15 +30,13 @@ from makemore_pl.core.contexts import check_sizes
 from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.suffixes import (
-    COUNT_CLASSES,
-    by_count_problem,
     count_classes,
     deepest_logits,
     deepest_rows,
     default_strengths,
     key_lengths,
-    l1_problem,
     parent_rows,
+    penalty_problem,
     settings_problem,
     suffix_links,
     table_keys,
@@ -71,8 +69,7 @@ class SuffixModel(NgramModel):
         strengths = default_strengths(context_size) if strengths is None else list(strengths)
         check_sizes(vocab_size, context_size)
         problem = settings_problem(vocab_size, context_size, strengths, shortest)
-        problem = problem or l1_problem(context_size, l1, smoothing, l1_by_count)
-        problem = problem or by_count_problem("l2_by_count", l2_by_count)
+        problem = problem or penalty_problem(context_size, l1, smoothing, l1_by_count, l2_by_count)
         if problem is not None:  # "<setting> <what is wrong>"
             raise SettingError(*problem.split(" ", 1))
         self.vocab_size, self.context_size = vocab_size, context_size
@@ -216,10 +213,8 @@ class SuffixModel(NgramModel):
             terms = terms + self.strength_of_rows(self.l1) * smooth.sum(1)
         return terms.sum() / self.train_total.clamp_min(1)
 
-    def count_scales(self, scales: list[float] | None) -> Tensor:
-        """(4,) the scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count` or `l2_by_count`;
-        None: 1 each)."""
-        scales = scales or [1.0] * COUNT_CLASSES
+    def count_scales(self, scales: list[float]) -> Tensor:
+        """(4,) the scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count` or `l2_by_count`)."""
         return torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
 
     @torch.no_grad()

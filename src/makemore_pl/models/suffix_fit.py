@@ -94,11 +94,7 @@ class Objective:
         if model.l2_by_count is not None:
             self.l2_scales = model.count_scales(model.l2_by_count)
         if self.l1_scales is not None or self.l2_scales is not None:
-            table = torch.zeros_like(model.U)  # every process's counts: the same classes
-            table.view(-1).index_add_(0, self.flat, self.counts)
-            if reduce is not None:
-                reduce(table)
-            self.classes = count_classes(table, model.links)  # (R, V) uint8
+            self.classes = count_classes(self._counts(), model.links)  # (R, V) uint8
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
         """f(w); its gradient is written into `grad`, and the NLL per example into `self.nll`."""
@@ -184,13 +180,19 @@ class Objective:
         p.mul_((self.all_examples * self.inv_total)[:, None])
         return p if per_entry else p.mean(1, keepdim=True)
 
+    def _counts(self) -> Tensor:
+        """(R, V) C_rv: every process's examples whose deepest row is r and next character v
+        (the same on every process)."""
+        table = torch.zeros_like(self.model.U)
+        table.view(-1).index_add_(0, self.flat, self.counts)
+        if self.reduce is not None:
+            self.reduce(table)
+        return table
+
     def _frequencies(self) -> Tensor:
         """(R, V) each row's next-character frequencies (of every process's counts), smoothed
         by one example of the overall ones."""
-        table = torch.zeros_like(self.model.U)
-        table.view(-1).index_add_(0, self.flat, self.counts)  # C_rv
-        if self.reduce is not None:
-            self.reduce(table)
+        table = self._counts()
         overall = table.sum(0, keepdim=True)
         overall /= overall.sum().clamp_min(1)
         return table.add_(overall).div_((self.all_examples + 1)[:, None])

@@ -108,14 +108,14 @@ def settings_problem(v, c, strengths, shortest) -> str | None:
 COUNT_CLASSES = 4  # l1_by_count, l2_by_count: an entry seen 0, 1, 2, or 3+ times in training
 
 
-def l1_problem(c: int, l1, smoothing, by_count=None) -> str | None:
-    """What is wrong with the L1 settings (None: no L1 term), or None."""
-    if by_count is not None:
-        if l1 is None:
-            return "l1_by_count scales the L1 strengths: set l1 too"
-        problem = by_count_problem("l1_by_count", by_count)
-        if problem is not None:
-            return problem
+def penalty_problem(c: int, l1, smoothing, l1_by_count=None, l2_by_count=None) -> str | None:
+    """What is wrong with the L1 settings (None: no L1 term) and the scales by count, or None."""
+    if l1_by_count is not None and l1 is None:
+        return "l1_by_count scales the L1 strengths: set l1 too"
+    problem = by_count_problem("l1_by_count", l1_by_count)
+    problem = problem or by_count_problem("l2_by_count", l2_by_count)
+    if problem is not None:
+        return problem
     if l1 is not None:
         if not isinstance(l1, list | tuple) or len(l1) != c + 1:
             return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
@@ -198,9 +198,8 @@ def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
     strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
     problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
     if problem is None and isinstance(c, int):
-        l1, by_count = hparams.get("l1"), hparams.get("l1_by_count")
-        problem = l1_problem(c, l1, hparams.get("smoothing", 1e-4), by_count)
-        problem = problem or by_count_problem("l2_by_count", hparams.get("l2_by_count"))
+        scales = hparams.get("l1_by_count"), hparams.get("l2_by_count")
+        problem = penalty_problem(c, hparams.get("l1"), hparams.get("smoothing", 1e-4), *scales)
     return problem or tensors_problem(state_dict, v, c)
 
 
