@@ -45,9 +45,10 @@ class Model:
     precision: str = "32-true"
 
     def build(self, data: NamesDataModule) -> L.LightningModule:
+        v, chars = data.data.vocab_size, data.data.chars
         if self.suffix:  # a few L-BFGS iterations per step: the step's cost, not the optimum
-            return SuffixLitModule(data.vocab_size, self.context_size, max_iter=5, chars=data.chars)
-        return BigramLitModule(data.vocab_size, self.context_size, chars=data.chars)
+            return SuffixLitModule(v, self.context_size, max_iter=5, chars=chars)
+        return BigramLitModule(v, self.context_size, chars=chars)
 
 
 class StepTimer(L.Callback):

@@ -43,7 +43,7 @@ def epoch_times(context_size: int, epochs: int, **trainer_options) -> list[float
             starts.append(time.perf_counter())
 
     dm = NamesDataModule(str(ROOT / "names.txt"), context_size=context_size)
-    model = BigramLitModule(dm.vocab_size, context_size)
+    model = BigramLitModule(dm.data.vocab_size, context_size)
     options = {
         "logger": False,
         "enable_checkpointing": False,
@@ -103,7 +103,7 @@ def scaling_case(names: str, times: int, context_size: int, path: str) -> dict:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        model.objective(*batch)[0].backward()
+        model.model.objective(*batch)[0].backward()
         optimizer.step()
 
     seconds = median_time(step, repeats=5)

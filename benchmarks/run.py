@@ -92,7 +92,7 @@ def bench_counting(words: list[str], repeats: int) -> None:
 
 def raw_step(model: BigramLitModule, batch, optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
-    loss, _ = model.objective(*batch)
+    loss, _ = model.model.objective(*batch)
     loss.backward()
     optimizer.step()
 
@@ -203,18 +203,17 @@ def fit_to_optimum(config: str, context_size: int) -> tuple[float, float]:
 
 
 def optimum_gap(workdir: Path, context_size: int) -> float:
-    from makemore_pl import NamesDataModule
+    from makemore_pl import NamesData
 
     run = next((workdir / "lightning_logs").glob("version_0*"))  # version_0_<run name>
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    dm = NamesDataModule(str(ROOT / "names.txt"), context_size=context_size)
-    dm.setup()
-    x, y = dm.splits["train"]
-    model = BigramLitModule(dm.vocab_size, context_size, l2=0.0)
+    data = NamesData(str(ROOT / "names.txt"), context_size=context_size)
+    x, y = data.splits["train"]
+    model = BigramLitModule(data.vocab_size, context_size, l2=0.0)
     model.load_state_dict(ckpt["state_dict"])
     with torch.no_grad():
-        nll = model.objective(x, y)[1].item()
-    return nll - CountingBaseline(dm.vocab_size, context_size, 0.0).fit(x, y).nll(x, y)
+        nll = model.model.objective(x, y)[1].item()
+    return nll - CountingBaseline(data.vocab_size, context_size, 0.0).fit(x, y).nll(x, y)
 
 
 def bench_scaling(quick: bool) -> None:

@@ -149,5 +149,5 @@ def exact_val_nll(names: Path, W: torch.Tensor) -> float:
     mixed-precision run must report (16-bit logits would be off by ~1e-2)."""
     from makemore_pl import NamesDataModule
 
-    x, y = NamesDataModule(str(names)).splits["val"]
+    x, y = NamesDataModule(str(names)).data.splits["val"]
     return torch.nn.functional.cross_entropy(W.double()[x[:, 0]], y).item()

@@ -9,8 +9,7 @@ from makemore_pl import (
     build_ngrams,
     load_words,
 )
-from makemore_pl.core.batches import BatchSlices, count_table
-from makemore_pl.core.data import one_hot_rows
+from makemore_pl.core.batches import BatchSlices, count_table, one_hot_rows
 
 
 def epoch(loader, number):
@@ -52,6 +51,7 @@ def test_count_table_gives_the_full_batch_loss_and_gradient(names_path, context_
     # in the gradient (sums over 228k terms), the count table by ~1e-8
     for batch, dtype in (((x, y, None), torch.float64), (table, torch.float32)):
         model = BigramLitModule(len(vocab), context_size, encoding, l2=0.01)
+        model = model.model  # the plain model's loss, which training calls
         torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(0))
         model = model.to(dtype)
         loss, nll = model.objective(*batch)
@@ -66,41 +66,38 @@ def test_count_table_gives_the_full_batch_loss_and_gradient(names_path, context_
 def test_aggregated_loaders_carry_every_example(tiny_file):
     words = ["anna", "bob", "anna", "cy", "bob", "anna"] * 5
     dm = NamesDataModule(str(tiny_file(words)), val_fraction=0.2, test_fraction=0.2)
-    dm.setup()
     for split, loader in (
         ("train", dm.train_dataloader()),
         ("val", dm.val_dataloader()),
         ("test", dm.test_dataloader()),
     ):
         ((x, y, counts),) = list(loader)
-        assert counts.sum().item() == len(dm.splits[split][1])
-        assert len(y) < len(dm.splits[split][1])
+        assert counts.sum().item() == len(dm.data.splits[split][1])
+        assert len(y) < len(dm.data.splits[split][1])
 
 
 def test_full_batch_without_aggregation_is_one_slice_of_the_split(tiny_file):
     dm = NamesDataModule(
         str(tiny_file([f"n{i}" for i in range(50)])), val_fraction=0.2, aggregate=False
     )
-    dm.setup()
     for loader, split in ((dm.train_dataloader(), "train"), (dm.val_dataloader(), "val")):
         ((x, y, counts),) = list(loader)
-        assert torch.equal(x, dm.splits[split][0]) and torch.equal(y, dm.splits[split][1])
-        assert x.data_ptr() == dm.splits[split][0].data_ptr()  # a view: no copy, no collate
+        expected_x, expected_y = dm.data.splits[split]
+        assert torch.equal(x, expected_x) and torch.equal(y, expected_y)
+        assert x.data_ptr() == expected_x.data_ptr()  # a view: no copy, no collate
         assert torch.equal(counts, torch.ones(len(y)))
 
 
 def test_minibatches_cover_the_split_and_replay_by_seed_and_epoch(tiny_file):
     path = str(tiny_file([f"name{i}" for i in range(40)]))
     dm = NamesDataModule(path, batch_size=7, seed=5)
-    dm.setup()
-    x_all, _ = dm.splits["train"]
+    x_all, _ = dm.data.splits["train"]
     loader = dm.train_dataloader()
     first = epoch(loader, 0)
     assert [len(y) for _, y, _ in first][:-1] == [7] * (len(first) - 1)
     rows = torch.cat([x for x, _, _ in first]).squeeze(1)
     assert sorted(rows.tolist()) == sorted(x_all.squeeze(1).tolist())  # examples, not the table
     again = NamesDataModule(path, batch_size=7, seed=5)
-    again.setup()
     replay = epoch(again.train_dataloader(), 0)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, replay, strict=True))
     second = epoch(loader, 1)

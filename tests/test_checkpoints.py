@@ -15,7 +15,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
-from makemore_pl.cli.checkpoint_args import require_weights_only
+from makemore_pl.cli.resume import require_weights_only
 from makemore_pl.cli.runs import find_run_checkpoint
 from makemore_pl.cli.training import MakemoreCLI, MakemoreTrainer
 from makemore_pl.core import files

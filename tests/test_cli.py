@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from makemore_pl import CountingBaseline, NamesDataModule
+from makemore_pl import CountingBaseline, NamesData
 from tests.conftest import QUIET, checkpoint, events, makemore, printed_nlls, run_cli, run_folder
 
 pytestmark = pytest.mark.slow
@@ -59,10 +59,9 @@ def test_fit_writes_checkpoints_and_tensorboard_logs(workdir):
 def test_logged_val_nll_is_the_exact_nll_of_the_val_split(workdir):
     run = run_folder(workdir)
     ckpt = checkpoint(run / "checkpoints" / "last.ckpt")
-    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
-    dm.setup()
+    dm = NamesData(str(workdir / "names.txt"), context_size=2)
     x, y = dm.splits["val"]
-    logits = torch.nn.functional.embedding(x[:, 0] * 27 + x[:, 1], ckpt["state_dict"]["W"])
+    logits = torch.nn.functional.embedding(x[:, 0] * 27 + x[:, 1], ckpt["state_dict"]["model.W"])
     exact = torch.nn.functional.cross_entropy(logits.double(), y).item()
     logged = events(run).Scalars("curves/val_nll")[-1].value
     assert logged == pytest.approx(exact, abs=1e-5)
@@ -112,8 +111,7 @@ def test_tensorboard_serves_the_run(workdir):
 def test_test_prints_test_nll_beside_the_counting_model(workdir, capsys):
     out = printed(capsys, "test", "--ckpt_path", "best", *QUIET, cwd=workdir)
     assert "test_nll" in out and "counting_test_nll" in out
-    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
-    dm.setup()
+    dm = NamesData(str(workdir / "names.txt"), context_size=2)
     from makemore_pl.models.counting import tune_smoothing
 
     counting = tune_smoothing(CountingBaseline(27, 2).fit(*dm.splits["train"]), dm.splits["val"])
@@ -133,7 +131,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, names_path):
     resumed = checkpoint(run_folder(runs["stopped"].parent) / "checkpoints" / "last.ckpt")
     straight = checkpoint(run_folder(runs["straight"].parent) / "checkpoints" / "last.ckpt")
     assert resumed["global_step"] == straight["global_step"] == 4 * 7  # 7 batches per epoch
-    assert torch.allclose(resumed["state_dict"]["W"], straight["state_dict"]["W"], atol=1e-5)
+    assert torch.allclose(
+        resumed["state_dict"]["model.W"], straight["state_dict"]["model.W"], atol=1e-5
+    )
     steps = [e.step for e in events(run_folder(runs["stopped"].parent)).Scalars("curves/val_nll")]
     assert steps == [
         e.step for e in events(run_folder(runs["straight"].parent)).Scalars("curves/val_nll")
@@ -175,8 +175,7 @@ def test_baseline_matches_the_counting_model(workdir):
     printed = {
         line.split()[0]: float(line.split()[1]) for line in out.splitlines() if "_nll" in line
     }
-    dm = NamesDataModule(str(workdir / "names.txt"), context_size=2)
-    dm.setup()
+    dm = NamesData(str(workdir / "names.txt"), context_size=2)
     counting = CountingBaseline(27, 2, 0.5).fit(*dm.splits["train"])
     for split in ("train", "val", "test"):
         assert printed[f"{split}_nll"] == pytest.approx(counting.nll(*dm.splits[split]), abs=1e-5)
@@ -189,8 +188,7 @@ def test_baseline_and_sample_with_kneser_ney(workdir):
     out = makemore("baseline", *args, cwd=workdir).stdout
     assert "smoothing kneser-ney (discounts from the counts of counts)" in out
     printed = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()[1:]}
-    dm = NamesDataModule(str(workdir / "names.txt"), context_size=6)
-    dm.setup()
+    dm = NamesData(str(workdir / "names.txt"), context_size=6)
     counting = CountingBaseline(27, 6, "kneser-ney").fit(*dm.splits["train"])
     for split in ("train", "val", "test"):
         assert printed[f"{split}_nll"] == pytest.approx(counting.nll(*dm.splits[split]), abs=1e-5)

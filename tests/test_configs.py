@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from makemore_pl import CountingBaseline, NamesDataModule
+from makemore_pl import CountingBaseline, NamesData
 from makemore_pl.models.counting import tune_smoothing
 from tests.conftest import QUIET, events, printed_nlls, run_cli, run_folder
 
@@ -21,8 +21,7 @@ def test_config_reaches_the_best_counting_model_on_val(config, tmp_path, names_p
     run_cli(*fit, cwd=tmp_path)
     best_val = min(e.value for e in events(run_folder(tmp_path)).Scalars("curves/val_nll"))
     data = yaml.safe_load(config.read_text())["data"]
-    dm = NamesDataModule(str(tmp_path / "names.txt"), context_size=data["context_size"])
-    dm.setup()
+    dm = NamesData(str(tmp_path / "names.txt"), context_size=data["context_size"])
     fitted = CountingBaseline(dm.vocab_size, dm.context_size).fit(*dm.splits["train"])
     counting = tune_smoothing(fitted, dm.splits["val"])
     assert best_val < counting.nll(*dm.splits["val"]) + 0.01

@@ -118,8 +118,8 @@ def test_bad_fractions_are_named(val, test):
 
 def test_datamodule_knows_its_vocabulary_before_setup(tiny_file):
     dm = NamesDataModule(str(tiny_file(EMMA_AVA)), context_size=2)
-    assert dm.vocab_size == 5 and dm.context_size == 2
-    assert dm.vocab.itos == [".", "a", "e", "m", "v"]
+    assert dm.data.vocab_size == 5 and dm.data.context_size == 2
+    assert dm.data.vocab.itos == [".", "a", "e", "m", "v"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,6 @@ def test_onehot_expands_after_transfer(tiny_file):
     dm = NamesDataModule(
         str(tiny_file(EMMA_AVA)), context_size=2, encoding="onehot", val_fraction=0, test_fraction=0
     )
-    dm.setup()
     x, y, counts = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.long and x.shape[1] == 2  # the host holds ids only
     onehot, y2, _ = dm.on_after_batch_transfer((x, y, counts), 0)

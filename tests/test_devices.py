@@ -156,7 +156,9 @@ def run_two_processes(workdir: Path, plan: list[dict]) -> None:
         pytest.fail("\n".join(log.read_text()[-3000:] for log in logs))
 
 
-def assert_same_training(one: Path, two: Path, weights: str = "W", atol: float = 1e-5) -> None:
+def assert_same_training(
+    one: Path, two: Path, weights: str = "model.W", atol: float = 1e-5
+) -> None:
     """Same steps, same weights to `atol`, same logged curves to 1e-6."""
     first, second = (checkpoint(run / "checkpoints" / "last.ckpt") for run in (one, two))
     assert first["global_step"] == second["global_step"] > 0
@@ -173,7 +175,7 @@ def assert_same_training(one: Path, two: Path, weights: str = "W", atol: float =
 def test_full_batch_adam_trains_the_same_weights_on_two_processes(one, two):
     assert_same_training(one["adam"], two["adam"])
     runs = (one["adam"], two["adam"])
-    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"] for run in runs]
+    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["model.W"] for run in runs]
     assert torch.equal(*W)  # contexts are owned by one process: not even rounding differs
 
 
@@ -188,7 +190,7 @@ def test_lbfgs_line_searches_agree_across_processes(one, two):
 def test_the_suffix_model_fits_the_same_on_two_processes(one, two):
     # 60 iterations, short of the optimum: the all-reduce's order of summation moves the
     # weights by round-off (up to 1.2e-9 measured, depending on the CPU)
-    assert_same_training(one["suffix"], two["suffix"], weights="U", atol=1e-8)
+    assert_same_training(one["suffix"], two["suffix"], weights="model.U", atol=1e-8)
 
 
 @pytest.mark.parametrize("name", HELD_OUT)
@@ -205,7 +207,7 @@ def test_a_launch_from_the_command_line_trains_what_the_session_does(workdir, on
     assert "Traceback" not in launched.stderr  # the second process writes to it too
     assert_same_training(one["adam"], only_run(root))
     runs = (one["adam"], run_folder(root))
-    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"] for run in runs]
+    W = [checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["model.W"] for run in runs]
     assert torch.equal(*W)
 
 
@@ -215,7 +217,7 @@ def test_bf16_mixed_precision_reports_float32_nlls(workdir):
     fit += ["--trainer.max_epochs", "3", "--snapshots.every_n_epochs", "0", *QUIET]
     run_cli(*fit, "--trainer.default_root_dir", str(root), cwd=workdir)
     run = run_folder(root)
-    W = checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["W"]
+    W = checkpoint(run / "checkpoints" / "last.ckpt")["state_dict"]["model.W"]
     assert W.dtype == torch.float32
     exact = exact_val_nll(workdir / "names.txt", W)
     assert events(run).Scalars("curves/val_nll")[-1].value == pytest.approx(exact, abs=1e-5)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from makemore_pl import DataError, NamesDataModule, download_names
-from makemore_pl.core import data as data_module
+from makemore_pl.core import words as words_module
 
 CONTENT = b"emma\nolivia\nava\n"
 SHA = hashlib.sha256(CONTENT).hexdigest()
@@ -50,7 +50,7 @@ def test_download_never_creates_a_folder(server, tmp_path):
     assert leftovers(tmp_path) == ["served"]
     data = NamesDataModule(str(target))
     with pytest.raises(DataError, match="nor its folder"):
-        _ = data.vocab_size
+        _ = data.data.vocab_size
     assert leftovers(tmp_path) == ["served"]
 
 
@@ -71,17 +71,17 @@ def test_missing_remote_file_is_a_clear_error(server, tmp_path):
 
 
 def test_datamodule_downloads_a_missing_names_txt(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "NAMES_URL", f"{server}/names.txt")
-    monkeypatch.setattr(data_module, "NAMES_SHA256", SHA)
+    monkeypatch.setattr(words_module, "NAMES_URL", f"{server}/names.txt")
+    monkeypatch.setattr(words_module, "NAMES_SHA256", SHA)
     dm = NamesDataModule(str(tmp_path / "names.txt"))
-    assert dm.vocab_size == len(set("emmaoliviaava")) + 1  # loaded on first use, after download
+    assert dm.data.vocab_size == len(set("emmaoliviaava")) + 1  # read on first use, downloaded
     assert (tmp_path / "names.txt").read_bytes() == CONTENT
 
 
 def test_datamodule_does_not_download_other_files(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "NAMES_URL", f"{server}/names.txt")
-    monkeypatch.setattr(data_module, "NAMES_SHA256", SHA)
+    monkeypatch.setattr(words_module, "NAMES_URL", f"{server}/names.txt")
+    monkeypatch.setattr(words_module, "NAMES_SHA256", SHA)
     dm = NamesDataModule(str(tmp_path / "mine.txt"))
     with pytest.raises(DataError, match="does not exist"):
-        _ = dm.vocab_size
+        _ = dm.data.vocab_size
     assert leftovers(tmp_path) == ["served"]

@@ -88,7 +88,7 @@ def test_predict_writes_the_models_own_log_probabilities(tiny_run, tmp_path, cap
     rows = [line.split("\t") for line in (run / "predictions.tsv").read_text().splitlines()]
     assert rows[0] == ["name", "tokens", "nll", "nll_per_token"]
     ckpt = checkpoint(run / "checkpoints" / "last.ckpt")
-    W, vocab = ckpt["state_dict"]["W"].double(), Vocabulary(ckpt["hyper_parameters"]["chars"])
+    W, vocab = ckpt["state_dict"]["model.W"].double(), Vocabulary(ckpt["hyper_parameters"]["chars"])
     log_p = torch.log_softmax(W, dim=1)  # bigram: row = previous character
     for (name, tokens, nll, per_token), word in zip(rows[1:], names, strict=True):
         x, y = build_ngrams([word], vocab, 1)
@@ -233,6 +233,6 @@ def test_a_stopped_fit_saves_and_a_bare_resume_ends_where_an_uninterrupted_one_d
     run_cli("fit", "--ckpt_path", "last", cwd=words_folder)  # the bare resume
     resumed = checkpoint(last)
     assert resumed["global_step"] == uninterrupted["global_step"]
-    W, expected = resumed["state_dict"]["W"], uninterrupted["state_dict"]["W"]
+    W, expected = resumed["state_dict"]["model.W"], uninterrupted["state_dict"]["model.W"]
     assert torch.allclose(W, expected, atol=1e-6)
     assert sorted(p.name for p in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]

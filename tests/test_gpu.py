@@ -101,7 +101,7 @@ def test_mixed_precision_keeps_the_nll_sums_exact(workdir, precision):
     run = fit(
         workdir, precision, "--trainer.max_epochs", "5", "--trainer.precision", precision, *GPU
     )
-    W = checkpoint(last(run))["state_dict"]["W"]
+    W = checkpoint(last(run))["state_dict"]["model.W"]
     assert W.dtype == torch.float32
     exact = exact_val_nll(workdir / "names.txt", W)
     assert events(run).Scalars("curves/val_nll")[-1].value == pytest.approx(exact, abs=1e-5)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from makemore_pl.cli.sweep import save_png
-from makemore_pl.core.data import Vocabulary
+from makemore_pl.cli.plain.sweep import save_png
 from makemore_pl.core.errors import CommandError, SettingError
 from makemore_pl.core.sampling import inverse_cdf, iter_samples, sample
 from makemore_pl.core.text import printable
+from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.lit import heatmap as plots
 from makemore_pl.lit.callbacks import StopOnNonFiniteLoss
 from makemore_pl.lit.datamodule import NamesDataModule
@@ -61,9 +61,9 @@ def test_views_that_share_one_storage_cannot_add_up_to_more_than_the_file(model_
 
 
 def test_a_transposed_view_is_refused(model_ckpt, tmp_path):
-    model_ckpt["state_dict"]["W"] = model_ckpt["state_dict"]["W"].t()
+    model_ckpt["state_dict"]["model.W"] = model_ckpt["state_dict"]["model.W"].t()
     with pytest.raises(
-        CheckpointError, match=r"state_dict.W of shape \(15, 15\) is a strided view"
+        CheckpointError, match=r"state_dict.model.W of shape \(15, 15\) is a strided view"
     ):
         read_checkpoint(saved(tmp_path, model_ckpt))
 
@@ -90,7 +90,7 @@ def test_a_weights_only_checkpoint_reads_but_cannot_resume(model_ckpt, tmp_path)
     for key in ("optimizer_states", "lr_schedulers", "callbacks"):
         del model_ckpt[key]
     path = saved(tmp_path, model_ckpt)
-    assert read_checkpoint(path)["state_dict"].keys() == {"W"}
+    assert read_checkpoint(path).checkpoint["state_dict"].keys() == {"model.W"}
     with pytest.raises(CheckpointError, match="holds the weights only .* cannot resume"):
         read_checkpoint(path, resume=True)
 
@@ -101,7 +101,7 @@ def test_a_lightning_weights_only_save_works_where_no_resume_is_needed(tmp_path,
     dm = NamesDataModule(str(tmp_path / "words.txt"))
     save = ModelCheckpoint(dirpath=tmp_path, filename="weights", save_weights_only=True)
     checkpointing_trainer(max_epochs=1, callbacks=[save]).fit(
-        BigramLitModule(dm.vocab_size, chars=dm.chars), dm
+        BigramLitModule(dm.data.vocab_size, chars=dm.data.chars), dm
     )
     args = [command, "--ckpt_path", "weights.ckpt", "--data.path", "words.txt"]
     run_cli(*args, *quiet(args), cwd=tmp_path)
@@ -110,17 +110,27 @@ def test_a_lightning_weights_only_save_works_where_no_resume_is_needed(tmp_path,
 # checkpoints: the model's own checks
 
 
-def test_the_model_class_accepts_its_own_settings_and_weights(model_ckpt):
-    problem = BigramLitModule.checkpoint_problem
+def test_a_checkpoint_is_checked_by_building_its_model(model_ckpt, tmp_path):
     hparams, state = model_ckpt["hyper_parameters"], model_ckpt["state_dict"]
+
+    def problem(hparams: dict, state: dict) -> str | None:
+        edited = {**model_ckpt, "hyper_parameters": hparams, "state_dict": state}
+        try:
+            read_checkpoint(saved(tmp_path, edited, "edited.ckpt"))
+        except CheckpointError as err:
+            return str(err)
+        return None
+
     assert problem(hparams, state) is None
-    assert problem({**hparams, "chars": list("abc")}, state).startswith(
-        "not a makemore_pl model checkpoint (its characters ['a', 'b', 'c'] are not vocab_size"
+    assert problem({**hparams, "chars": list("abc")}, state).endswith(
+        "not a makemore_pl model checkpoint (its characters ['a', 'b', 'c'] are not vocab_size "
+        "- 1 = 14 distinct characters)"
     )
-    assert "are torch.int64, not floats" in problem(hparams, {"W": torch.zeros(V, V).long()})
-    assert "of shape (15, 15), do not fit vocab_size 15 and context_size 1000000000000" in problem(
+    int_weights = {"model.W": torch.zeros(V, V).long()}
+    assert "its weights W are torch.int64, not floats" in problem(hparams, int_weights)
+    assert "its setting context_size 1000000000000 with vocab_size 15 needs a" in problem(
         {**hparams, "context_size": 10**12}, state
-    )  # decided without computing 15**10**12
+    )  # decided before anything is allocated, without computing 15**10**12
 
 
 def test_a_checkpoint_without_characters_samples_with_the_data(model_ckpt, tmp_path, capfd):
@@ -150,8 +160,8 @@ def test_a_weight_table_too_large_is_refused_before_allocating(v, c, size):
 
 
 def test_a_large_vocabulary_bigram_and_names_up_to_context_size_4_build():
-    assert BigramLitModule(3921, 1).W.shape == (3921, 3921)  # 61 MB
-    assert BigramLitModule(27, 4).W.shape == (27**4, 27)  # 57 MB
+    assert BigramLitModule(3921, 1).model.W.shape == (3921, 3921)  # 61 MB
+    assert BigramLitModule(27, 4).model.W.shape == (27**4, 27)  # 57 MB
 
 
 # sampling
@@ -284,7 +294,7 @@ def test_save_png_under_a_file_is_one_line(tmp_path):
 def test_a_diverging_fit_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
     dm = NamesDataModule(str(tmp_path / "words.txt"))
-    model = BigramLitModule(dm.vocab_size, optimizer="sgd", lr=1e30, chars=dm.chars)
+    model = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=1e30, chars=dm.data.chars)
     last = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_epochs=1)
     trainer = checkpointing_trainer(max_epochs=10, callbacks=[StopOnNonFiniteLoss(), last])
     with pytest.raises(CommandError) as stopped:
@@ -307,5 +317,5 @@ def test_a_bigram_of_a_3921_character_vocabulary_trains_with_its_snapshots(tmp_p
     (tmp_path / "cjk.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     args = ["fit", "--data.path", "cjk.txt", "--trainer.max_epochs", "2", *QUIET]
     run_cli(*args, cwd=tmp_path)
-    weights = read_checkpoint(str(last_checkpoint(tmp_path)))["state_dict"]["W"]
+    weights = read_checkpoint(str(last_checkpoint(tmp_path))).model.W
     assert weights.shape == (3921, 3921)

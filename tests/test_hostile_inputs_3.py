@@ -82,15 +82,15 @@ def write_bad_checkpoints(folder: Path) -> None:
     """flipped.ckpt: model.ckpt with one exponent bit of W flipped (its CRC no longer fits);
     huge.ckpt: a W entry of 3.9e37 saved whole (its CRC fits)."""
     model = torch.load(folder / "model.ckpt", weights_only=True)
-    weights = model["state_dict"]["W"]
+    weights = model["state_dict"]["model.W"]
     data = bytearray((folder / "model.ckpt").read_bytes())
     at = data.find(weights.numpy().tobytes())
     data[at + 3] ^= 0x40  # float32, little-endian: the top exponent bit, x 2**128
     (folder / "flipped.ckpt").write_bytes(bytes(data))
-    model["state_dict"]["W"] = weights.clone()
-    model["state_dict"]["W"][0, 0] = 3.9e37
+    model["state_dict"]["model.W"] = weights.clone()
+    model["state_dict"]["model.W"][0, 0] = 3.9e37
     torch.save(model, folder / "huge.ckpt")
-    model["state_dict"]["W"] = weights
+    model["state_dict"]["model.W"] = weights
     deep: dict = {}
     for _ in range(150):
         deep = {"a": deep}
@@ -566,9 +566,9 @@ def test_resuming_a_run_another_process_is_starting_says_so(cwd):
 
 
 def test_a_run_config_and_a_plain_config_are_loaded_bounded(cwd):
-    from makemore_pl.cli.checkpoint_args import run_config
     from makemore_pl.cli.config_files import ConfigTooLarge
-    from makemore_pl.cli.plain import data_sections_only
+    from makemore_pl.cli.plain.command import data_sections_only
+    from makemore_pl.cli.resume import run_config
 
     with pytest.raises(ConfigTooLarge, match=ALIASES):
         run_config(cwd / "bomb.yaml")

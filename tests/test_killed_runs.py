@@ -92,7 +92,10 @@ def uninterrupted(tmp_path_factory) -> dict:
 
 def older_run(folder: Path, checkpoint: dict) -> None:
     """An earlier, finished run in version_0 whose weights differ from this one's."""
-    other = {**checkpoint, "state_dict": {"W": torch.zeros_like(checkpoint["state_dict"]["W"])}}
+    other = {
+        **checkpoint,
+        "state_dict": {"model.W": torch.zeros_like(checkpoint["state_dict"]["model.W"])},
+    }
     last_ckpt(folder).parent.mkdir(parents=True)
     torch.save(other, last_ckpt(folder))
 
@@ -117,7 +120,9 @@ def test_a_killed_fit_resumes_to_the_weights_of_an_uninterrupted_one(
     resumed = torch.load(last_ckpt(folder, resumed_version), weights_only=True)
     assert resumed["epoch"] == uninterrupted["epoch"] == 11
     assert resumed["global_step"] == uninterrupted["global_step"]
-    assert torch.allclose(resumed["state_dict"]["W"], uninterrupted["state_dict"]["W"], atol=1e-5)
+    assert torch.allclose(
+        resumed["state_dict"]["model.W"], uninterrupted["state_dict"]["model.W"], atol=1e-5
+    )
 
 
 CONTENT = ("\n".join(synthetic_names(100_000)) + "\n").encode()  # ~650 KB: five 128 KB reads

@@ -8,14 +8,13 @@ from makemore_pl import (
     CountingBaseline,
     DataError,
     NamesData,
-    NamesDataModule,
     Vocabulary,
     build_ngrams,
     load_words,
     split_words,
 )
-from makemore_pl.cli.baseline import baseline, counting_model
-from makemore_pl.cli.sample import sample
+from makemore_pl.cli.plain.baseline import baseline, counting_model
+from makemore_pl.cli.plain.sample import sample
 from makemore_pl.core.contexts import context_rows
 from makemore_pl.core.errors import CommandError
 from makemore_pl.models.counting import tune_discounts, tune_smoothing
@@ -266,7 +265,7 @@ def test_bad_weights():
 
 
 def test_command_smoothing_options(tiny_file, capsys):
-    dm = NamesDataModule(str(tiny_file(TINY * 3)), context_size=2, val_fraction=0.3)
+    dm = NamesData(str(tiny_file(TINY * 3)), context_size=2, val_fraction=0.3)
     results = baseline(dm, smoothing="kneser-ney-auto")
     tuned = tune_discounts(
         CountingBaseline(dm.vocab_size, 2, "kneser-ney").fit(*dm.splits["train"]), dm.splits["val"]
@@ -279,7 +278,7 @@ def test_command_smoothing_options(tiny_file, capsys):
         sample(dm, ckpt_path="x.ckpt", smoothing="kneser-ney")
     with pytest.raises(CommandError, match="0 or more"):
         baseline(dm, smoothing=-1.0)
-    empty_val = NamesDataModule(str(tiny_file(TINY)), val_fraction=0)
+    empty_val = NamesData(str(tiny_file(TINY)), val_fraction=0)
     with pytest.raises(CommandError, match="val split"):
         baseline(empty_val, smoothing="kneser-ney-auto")
 
@@ -292,9 +291,9 @@ def test_keys_beyond_int64_are_one_error_saying_the_size_and_the_way_out(tiny_fi
         "overflows int64 keys (limit 2**63 = 9.22e+18); use a context_size of at most 4 for "
         "this data, or data with fewer distinct characters"
     )
-    dm = NamesDataModule(str(tiny_file(TINY)), context_size=13)  # V = 8: 8**14 = 2**42 fits
+    dm = NamesData(str(tiny_file(TINY)), context_size=13)  # V = 8: 8**14 = 2**42 fits
     assert CountingBaseline(dm.vocab_size, 13, "kneser-ney").fit_counts(dm.ngram_counts("train"))
-    dm = NamesDataModule(str(tiny_file([chr(ord("a") + i) for i in range(26)])), context_size=13)
+    dm = NamesData(str(tiny_file([chr(ord("a") + i) for i in range(26)])), context_size=13)
     with pytest.raises(DataError, match="context_size 13 with 27 tokens .* at most 12"):
         counting_model(dm, smoothing="kneser-ney")
 

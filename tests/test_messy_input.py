@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from makemore_pl import DataError, NamesDataModule, load_counted_words, load_words
+from makemore_pl import DataError, NamesData, load_counted_words, load_words
 from tests.conftest import QUIET, run_cli, run_folder
 
 NAMES = ["emma", "åsa", "björn", "zoë", "søren", "łucja", "renée", "olivia", "ava", "mia"]
@@ -45,8 +45,7 @@ def test_a_messy_file_gives_the_words_split_and_model_of_the_clean_one(tmp_path)
     assert load_words(tmp_path / "messy" / "words.txt") == NAMES
     data = {}
     for name in ("clean", "messy"):
-        data[name] = NamesDataModule(str(tmp_path / name / "words.txt"), context_size=2)
-        data[name].setup()
+        data[name] = NamesData(str(tmp_path / name / "words.txt"), context_size=2)
     assert data["messy"].chars == data["clean"].chars
     for split in ("train", "val", "test"):
         (x, y), (mx, my) = data["clean"].splits[split], data["messy"].splits[split]
@@ -57,7 +56,7 @@ def test_a_messy_file_gives_the_words_split_and_model_of_the_clean_one(tmp_path)
     clean, messy_ = last_checkpoint(tmp_path / "clean"), last_checkpoint(tmp_path / "messy")
     batches = math.ceil(len(data["clean"].splits["train"][1]) / 8)
     assert clean["global_step"] == messy_["global_step"] == 3 * batches
-    assert torch.equal(clean["state_dict"]["W"], messy_["state_dict"]["W"])
+    assert torch.equal(clean["state_dict"]["model.W"], messy_["state_dict"]["model.W"])
     assert clean["hyper_parameters"]["chars"] == messy_["hyper_parameters"]["chars"]
 
 
@@ -113,7 +112,7 @@ def test_control_and_format_characters_are_refused_with_their_line(tmp_path, cha
     path = tmp_path / "words.txt"
     path.write_text(f"emma\n\nava\nsoph{char}ia\n", encoding="utf-8")
     with pytest.raises(DataError) as err:
-        _ = NamesDataModule(str(path)).vocab_size
+        _ = NamesData(str(path)).vocab_size
     assert str(err.value) == (
         f"data file {str(path)!r}, line 4: character {label}, a control or format character: "
         "names may not hold it (a terminal would act on it); remove it"

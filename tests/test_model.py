@@ -10,6 +10,7 @@ from makemore_pl import (
     load_words,
 )
 from makemore_pl.core.batches import count_table
+from makemore_pl.models.dense import DenseTable
 from tests.conftest import quiet_trainer
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
@@ -23,8 +24,9 @@ def data(words=WORDS, context_size=1):
 @pytest.mark.parametrize("context_size", [1, 2, 3])
 def test_one_parameter_table(context_size):
     model = BigramLitModule(vocab_size=6, context_size=context_size)
-    params = dict(model.named_parameters())
-    assert list(params) == ["W"] and params["W"].shape == (6**context_size, 6)
+    params = dict(model.named_parameters())  # all in the plain model it holds
+    assert list(params) == ["model.W"] and params["model.W"].shape == (6**context_size, 6)
+    assert not issubclass(BigramLitModule, DenseTable) and isinstance(model.model, DenseTable)
 
 
 @pytest.mark.parametrize("context_size", [1, 2])
@@ -33,7 +35,7 @@ def test_onehot_and_index_give_identical_logits_and_gradients(context_size):
     grads, logits = {}, {}
     for encoding in ("index", "onehot"):
         torch.manual_seed(0)
-        model = BigramLitModule(len(vocab), context_size, encoding, l2=0.1)
+        model = BigramLitModule(len(vocab), context_size, encoding, l2=0.1).model
         torch.nn.init.normal_(model.W)
         loss, _ = model.objective(x, y)
         loss.backward()
@@ -50,7 +52,7 @@ def test_onehot_and_index_give_identical_logits_and_gradients(context_size):
 
 def test_loss_is_cross_entropy_plus_l2():
     vocab, x, y = data()
-    model = BigramLitModule(len(vocab), l2=0.3)
+    model = BigramLitModule(len(vocab), l2=0.3).model
     torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(1))
     loss, nll = model.objective(x, y)
     manual = -torch.log_softmax(model.W[x[:, 0]], 1)[torch.arange(len(y)), y].mean()
@@ -63,7 +65,7 @@ def test_log_counts_as_weights_reproduce_the_counting_model(names_path):
     for context_size in (1, 2):
         vocab, x, y = data(words, context_size)
         counting = CountingBaseline(len(vocab), context_size, smoothing=1.0).fit(x, y)
-        model = BigramLitModule(len(vocab), context_size)
+        model = BigramLitModule(len(vocab), context_size).model
         model.W.data = counting.probs.log().float()
         _, nll = model.objective(x, y)
         assert nll.item() == pytest.approx(counting.nll(x, y), abs=1e-5)
@@ -72,8 +74,8 @@ def test_log_counts_as_weights_reproduce_the_counting_model(names_path):
 def test_lecture_gradient_descent_approaches_the_counting_optimum(names_path):
     vocab, x, y = data(load_words(names_path))
     optimum = CountingBaseline(len(vocab), smoothing=0.0).fit(x, y).nll(x, y)
-    model = BigramLitModule(len(vocab), l2=0.0, optimizer="sgd")
-    optimizer = model.configure_optimizers()  # SGD, lr 50: the lecture's loop
+    lit = BigramLitModule(len(vocab), l2=0.0, optimizer="sgd")
+    optimizer, model = lit.configure_optimizers(), lit.model  # SGD, lr 50: the lecture's loop
 
     # the same loss and gradient (tests/test_batches.py), 400 times cheaper
     table = count_table(x, y, len(vocab))
@@ -89,11 +91,12 @@ def test_lecture_gradient_descent_approaches_the_counting_optimum(names_path):
 def test_trainer_fit_reaches_the_optimum(names_path, tiny_file, optimizer, steps):
     words = load_words(names_path)[:3000]
     dm = NamesDataModule(str(tiny_file(words)), val_fraction=0, test_fraction=0)
-    model = BigramLitModule(dm.vocab_size, l2=0.0, optimizer=optimizer, chars=dm.vocab.to_list())
+    data = dm.data
+    model = BigramLitModule(data.vocab_size, l2=0.0, optimizer=optimizer, chars=data.chars)
     quiet_trainer(max_epochs=steps).fit(model, dm)
-    optimum = CountingBaseline(dm.vocab_size, smoothing=0.0).fit(*dm.splits["train"])
-    assert model.objective(*dm.splits["train"])[1].item() == pytest.approx(
-        optimum.nll(*dm.splits["train"]), abs=0.01
+    optimum = CountingBaseline(data.vocab_size, smoothing=0.0).fit(*data.splits["train"])
+    assert model.model.objective(*data.splits["train"])[1].item() == pytest.approx(
+        optimum.nll(*data.splits["train"]), abs=0.01
     )
 
 
@@ -101,11 +104,12 @@ def test_train_nll_is_an_example_weighted_mean(tiny_file):
     # lr 0 freezes W: the epoch's train_nll must equal the NLL of the whole split, although
     # the batches are uneven (a mean of batch means would differ)
     dm = NamesDataModule(str(tiny_file(WORDS)), batch_size=7, val_fraction=0, test_fraction=0)
-    model = BigramLitModule(dm.vocab_size, optimizer="sgd", lr=0.0)
+    lit = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+    model = lit.model
     torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(0))
     trainer = quiet_trainer(max_epochs=1)
-    trainer.fit(model, dm)
-    x, y = dm.splits["train"]
+    trainer.fit(lit, dm)
+    x, y = dm.data.splits["train"]
     batch_means = [
         model.objective(x[i : i + 7], y[i : i + 7])[1].item() for i in range(0, len(y), 7)
     ]
@@ -116,13 +120,13 @@ def test_train_nll_is_an_example_weighted_mean(tiny_file):
 
 def test_checkpoint_carries_the_vocabulary(tmp_path, tiny_file):
     dm = NamesDataModule(str(tiny_file(WORDS)), context_size=2)
-    model = BigramLitModule(dm.vocab_size, 2, optimizer="adam", chars=dm.vocab.to_list())
+    model = BigramLitModule(dm.data.vocab_size, 2, optimizer="adam", chars=dm.data.chars)
     trainer = quiet_trainer(max_epochs=2)
     trainer.fit(model, dm)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     loaded = BigramLitModule.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
-    assert loaded.vocab == dm.vocab
-    assert torch.equal(loaded.W, model.W)
+    assert loaded.vocab == dm.data.vocab
+    assert torch.equal(loaded.model.W, model.model.W)
     names = [loaded.vocab.decode(w) for w in loaded.sample(20, seed=3)]
     assert names == [model.vocab.decode(w) for w in model.sample(20, seed=3)]
     assert all(names)

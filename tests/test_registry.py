@@ -2,6 +2,7 @@
 training stack, to the same numbers as the LightningModule; checkpoints from before the layered
 layout still work."""
 
+import dataclasses
 import importlib
 import inspect
 import shutil
@@ -15,7 +16,7 @@ import torch
 from makemore_pl import BigramLitModule, NamesDataModule, SuffixLitModule
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.models.registry import MODELS, kind_of_class_path
-from makemore_pl.models.saved import load_saved_model, read_checkpoint
+from makemore_pl.models.saved import read_checkpoint
 from tests.conftest import QUIET, TINY_WORDS, printed_nlls, quiet_trainer, run_cli, run_folder
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,8 +31,12 @@ def settings_of(cls) -> dict:
 def test_each_entry_names_its_lightning_module_and_its_plain_math(name):
     kind = MODELS[name]
     cls = getattr(importlib.import_module(kind.lit_module), name)
-    assert issubclass(cls, kind.plain) and issubclass(cls, NgramLitModule)
-    assert kind.settings == settings_of(cls)  # what a checkpoint of it may hold, and defaults
+    assert issubclass(cls, NgramLitModule) and not issubclass(cls, kind.plain)
+    assert cls.model_class is kind.plain  # held, not inherited
+    # the signature LightningCLI reads is the config's: each setting written once
+    defaults = {f.name: f.default for f in dataclasses.fields(kind.config)}
+    assert settings_of(cls) == defaults
+    assert dict(cls().hparams) == {**defaults, **cls().config.saved()}
     assert kind_of_class_path(kind.class_path) is kind
     assert kind_of_class_path(f"makemore_pl.{name}") is kind
     assert kind_of_class_path(f"elsewhere.{name}") is None
@@ -44,7 +49,8 @@ def contexts(vocab_size: int, context_size: int, count: int = 200) -> torch.Tens
 
 
 def saved(path: Path):
-    return load_saved_model(str(path), read_checkpoint(str(path)), torch.device("cpu"))
+    saved = read_checkpoint(str(path))
+    return saved.model.config.saved(), saved.model_on(torch.device("cpu"))
 
 
 def test_a_dense_checkpoint_scores_as_its_model(tiny_run):
@@ -59,12 +65,12 @@ def test_a_dense_checkpoint_scores_as_its_model(tiny_run):
 def test_a_suffix_checkpoint_scores_as_its_model(tmp_path):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 2) + "\n", encoding="utf-8")
     data = NamesDataModule(str(tmp_path / "words.txt"), context_size=3)
-    model = SuffixLitModule(data.vocab_size, 3, chars=data.chars, max_iter=5)
+    model = SuffixLitModule(data.data.vocab_size, 3, chars=data.data.chars, max_iter=5)
     trainer = quiet_trainer(max_epochs=2, precision="64-true")
     trainer.fit(model, data)
     trainer.save_checkpoint(tmp_path / "suffix.ckpt")
     _, plain = saved(tmp_path / "suffix.ckpt")
-    x = contexts(data.vocab_size, 3)
+    x = contexts(data.data.vocab_size, 3)
     assert torch.equal(plain.log_probs(x), model.log_probs(x))
 
 
@@ -73,7 +79,7 @@ def test_the_saved_form_is_checked_like_any_checkpoint(tiny_run, tmp_path, kind)
     path = run_folder(tiny_run) / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(path, weights_only=True)
     if kind == "dense":
-        checkpoint["state_dict"]["W"][0, 0] = float("nan")
+        checkpoint["state_dict"]["model.W"][0, 0] = float("nan")
         expected = "NaN or infinite"
     else:
         checkpoint["hyper_parameters"]["_class_path"] = "somewhere.SuffixLitModule"
@@ -89,17 +95,20 @@ def legacy_nlls() -> dict[tuple[str, str], float]:
     return {(kind, metric): float(value) for kind, metric, value in rows}
 
 
-@pytest.mark.parametrize("kind", ["dense", "suffix"])
+@pytest.mark.parametrize("kind", ["dense", "suffix", "layered_dense", "layered_suffix"])
 def test_checkpoints_from_before_the_layers_give_the_same_nlls(tmp_path, capsys, kind):
+    """Written before the layered layout (legacy_*) and before the LightningModule held its
+    model (layered_*): the same NLLs to 1e-7, from any of the commands."""
     shutil.copy(FIXTURES / "words.txt", tmp_path)
-    ckpt = shutil.copy(FIXTURES / f"legacy_{kind}.ckpt", tmp_path)
+    name = kind if kind.startswith("layered") else f"legacy_{kind}"
+    ckpt = shutil.copy(FIXTURES / f"{name}.ckpt", tmp_path)
     args = ["--ckpt_path", ckpt, "--data.path", "words.txt", "--trainer.logger", "false", *QUIET]
     run_cli("validate", *args, cwd=tmp_path)
     run_cli("test", *args, cwd=tmp_path)
     printed = printed_nlls(capsys.readouterr().out)
     for (model, metric), value in legacy_nlls().items():
         if model == kind:
-            assert printed[metric] == pytest.approx(value, abs=1e-9)
+            assert printed[metric] == pytest.approx(value, abs=1e-7)
     run_cli("sample", "--ckpt_path", ckpt, "--num_samples", "3", cwd=tmp_path)
     run_cli("predict", *args, "--output", "scores.tsv", cwd=tmp_path)
     assert len((tmp_path / "scores.tsv").read_text().splitlines()) > 1
@@ -120,9 +129,10 @@ def test_a_legacy_run_resumes_with_its_config(tmp_path):
         "trainer: {max_epochs: 2, precision: 64-true}\n"
     )
     run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "3", *QUIET, cwd=tmp_path)
-    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert resumed["global_step"] == 3
-    assert resumed["hyper_parameters"]["_class_path"] == "makemore_pl.lit.suffix.SuffixLitModule"
+    resumed = read_checkpoint(str(run / "checkpoints" / "last.ckpt"))
+    assert resumed.checkpoint["global_step"] == 3 and resumed.kind.name == "SuffixLitModule"
+    config = (run / "config.yaml").read_text()
+    assert "class_path: makemore_pl.lit.suffix.SuffixLitModule" in config
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import torch
 from makemore_pl import DataError, NamesData, NamesDataModule, split_words
 from makemore_pl.core import data as data_module
 from makemore_pl.core import words as words_module
-from makemore_pl.core.data import split_of_words
+from makemore_pl.core.data import DataConfig, split_of_words
 from makemore_pl.core.ngrams import NgramCounter, NgramCounts, count_keys
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper", "evelyn"]
@@ -50,7 +50,7 @@ def test_counts_equal_the_examples_counts(tmp_path, small_chunks, context_size, 
 
 def test_split_of_words_is_split_words(tmp_path):
     words = [f"w{i}" for i in range(101)]
-    split = split_of_words(len(words), 0.1, 0.2, seed=3)
+    split = split_of_words(DataConfig(val_fraction=0.1, test_fraction=0.2, seed=3), len(words))
     parts = split_words(words, 0.1, 0.2, seed=3)
     for number, part in enumerate(parts):
         assert sorted(part) == sorted(
@@ -83,8 +83,8 @@ def test_counter_merges_runs_into_the_counts_of_everything():
 def test_the_count_table_fit_trains_on_comes_from_the_counts(tmp_path):
     dm = NamesDataModule(write(tmp_path, WORDS), context_size=2, val_fraction=0.2)
     ((x, y, counts),) = list(dm.train_dataloader())
-    assert not dm._examples  # no example tensors were built for it
-    assert counts.sum().item() == dm.ngram_counts("train").total()
+    assert not dm.data._examples  # no example tensors were built for it
+    assert counts.sum().item() == dm.data.ngram_counts("train").total()
 
 
 @pytest.mark.slow

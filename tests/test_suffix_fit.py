@@ -6,9 +6,9 @@ import torch
 
 from makemore_pl import Vocabulary, build_ngrams
 from makemore_pl.core.batches import count_table
-from makemore_pl.models.suffix import SuffixModel
 from makemore_pl.models.suffix_fit import Objective, SuffixFit, fit_suffix_model
-from makemore_pl.models.suffixes import (
+from makemore_pl.models.suffix_model import SuffixConfig, SuffixModel
+from makemore_pl.models.suffix_tree import (
     subtree_diffs_,
     subtree_sums_,
     suffix_rows,
@@ -28,7 +28,7 @@ def table(c: int):
 
 def model(c: int, strengths: list[float]) -> tuple[SuffixModel, tuple]:
     v, x, y, counts = table(c)
-    m = SuffixModel(v, c, strengths=strengths).double()
+    m = SuffixModel(SuffixConfig(v, c, strengths=strengths)).double()
     m.build_table(x, y)
     return m, counts
 
@@ -97,7 +97,9 @@ def test_runs_continue_where_the_last_stopped():
 def elastic_net(eps: float, by_count=None, l2_by_count=None, l1=(0.0, 0.5, 1.0, 1.0)):
     v, x, y, counts = table(3)
     l1 = {"l1": l1 and list(l1), "smoothing": eps, "l1_by_count": by_count}
-    m = SuffixModel(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], **l1, l2_by_count=l2_by_count)
+    m = SuffixModel(
+        SuffixConfig(v, 3, strengths=[1.0, 0.3, 0.3, 0.3], **l1, l2_by_count=l2_by_count)
+    )
     m.double().build_table(x, y)
     return m, counts
 
@@ -148,7 +150,7 @@ def test_the_smoothed_optimum_converges_to_the_exact_l1_optimum():
     first, second = ((fits[a] - fits[b]).abs().max() for a, b in ((1e-4, 1e-5), (1e-5, 1e-6)))
     assert second < 2e-4 and second < first / 5  # measured: 9.2e-4, then 7.9e-5
     w = fits[1e-6]
-    smooth = SuffixModel(m.vocab_size, 3, strengths=[1.0, 0.3, 0.3, 0.3]).double()
+    smooth = SuffixModel(SuffixConfig(m.vocab_size, 3, strengths=[1.0, 0.3, 0.3, 0.3])).double()
     smooth.build_table(*table(3)[1:3])
     grad = torch.empty_like(w)
     Objective(smooth, counts)(w, grad)  # NLL + L2 only

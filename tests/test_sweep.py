@@ -4,10 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore_pl import NamesDataModule
-from makemore_pl.cli.sweep import best_on_val, sweep_counting, sweep_neural
+from makemore_pl import NamesData
+from makemore_pl.cli.plain.sweep import best_on_val, sweep_counting, sweep_neural
 from makemore_pl.core.batches import count_table
-from makemore_pl.models.optimum import fit_optimum, table_nll
+from makemore_pl.models.ngram import mean_nll
+from makemore_pl.models.optimum import fit_optimum
 from tests.conftest import events, makemore, run_folder
 
 
@@ -16,8 +17,7 @@ def sweeps(names_path):
     """Both sweeps for the bigram and the trigram on the default 80/10/10 split."""
     results = {}
     for c in (1, 2):
-        dm = NamesDataModule(str(names_path), context_size=c)
-        dm.setup()
+        dm = NamesData(str(names_path), context_size=c)
         examples = {split: dm.examples(split) for split in ("train", "val", "test")}
         results[c] = (dm, sweep_counting(27, c, examples) + sweep_neural(27, c, examples))
     return results
@@ -25,8 +25,7 @@ def sweeps(names_path):
 
 @pytest.mark.parametrize("context_size, l2", [(1, 0.001), (2, 0.01), (2, 0.0)])
 def test_fit_optimum_is_the_minimum_of_the_model_objective(names_path, context_size, l2):
-    dm = NamesDataModule(str(names_path), context_size=context_size)
-    dm.setup()
+    dm = NamesData(str(names_path), context_size=context_size)
     table = count_table(*dm.splits["train"], 27)
     model = fit_optimum(27, context_size, l2, table)
     loss, _ = model.objective(*table)
@@ -46,7 +45,7 @@ def test_trigram_beats_bigram_on_test_by_a_margin(sweeps):
     for c, (dm, points) in sweeps.items():
         best = best_on_val([p for p in points if p.model == "neural"])
         train, held_out = (count_table(*dm.splits[s], 27) for s in ("train", "test"))
-        test[c] = table_nll(fit_optimum(27, c, best.strength, train).log_probs, held_out)
+        test[c] = mean_nll(fit_optimum(27, c, best.strength, train), held_out)
     assert test[1] - test[2] >= 0.15
 
 

@@ -9,11 +9,12 @@ from makemore_pl import (
     BigramLitModule,
     CountingBaseline,
     DataError,
+    NamesData,
     NamesDataModule,
     load_counted_words,
     load_words,
 )
-from makemore_pl.cli.baseline import baseline
+from makemore_pl.cli.plain.baseline import baseline
 from makemore_pl.lit.callbacks import CountingReference
 from makemore_pl.models.counting import tune_smoothing
 from tests.conftest import quiet_trainer
@@ -73,8 +74,7 @@ def test_malformed_lines_are_errors_naming_file_and_line(tmp_path, text, line, m
 
 def test_split_is_by_name_and_keeps_the_counts(tmp_path):
     counted = {f"name{i}": 1 + i % 5 for i in range(40)}
-    dm = NamesDataModule(str(counted_file(tmp_path, counted)), val_fraction=0.2, test_fraction=0.2)
-    dm.setup()
+    dm = NamesData(str(counted_file(tmp_path, counted)), val_fraction=0.2, test_fraction=0.2)
     parts = dm.counted_split()
     assert sorted(e for part in parts.values() for e in part) == sorted(counted.items())
     assert [len(part) for part in parts.values()] == [24, 8, 8]
@@ -82,13 +82,12 @@ def test_split_is_by_name_and_keeps_the_counts(tmp_path):
         x, y, weights = dm.examples(split)
         expected = [n for name, n in part for _ in range(len(name) + 1)]
         assert weights.tolist() == expected and len(y) == len(expected)
-    deduped = NamesDataModule(dm.hparams.path, val_fraction=0.2, test_fraction=0.2, dedupe=True)
+    deduped = NamesData(dm.config.path, val_fraction=0.2, test_fraction=0.2, dedupe=True)
     assert deduped.counted_split() == parts  # each name is on one line already
 
 
 def test_plain_file_has_no_weights(tmp_path):
-    dm = NamesDataModule(str(repeated_file(tmp_path)))
-    dm.setup()
+    dm = NamesData(str(repeated_file(tmp_path)))
     assert dm.name_counts is None and dm.examples("train")[2] is None
 
 
@@ -98,13 +97,12 @@ def both(tmp_path):
     options = {"context_size": 2, "val_fraction": 0, "test_fraction": 0}
     weighted = NamesDataModule(str(counted_file(tmp_path)), **options)
     repeated = NamesDataModule(str(repeated_file(tmp_path)), **options)
-    weighted.setup(), repeated.setup()
     return weighted, repeated
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.5, "kneser-ney"])
 def test_counting_model_equals_repeated_names(both, smoothing):
-    weighted, repeated = both
+    weighted, repeated = (dm.data for dm in both)
     w = CountingBaseline(weighted.vocab_size, 2, smoothing).fit(*weighted.examples("train"))
     r = CountingBaseline(repeated.vocab_size, 2, smoothing).fit(*repeated.examples("train"))
     assert torch.equal(w.counts, r.counts)
@@ -129,12 +127,12 @@ def test_neural_train_nll_equals_repeated_names(tmp_path, options):
     nlls = []
     for path in (counted_file(tmp_path), repeated_file(tmp_path)):
         dm = NamesDataModule(str(path), val_fraction=0, test_fraction=0, **options)
-        model = BigramLitModule(dm.vocab_size, optimizer="sgd", lr=0.0)
-        torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(0))
+        model = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+        torch.nn.init.normal_(model.model.W, generator=torch.Generator().manual_seed(0))
         trainer = quiet_trainer(max_epochs=1)
         trainer.fit(model, dm)
         nlls.append(trainer.callback_metrics["train_nll"].item())
-    x, y = dm.splits["train"]  # the repeated names, one example each
+    x, y = dm.data.splits["train"]  # the repeated names, one example each
     exact = torch.nn.functional.cross_entropy(model(x).double(), y).item()
     assert nlls[0] == pytest.approx(exact, abs=1e-6) and nlls[1] == pytest.approx(exact, abs=1e-6)
 
@@ -143,18 +141,19 @@ def test_counting_reference_and_baseline_use_the_weights(tmp_path, capsys):
     pairs = itertools.product("abcde", repeat=2)
     counted = {a + b: 1 + (i * 7) % 9 for i, (a, b) in enumerate(pairs)}
     dm = NamesDataModule(str(counted_file(tmp_path, counted)), val_fraction=0.2, test_fraction=0.2)
-    model = BigramLitModule(dm.vocab_size, chars=dm.vocab.to_list())
+    model = BigramLitModule(dm.data.vocab_size, chars=dm.data.chars)
     trainer = quiet_trainer(max_epochs=1, callbacks=[CountingReference()])
     trainer.fit(model, dm)
     logged = trainer.test(model, dm, verbose=False)[0]["counting_test_nll"]
-    fitted = CountingBaseline(dm.vocab_size, 1).fit(*dm.examples("train"))
-    expected = tune_smoothing(fitted, dm.examples("val")).nll(*dm.examples("test"))
+    data = dm.data
+    fitted = CountingBaseline(data.vocab_size, 1).fit(*data.examples("train"))
+    expected = tune_smoothing(fitted, data.examples("val")).nll(*data.examples("test"))
     assert logged == pytest.approx(expected, abs=1e-6)
-    baseline(dm, smoothing="kneser-ney")
+    baseline(data, smoothing="kneser-ney")
     out = capsys.readouterr().out
-    kneser_ney = CountingBaseline(dm.vocab_size, 1, "kneser-ney").fit(*dm.examples("train"))
-    weights = dm.examples("test")[2]
-    printed = f"test_nll {kneser_ney.nll(*dm.examples('test')):.5f} ({weights.sum():,} examples)"
+    kneser_ney = CountingBaseline(data.vocab_size, 1, "kneser-ney").fit(*data.examples("train"))
+    weights = data.examples("test")[2]
+    printed = f"test_nll {kneser_ney.nll(*data.examples('test')):.5f} ({weights.sum():,} examples)"
     assert printed in out
 
 
@@ -172,7 +171,7 @@ def test_counts_adding_up_beyond_int64_are_refused_naming_the_file(tmp_path):
 def test_large_counts_are_summed_exactly(tmp_path, capsys):
     # 9.2e15 examples, above 2**53 where float64 sums drop units: every total is exact
     path = write(tmp_path, "".join(f"{'ab' * 2300},{10**12}\n" for _ in range(2)) + "ba,7\n")
-    dm = NamesDataModule(str(path), val_fraction=0, test_fraction=0)
+    dm = NamesData(str(path), val_fraction=0, test_fraction=0)
     baseline(dm, smoothing=0.5)
     assert "(9,202,000,000,000,021 examples)" in capsys.readouterr().out
     assert dm.ngram_counts("train").total() == 2 * 10**12 * 4601 + 7 * 3

@@ -15,7 +15,7 @@ EXPORTS = {
     "NamesData": "makemore_pl.core.data",
     "NamesDataModule": "makemore_pl.lit.datamodule",
     "SuffixLitModule": "makemore_pl.lit.suffix",
-    "SuffixModel": "makemore_pl.models.suffix",
+    "SuffixModel": "makemore_pl.models.suffix_model",
     "Vocabulary": "makemore_pl.core.vocabulary",
     "build_ngrams": "makemore_pl.core.vocabulary",
     "split_words": "makemore_pl.core.data",

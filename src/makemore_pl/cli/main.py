@@ -2,17 +2,17 @@
 
 The training commands (fit, validate, test, predict) go to LightningCLI; the commands that train
 nothing (sample, baseline, sweep, suffix_sweep) are plain functions with only the options they
-honour, so they never import the training stack.
+honour, so they never import the training stack. `makemore_pl.cli.commands` lists them.
 """
 
 from __future__ import annotations
 
-import ast
 import errno
 import os
 import sys
 import textwrap
-from pathlib import Path
+
+from makemore_pl.cli.commands import COMMANDS
 
 ABOUT = (
     "Character-level n-gram language models (makemore): give it a file with one name per line "
@@ -20,25 +20,6 @@ ABOUT = (
     "model (n-gram counts with add-k or Kneser-Ney smoothing) and the neural one (a weight "
     "table W trained with cross-entropy plus an L2 term by the Lightning Trainer)."
 )
-PACKAGE = Path(__file__).resolve().parents[1]
-# command -> (the file, the function or method) whose docstring documents it: read as text, so
-# that `--help` imports neither torch nor Lightning
-TRAINING_COMMANDS = {
-    name: ("lit/trainer.py", f"MakemoreTrainer.{name}")
-    for name in ("fit", "validate", "test", "predict")
-}
-PLAIN_COMMANDS = {
-    name: (f"cli/{name}.py", name) for name in ("sample", "baseline", "sweep", "suffix_sweep")
-}
-
-
-def summary(file: str, qualified_name: str) -> str:
-    """The first line of the docstring of `qualified_name` (function or Class.method) in file."""
-    nodes = ast.parse((PACKAGE / file).read_text(encoding="utf-8")).body
-    for name in qualified_name.split("."):
-        node = next(n for n in nodes if getattr(n, "name", None) == name)
-        nodes = node.body
-    return (ast.get_docstring(node) or "").split("\n")[0]
 
 
 def program_name() -> str:
@@ -49,13 +30,12 @@ def program_name() -> str:
 
 def overview(prog: str) -> str:
     """The top-level help, wrapped to 80 columns."""
-    commands = {**TRAINING_COMMANDS, **PLAIN_COMMANDS}
-    width = max(len(name) for name in commands)
+    width = max(len(name) for name in COMMANDS)
     indent = " " * (width + 4)
     rows = [
-        textwrap.fill(summary(*where), 79, initial_indent=f"  {name:<{width}}  ",
+        textwrap.fill(command.help, 79, initial_indent=f"  {name:<{width}}  ",
                       subsequent_indent=indent)
-        for name, where in commands.items()
+        for name, command in COMMANDS.items()
     ]  # fmt: skip
     hint = f"`{prog} COMMAND --help` lists a command's options. Start with `{prog} fit`."
     return "\n".join(
@@ -67,7 +47,7 @@ def overview(prog: str) -> str:
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
     check_current_folder()
-    from makemore_pl.cli.interrupts import starting_up
+    from makemore_pl.cli.interrupts import MESSAGE, STATUS, Interrupted, starting_up
 
     try:
         with starting_up():
@@ -76,10 +56,10 @@ def main(args: list[str] | None = None) -> None:
     except SystemExit as done:  # --help, a usage error: what they printed must reach the reader
         flush_output()
         raise done from None
-    except KeyboardInterrupt:  # Ctrl-C before the Trainer's own handler, or in a plain command
+    except (KeyboardInterrupt, Interrupted):  # Ctrl-C outside training
         silence_output()
-        print("makemore_pl: interrupted", file=sys.stderr)
-        sys.exit(130)  # 128 + SIGINT, as the shell reports a process Ctrl-C stopped
+        print(MESSAGE, file=sys.stderr)
+        sys.exit(STATUS)
     except BrokenPipeError:  # `... | head`: the reader has all it wanted
         silence_output()
         sys.exit(1)
@@ -118,20 +98,21 @@ def run(args: list[str]) -> None:
         install_bounded_loader()
         args = [args[0], *non_finite_spelled(args[1:])]
         check_arguments(args[1:])
-        if args[0] in PLAIN_COMMANDS:
-            from makemore_pl.cli.plain import run_command
+        command = COMMANDS.get(args[0])
+        if command is None:
+            names = ", ".join(COMMANDS)
+            sys.exit(f"{prog}: error: unknown command {shown(args[0], 200)!r}; choose from {names}")
+        if not command.training:
+            from makemore_pl.cli.plain.command import run_command
 
             run_command(prog, args[0], args[1:])
-        elif args[0] in TRAINING_COMMANDS:
-            from makemore_pl.cli.training import run_training
+            return
+        from makemore_pl.cli.training import run_training
 
-            status = run_training(prog, args)
-            if status:  # 130 / 143: stopped by a signal, its checkpoint saved
-                flush_output()
-                sys.exit(status)
-        else:
-            names = ", ".join([*TRAINING_COMMANDS, *PLAIN_COMMANDS])
-            sys.exit(f"{prog}: error: unknown command {shown(args[0])!r}; choose from {names}")
+        status = run_training(prog, args)
+        if status:  # 130 / 143: stopped by a signal, its checkpoint saved
+            flush_output()
+            sys.exit(status)
     except (UserError, ConfigRefused) as err:  # says what to fix; no traceback
         sys.exit(error_line(str(err)))
 
@@ -166,15 +147,13 @@ def takes_number(option: str) -> bool:
 
 def error_line(message: str) -> str:
     """The one line an error prints: printable, and bounded in length."""
+    return f"makemore_pl: error: {shown(message)}"
+
+
+def shown(text: str, limit: int = 2000) -> str:
     from makemore_pl.core.text import printable, shortened
 
-    return f"makemore_pl: error: {shortened(printable(message))}"
-
-
-def shown(text: str) -> str:
-    from makemore_pl.core.text import printable, shortened
-
-    return shortened(printable(text), 200)
+    return shortened(printable(text), limit)
 
 
 def os_failure(err: OSError) -> str:

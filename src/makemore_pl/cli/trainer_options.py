@@ -7,9 +7,9 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
+from makemore_pl.core.data import NamesData
 from makemore_pl.core.devices import device_of, has_float64
 from makemore_pl.core.errors import CommandError
-from makemore_pl.lit.datamodule import NamesDataModule
 
 
 def check_device(trainer: Any) -> None:
@@ -64,29 +64,26 @@ def check_precision(command: str, trainer: Any, model: Any) -> None:
         )
 
 
-def check_splits(command: str, data: NamesDataModule, config: Any) -> None:
+def check_splits(command: str, data: NamesData) -> None:
     """A split the command uses must hold names: fit trains on train (and checks val unless it
     is asked not to), test and validate read their own; predict has its own file to score."""
+    config = data.config
     used = {"fit": ["train"], "validate": ["val"], "test": ["test"]}.get(command, [])
-    if command == "predict" and not data.predict_path:
+    if command == "predict" and not config.predict_path:
         used = ["test"]
-    if command == "fit" and data.val_fraction > 0:
+    if command == "fit" and config.val_fraction > 0:
         used.append("val")
-    sizes = split_sizes(data) if used else {}  # predict of its own file reads no data file
+    if not used:  # predict of its own file reads no data file
+        return
+    num_words = len(set(data.words)) if config.dedupe else data.scan.num_names
+    sizes = config.split_sizes(num_words)
     for split in used:
         if sizes[split] == 0:
             raise CommandError(
-                f"data file {str(data.path)!r}: its {sum(sizes.values())} names leave the "
-                f"{split} split empty (val_fraction {data.val_fraction}, test_fraction "
-                f"{data.test_fraction}); use more names or other fractions"
+                f"data file {str(data.path)!r}: its {num_words} names leave the {split} split "
+                f"empty (val_fraction {config.val_fraction}, test_fraction "
+                f"{config.test_fraction}); use more names or other fractions"
             )
-
-
-def split_sizes(data: NamesDataModule) -> dict[str, int]:
-    """How many names each split gets, as the split itself rounds them."""
-    n = len(data.words) if data.dedupe else data.scan.num_names
-    test, val = round(n * data.test_fraction), round(n * data.val_fraction)
-    return {"train": n - test - val, "val": val, "test": test}
 
 
 def check_seed(seed: int | bool) -> None:

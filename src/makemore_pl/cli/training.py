@@ -1,15 +1,14 @@
 """fit, validate, test and predict: LightningCLI on its public hooks, with runs that resume.
 
-`--ckpt_path best|last|PATH` is resolved before anything is built: `fit` of a run's checkpoint
-continues that run with its own saved config.yaml (options given on the command line still win);
-the other commands take the checkpoint's data settings, so a trigram is tested on its own split.
+`--ckpt_path best|last|PATH` is resolved before anything is built (`makemore_pl.cli.resume`):
+`fit` of a run's checkpoint continues that run with its own saved config.yaml (options given on
+the command line still win); the other commands take the checkpoint's settings, so a trigram is
+tested on its own split. The arguments are then parsed once.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,27 +18,24 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from makemore_pl.cli.baseline import counting_model
-from makemore_pl.cli.checkpoint_args import (
+from makemore_pl.cli.commands import COMMANDS
+from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
+from makemore_pl.cli.interrupts import interrupts_raised
+from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
+from makemore_pl.cli.plain.baseline import counting_model
+from makemore_pl.cli.plain.command import flag
+from makemore_pl.cli.resume import (
+    Resolved,
     RunComplete,
     check_not_complete,
-    check_settings,
-    choose_data_file,
-    option_value,
     require_weights_only,
-    run_config,
+    resolve,
 )
-from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
-from makemore_pl.cli.interrupts import Interrupted, interrupts_raised
-from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
 from makemore_pl.cli.runs import (
     RUN_ENV,
     check_writable,
-    find_named_checkpoint,
-    is_being_trained,
     lock_run,
     new_run_folder,
-    newest_training_run,
     remove_if_unstarted,
     run_of_checkpoint,
     safe_name,
@@ -51,7 +47,6 @@ from makemore_pl.cli.trainer_options import (
     check_splits,
     check_trainer_options,
 )
-from makemore_pl.core.data_identity import DataFile
 from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, SettingError, UserError
 from makemore_pl.core.files import check_writable_target
@@ -69,14 +64,57 @@ from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PREDICTIONS, PredictionWriter
 from makemore_pl.lit.progress import ModelLine, progress_display
-from makemore_pl.lit.trainer import MakemoreTrainer
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
-from makemore_pl.models.saved import (
-    check_fits_data,
-    model_kind,
-    read_checkpoint,
-    saved_settings,
-)
+
+OPTIONS = """
+        Args:
+            ckpt_path: 'last' or 'best' (that checkpoint of the newest training run under
+                --trainer.default_root_dir/lightning_logs) or a checkpoint's path; `fit`
+                continues that run in its own folder with its saved settings (options given
+                here win).
+            weights_only: always true: checkpoints are read as tensors and plain values,
+                never as code.{verbose}
+        """
+VERBOSE = "\n            verbose: print the results table."
+
+
+class MakemoreTrainer(Trainer):
+    """The Lightning Trainer, its commands documented as this package runs them: LightningCLI
+    takes each command's help, and its options' help, from these docstrings."""
+
+    def fit(self, model, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True):
+        return super().fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+    def validate(
+        self, model=None, ckpt_path: str | None = None, verbose: bool = True, datamodule=None,
+        weights_only: bool = True,
+    ):  # fmt: skip
+        return super().validate(
+            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
+        )
+
+    def test(
+        self, model=None, ckpt_path: str | None = None, verbose: bool = True, datamodule=None,
+        weights_only: bool = True,
+    ):  # fmt: skip
+        return super().test(
+            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
+        )
+
+    def predict(
+        self, model=None, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True
+    ):
+        return super().predict(
+            model, datamodule=datamodule, return_predictions=False, ckpt_path=ckpt_path,
+            weights_only=True,
+        )  # fmt: skip
+
+
+for _name in ("fit", "validate", "test", "predict"):  # each command's help, from the table
+    _verbose = VERBOSE if _name in ("validate", "test") else ""
+    getattr(MakemoreTrainer, _name).__doc__ = COMMANDS[_name].help + OPTIONS.format(
+        verbose=_verbose
+    )
 
 
 class SaveFitConfig(SaveConfigCallback):
@@ -89,16 +127,15 @@ class SaveFitConfig(SaveConfigCallback):
 
 
 class MakemoreCLI(LightningCLI):
-    """Links the data's vocabulary and order into the model; resolves best/last checkpoints."""
+    """Links the data's vocabulary and order into the model; runs in a run folder of its own."""
 
     exit_code = 0
     lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
-    ckpt_path: str | None = None  # --ckpt_path resolved
-    checkpoint: dict | None = None  # its contents, read and checked once
     fresh_run = False  # the run folder was made by this command (and is removed if it fails
     # before its first checkpoint)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, resolved: Resolved | None = None, **kwargs) -> None:
+        self.resolved = resolved or Resolved()
         try:
             super().__init__(*args, **kwargs)
         except BaseException:  # refused options, bad data, Ctrl-C: before the first checkpoint,
@@ -106,6 +143,10 @@ class MakemoreCLI(LightningCLI):
             if self.fresh_run:
                 remove_if_unstarted(self.run)
             raise
+
+    @property
+    def saved(self):
+        return self.resolved.saved
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.init_args.context_size")
@@ -144,93 +185,34 @@ class MakemoreCLI(LightningCLI):
             device_of("--trainer.accelerator", config.trainer.accelerator)
         require_weights_only(config)
         check_seed(config.seed_everything)
-        if not config.ckpt_path:
-            return
-        root = config.trainer.default_root_dir
-        path = find_named_checkpoint(config.ckpt_path, root, required=command != "fit")
-        if path is None:
-            self.start_again(parser, args, config, root)
-            return
-        # read and checked once, here; Lightning's restore is the only other read
-        self.checkpoint = read_checkpoint(path, resume=command == "fit")
-        kind = model_kind(path, self.checkpoint)
-        check_settings(path, self.checkpoint, kind)
-        run = run_of_checkpoint(path)
-        data = saved_settings(self.checkpoint, "datamodule_hyper_parameters")
-        if command == "fit" and run is not None and (run / "config.yaml").is_file():
-            front = ["--config", run_config(run / "config.yaml")]  # the run's settings, then ours
-        else:  # the data settings the checkpoint was trained with
-            front = ["--data", json.dumps(data)]
-        front += self.data_file_of(path, command, str(data.get("path", "names.txt")), args)
-        super().parse_arguments(parser, [command, *front, *args[1:]])
-        model = {"class_path": kind.class_path, "dict_kwargs": saved_settings(self.checkpoint)}
-        self.config = parser.parse_object({command: {"model": model}}, self.config)
-        require_weights_only(self.config[command])
-        # LightningCLI would read the file again for the model settings just given
-        self.ckpt_path, self.config[command].ckpt_path = path, None
-
-    def data_file_of(self, path: str, command: str, typed: str, args: list[str]) -> list[str]:
-        """`--data.path FILE` of the file the checkpoint was trained on, wherever the command
-        runs from; [] when the user chose the file or the checkpoint does not record one."""
-        saved = self.checkpoint.get("datamodule_hyper_parameters") or {}
-        recorded = DataFile.from_saved(saved.get("_data_file"))
-        if recorded is None:  # a checkpoint of an older makemore_pl: the path as saved
-            return []
-        explicit = option_value(args, "--data.path")
-        without_file = command == "predict" and option_value(args, "--data.predict_path")
-        where, note = choose_data_file(path, command, recorded, typed, explicit, without_file)
-        if note is not None:
-            rank_zero_info(note)
-        return [] if where is None else ["--data.path", where]
+        # resolved already: LightningCLI would read the file again for its model settings
+        config.ckpt_path = None
 
     def data_vocab_size(self, data: NamesDataModule) -> int:
         self.adopt_checkpoint_vocabulary(data)
-        return data.vocab_size
+        return data.data.vocab_size
 
     def data_chars(self, data: NamesDataModule) -> list[str]:
         self.adopt_checkpoint_vocabulary(data)
-        return data.chars
+        return data.data.chars
 
     def adopt_checkpoint_vocabulary(self, data: NamesDataModule) -> None:
         """A checkpoint knows its characters: scoring --data.predict_path needs no training file."""
-        chars = (self.checkpoint or {}).get("hyper_parameters", {}).get("chars")
-        if chars is not None and data.predict_path and not data.path.is_file():
-            data.adopt_vocabulary(chars)
-
-    def start_again(self, parser, args, config, root: str | None) -> None:
-        """`fit --ckpt_path last|best` without that checkpoint: a run killed before its first
-        checkpoint starts again with its own config.yaml (options given still win); a run
-        another process is training is refused; with no run at all, a new run starts."""
-        run = newest_training_run(Path(root or ".", "lightning_logs"))
-        if run is not None and is_being_trained(run):
-            raise CommandError(
-                f"--ckpt_path {config.ckpt_path}: the newest run {str(run)!r} is being trained "
-                "by another process and has no checkpoint yet; wait for it to end or stop it"
-            )
-        if run is not None and (run / "config.yaml").is_file():
-            rank_zero_info(
-                f"no {config.ckpt_path}.ckpt in {run} (stopped before its first checkpoint): a "
-                "new run starts with its settings"
-            )
-            front = ["--config", run_config(run / "config.yaml")]
-            super().parse_arguments(parser, ["fit", *front, *args[1:]])
-            require_weights_only(self.config.fit)
-        else:
-            rank_zero_info(
-                f"no {config.ckpt_path}.ckpt in the newest training run: a new run starts"
-            )
-        self.config.fit.ckpt_path = None
+        chars = self.saved.model.config.chars if self.saved is not None else None
+        if chars is not None and data.config.predict_path and not data.data.path.is_file():
+            data.data.adopt_vocabulary(chars)
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand is not None:  # before any folder is made
-            config = self.config[self.subcommand]
-            check_device(config.trainer)
-            check_trainer_options(self.subcommand, config.trainer)
-            check_precision(self.subcommand, config.trainer, config.model)
-        if self.ckpt_path is not None:
-            self.config[self.subcommand].ckpt_path = self.ckpt_path
-        if self.subcommand == "fit" and self.ckpt_path is not None:
-            check_not_complete(self.ckpt_path, self.checkpoint, self.config.fit.trainer)
+        if self.subcommand is None:
+            return
+        config = self.config[self.subcommand]
+        check_device(config.trainer)  # before any folder is made
+        check_trainer_options(self.subcommand, config.trainer)
+        check_precision(self.subcommand, config.trainer, config.model)
+        if self.saved is not None:
+            config.ckpt_path = self.saved.path
+            if self.subcommand == "fit":
+                check_not_complete(self.saved, config.trainer)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -239,11 +221,10 @@ class MakemoreCLI(LightningCLI):
             kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
             return super().instantiate_trainer(**kwargs)
         # a resumed run rewrites its own last.ckpt; the data files are never written over
-        data = self.datamodule
-        reads = tuple(str(p) for p in (data.path, data.predict_path) if p)
-        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), reads)
-        self.check_checkpoint_fits_data()  # before any folder is made
-        check_splits(self.subcommand, self.datamodule, config)
+        kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), self.inputs()[:2])
+        if self.saved is not None:  # before any folder is made
+            self.saved.check_fits(self.datamodule.data)
+        check_splits(self.subcommand, self.datamodule.data)
         if self.subcommand == "predict" and config.get("output"):
             output = Path(config["output"])
             check_writable_target(output, CommandError, self.inputs(), PREDICTIONS)
@@ -251,8 +232,8 @@ class MakemoreCLI(LightningCLI):
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
         if trainer.get("logger") in (None, True):
-            held_out = self.subcommand != "fit" and self.checkpoint is not None
-            step = int(self.checkpoint.get("global_step", 0)) if held_out else None
+            held_out = self.subcommand != "fit" and self.saved is not None
+            step = int(self.saved.checkpoint.get("global_step", 0)) if held_out else None
             model = type(self.model).__name__
             kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step, model=model)
         # ModelLine (fit only) prints before the bar starts drawing, never onto it
@@ -283,22 +264,16 @@ class MakemoreCLI(LightningCLI):
         kind = MODELS.get(type(self.model).__name__)
         if kind is None:  # a model class of the user's own
             return type(self.model).__name__.removesuffix("LitModule").lower()
-        return kind.run_name(dict(self.model.hparams))
+        return kind.run_name(self.model.config)
 
-    def inputs(self) -> tuple[str, ...]:
-        """The files this command reads, which none of its outputs may replace."""
-        data = self.datamodule
-        paths = (str(data.path), data.predict_path, self.ckpt_path)
-        return tuple(path for path in paths if path)
+    def inputs(self) -> tuple[str | None, ...]:
+        """The files this command reads, which none of its outputs may replace: the data, the
+        names to score and the checkpoint (None where there is none)."""
+        data, saved = self.datamodule, self.saved
+        return (str(data.data.path), data.config.predict_path, saved and saved.path)
 
     def predictions_path(self, config) -> Path:
         return Path(config.get("output") or self.run / "predictions.tsv")
-
-    def check_checkpoint_fits_data(self) -> None:
-        """A checkpoint of another order or vocabulary than the data fails before the run."""
-        if self.checkpoint is not None:
-            hparams, data = self.checkpoint["hyper_parameters"], self.datamodule
-            check_fits_data(self.ckpt_path, hparams, str(data.path), data.context_size, data.chars)
 
     def after_instantiate_classes(self) -> None:
         """Fails before the run starts on a folder the run could not write its logs and
@@ -327,19 +302,18 @@ class MakemoreCLI(LightningCLI):
 
     def compare_with_counting(self, best: float) -> str | None:
         """The end-of-fit check: the counting model of the same order, add-k chosen on val."""
-        data = self.datamodule
+        data = self.datamodule.data
         val = data.ngram_counts("val")
         if len(val) == 0:
             return None
         counting = counting_model(data, "auto").counts_nll(val)
-        options = data.options
         sweep = (
-            f"{self.parser.prog} sweep --data.path {options['path']} "
+            f"{self.parser.prog} sweep --data.path {data.config.path} "
             f"--data.context_size {data.context_size}"
         )
         last = self.trainer.callback_metrics.get("val_nll")
         improving = last is not None and float(last) <= best
-        minibatch = data.batch_size is not None
+        minibatch = data.config.batch_size is not None
         return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
     def command_line(self, command: str, checkpoint: str) -> str:
@@ -360,20 +334,12 @@ def user_error_in(err: BaseException) -> UserError | None:
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, SettingError):
-            return CommandError(f"{option_of(err.setting)} {err.problem}")
+            return CommandError(f"{flag(err.setting)} {err.problem}")
         if isinstance(err, UserError):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
-
-
-def option_of(setting: str) -> str:
-    """The command-line option of a model's or the data's setting."""
-    return f"--data.{setting}" if setting in DATA_SETTINGS else f"--model.{setting}"
-
-
-DATA_SETTINGS = set(inspect.signature(NamesDataModule).parameters)
 
 
 def run_training(prog: str, args: list[str]) -> int:
@@ -388,8 +354,6 @@ def run_training(prog: str, args: list[str]) -> int:
         if done.code in (0, None) and asks_help(args):
             print(default_model_help(f"{prog} {args[0]}"))
         raise
-    except Interrupted:  # Ctrl-C outside training: main's one line and 130
-        raise KeyboardInterrupt from None
     except RunComplete as done:
         print(done, file=sys.stderr)
         return 0
@@ -406,6 +370,9 @@ def run_training(prog: str, args: list[str]) -> int:
 def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
     """The CLI, run on `args`; Ctrl-C raises Interrupted but while training runs."""
     with interrupts_raised():
+        resolved = resolve(args[0], args[1:])
+        for note in resolved.notes:
+            rank_zero_info(note)
         return MakemoreCLI(
             NgramLitModule,
             NamesDataModule,
@@ -425,5 +392,6 @@ def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
             parser_kwargs={"prog": prog},
             parser_class=named_parser(f"{prog} {args[0]}"),
-            args=args,
+            args=[args[0], *resolved.front, *args[1:]],
+            resolved=resolved,
         )

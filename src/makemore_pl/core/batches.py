@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from makemore_pl.core.errors import DataError
 from makemore_pl.core.ngrams import NgramCounts
 
 Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
@@ -86,3 +87,24 @@ class BatchSlices(Sampler):
         seed = (self.seed * 1_000_003 + self.epoch) % SEED_MODULUS
         generator = torch.Generator().manual_seed(seed)
         yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)
+
+
+def one_hot_rows(rows: Tensor, num_rows: int, dtype: torch.dtype) -> Tensor:
+    """(B,) table rows -> (B, num_rows) one-hot, written straight in `dtype` (F.one_hot would
+    first build an int64 copy, 8 bytes per cell: 1.3 GB for the trigram's full batch)."""
+    check_one_hot_size(len(rows), num_rows, dtype)
+    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
+    return out.scatter_(1, rows[:, None], 1.0)
+
+
+ONE_HOT_LIMIT = 4 * 2**30  # bytes of one one-hot batch; the same model by index needs none
+
+
+def check_one_hot_size(batch: int, num_rows: int, dtype: torch.dtype) -> None:
+    size = batch * num_rows * torch.empty(0, dtype=dtype).element_size()
+    if size > ONE_HOT_LIMIT:
+        raise DataError(
+            f"a one-hot batch of {batch:,} rows × {num_rows:,} contexts would take "
+            f"{size / 2**30:,.1f} GiB, above the {ONE_HOT_LIMIT // 2**30} GiB limit; use "
+            "--data.encoding index (the same model and numbers) or a smaller --data.batch_size"
+        )

@@ -1,4 +1,4 @@
-"""Words in, n-grams out: vocabulary, framing, the split, and `NamesData` (no Lightning here).
+"""Words in, n-grams out: the data's settings, the split, and `NamesData` (no Lightning here).
 
 `NamesData` gives the counting models streaming n-gram counts (`ngram_counts`: the file read in
 chunks, memory for the distinct n-grams only) and the neural model its example tensors
@@ -9,30 +9,104 @@ the Lightning Trainer needs.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
 
-from makemore_pl.core.contexts import check_keys_fit, check_sizes
+from makemore_pl.core.contexts import check_keys_fit
 from makemore_pl.core.errors import DataError, SettingError
-from makemore_pl.core.ngrams import NgramCounter, NgramCounts, one_thread, window_keys
+from makemore_pl.core.ngrams import NgramCounter, NgramCounts, window_keys
+from makemore_pl.core.settings import Settings, of_type, one_of, setting, takes_settings, whole
+from makemore_pl.core.threads import one_thread
 from makemore_pl.core.vocabulary import Vocabulary, build_ngrams
-from makemore_pl.core.words import (
-    NAMES_SHA256,
-    NAMES_URL,
-    NameScan,
-    download_names,
-    load_words,
-    name_chunks,
-    scan_names,
-)
+from makemore_pl.core.words import NameScan, download_names, load_words, name_chunks, scan_names
 
 SPLITS = ("train", "val", "test")
 SEED_LIMIT = 2**63  # torch.Generator seeds are below this
 ENTRY_CHUNK = 1 << 17  # names counted at a time, from a list in memory
 Word = TypeVar("Word", bound=Hashable)
+
+
+def fraction(value: object) -> str | None:
+    fits = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+    return None if fits else f"must be in [0, 1), got {value}"
+
+
+def batch_size_problem(value: object) -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if value is None or value < SEED_LIMIT:  # a checkpoint holds 64-bit integers
+            return None
+        return f"must be below 2**63 (None: full batch), got {value}"
+    return f"must be positive or None (full batch), got {value}"
+
+
+@dataclass(frozen=True)
+class DataConfig(Settings):
+    """The data's settings (`--data.*`); checkpoints keep them as datamodule_hyper_parameters."""
+
+    path: str = setting(
+        "names.txt",
+        "text file with one name per line (UTF-8), or with `name,count` lines, whose counts "
+        "weigh each name's examples. A missing file named names.txt, in a folder that exists, "
+        "is downloaded from the makemore repository and checked against its sha256.",
+        of_type(str, "a file's path"),
+    )
+    context_size: int = setting(1, "characters of context: 1 = bigram, 2 = trigram, ...", whole(1))
+    encoding: Literal["index", "onehot"] = setting(
+        "index",
+        'batch form the model sees: "index" (context ids) or "onehot" (one-hot rows of the '
+        "joint context, expanded on the device).",
+        one_of("index", "onehot"),
+    )
+    batch_size: int | None = setting(
+        None, "examples per training batch; None = the whole split in one batch.",
+        batch_size_problem,
+    )  # fmt: skip
+    val_fraction: float = setting(0.1, "share of words held out for validation.", fraction)
+    test_fraction: float = setting(0.1, "share of words held out for testing.", fraction)
+    seed: int = setting(
+        42,
+        "seed of the word split and of the minibatch order, in [0, 2**63).",
+        whole(0, SEED_LIMIT, "must be a whole number in [0, 2**63)"),
+    )
+    dedupe: bool = setting(
+        False,
+        "keep each distinct word once, so no name is in two splits (a name,count file already "
+        "lists each name once).",
+        of_type(bool, "true or false"),
+    )
+    aggregate: bool = setting(
+        True,
+        "feed full batches as the table of distinct (context, next) rows with their counts: the "
+        "same loss and gradient as every example, hundreds of times cheaper. Minibatches "
+        "(batch_size set) always hold examples.",
+        of_type(bool, "true or false"),
+    )
+    predict_path: str | None = setting(
+        None,
+        "names for `predict` to score, one per line; None = the test split.",
+        of_type((str, type(None)), "a file's path or None"),
+    )
+
+    def check(self) -> None:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise SettingError(
+                "val_fraction",
+                f"+ test_fraction must be below 1 to leave training words, "
+                f"got {self.val_fraction} + {self.test_fraction}",
+            )
+
+    def split_sizes(self, num_words: int) -> dict[str, int]:
+        """How many of `num_words` words each split gets."""
+        n_test, n_val = round(num_words * self.test_fraction), round(num_words * self.val_fraction)
+        return {"train": num_words - n_test - n_val, "val": n_val, "test": n_test}
+
+    def split_order(self, num_words: int) -> Tensor:
+        """A seeded permutation of the words: the test split first, then val, then train."""
+        return torch.randperm(num_words, generator=torch.Generator().manual_seed(self.seed))
 
 
 def split_words(
@@ -47,114 +121,36 @@ def split_words(
     With `dedupe`, repeated words are kept once, so no name can appear in two splits. A word may
     be a (name, count) pair: the name goes to one split with its count.
     """
-    check_fractions(val_fraction, test_fraction)
+    config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     if dedupe:
         words = list(dict.fromkeys(words))
-    order = torch.randperm(len(words), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_test = round(len(words) * test_fraction)
-    n_val = round(len(words) * val_fraction)
-    shuffled = [words[i] for i in order]
+    sizes = config.split_sizes(len(words))
+    shuffled = [words[i] for i in config.split_order(len(words)).tolist()]
+    n_test, n_val = sizes["test"], sizes["val"]
     return shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
 
 
-def split_of_words(num_words: int, val_fraction: float, test_fraction: float, seed: int) -> Tensor:
+def split_of_words(config: DataConfig, num_words: int) -> Tensor:
     """(W,) int8 split of each word in file order, 0 train, 1 val, 2 test: the same split as
     `split_words`, at one byte per word instead of a list of every word."""
-    check_fractions(val_fraction, test_fraction)
-    order = torch.randperm(num_words, generator=torch.Generator().manual_seed(seed))
-    n_test, n_val = round(num_words * test_fraction), round(num_words * val_fraction)
+    order, sizes = config.split_order(num_words), config.split_sizes(num_words)
+    n_test, n_val = sizes["test"], sizes["val"]
     split = torch.zeros(num_words, dtype=torch.int8)
     split[order[n_test : n_test + n_val]] = 1
     split[order[:n_test]] = 2
     return split
 
 
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= value < 1:
-            raise SettingError(name, f"must be in [0, 1), got {value}")
-    if val_fraction + test_fraction >= 1:
-        raise SettingError(
-            "val_fraction",
-            f"+ test_fraction must be below 1 to leave training words, "
-            f"got {val_fraction} + {test_fraction}",
-        )
-
-
-def check_options(context_size: int, encoding: str, batch_size: int | None, seed: int) -> None:
-    check_sizes(1, context_size)
-    if encoding not in ("index", "onehot"):
-        raise SettingError("encoding", f"must be 'index' or 'onehot', got {encoding!r}")
-    if batch_size is not None and batch_size <= 0:
-        raise SettingError("batch_size", f"must be positive or None (full batch), got {batch_size}")
-    if batch_size is not None and batch_size >= SEED_LIMIT:  # a checkpoint holds 64-bit integers
-        raise SettingError(
-            "batch_size", f"must be below 2**63 (None: full batch), got {batch_size}"
-        )
-    if not (isinstance(seed, int) and 0 <= seed < SEED_LIMIT):
-        raise SettingError("seed", f"must be a whole number in [0, 2**63), got {seed}")
-
-
+@takes_settings(DataConfig)
 class NamesData:
     """Character n-grams of a one-name-per-line file, split by word into train/val/test.
 
-    The settings, the vocabulary, the split, streaming n-gram counts for the counting models
-    and example tensors for the neural model; `NamesDataModule` adds the Trainer's loaders.
+    The vocabulary, the split, streaming n-gram counts for the counting models and example
+    tensors for the neural model; `NamesDataModule` adds the Trainer's loaders.
     """
 
-    def __init__(
-        self,
-        path: str = "names.txt",
-        context_size: int = 1,
-        encoding: str = "index",
-        batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 42,
-        dedupe: bool = False,
-        aggregate: bool = True,
-        predict_path: str | None = None,
-    ) -> None:
-        """
-        Args:
-            path: text file with one name per line (UTF-8), or with `name,count` lines, whose
-                counts weigh each name's examples. A missing file named names.txt, in a folder
-                that exists, is downloaded from the makemore repository and checked against
-                its sha256.
-            context_size: characters of context: 1 = bigram, 2 = trigram, ...
-            encoding: batch form the model sees: "index" (context ids) or "onehot" (one-hot rows
-                of the joint context, expanded on the device).
-            batch_size: examples per training batch; None = the whole split in one batch.
-            val_fraction: share of words held out for validation.
-            test_fraction: share of words held out for testing.
-            seed: seed of the word split and of the minibatch order, in [0, 2**63).
-            dedupe: keep each distinct word once, so no name is in two splits (a name,count
-                file already lists each name once).
-            aggregate: feed full batches as the table of distinct (context, next) rows with
-                their counts: the same loss and gradient as every example, hundreds of times
-                cheaper. Minibatches (batch_size set) always hold examples.
-            predict_path: names for `predict` to score, one per line; None = the test split.
-        """
-        super().__init__()
-        check_options(context_size, encoding, batch_size, seed)
-        check_fractions(val_fraction, test_fraction)
-        self.options = {
-            "path": path,
-            "context_size": context_size,
-            "encoding": encoding,
-            "batch_size": batch_size,
-            "val_fraction": val_fraction,
-            "test_fraction": test_fraction,
-            "seed": seed,
-            "dedupe": dedupe,
-            "aggregate": aggregate,
-            "predict_path": predict_path,
-        }
-        self._save_options(self.options)
-        self.path, self.context_size, self.encoding = Path(path), context_size, encoding
-        self.batch_size, self.seed, self.dedupe = batch_size, seed, dedupe
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
-        self.aggregate, self.predict_path = aggregate, predict_path
+    def __init__(self, *args, **settings) -> None:
+        self.config = DataConfig(*args, **settings)
         self._scan: NameScan | None = None
         self._words: list[str] | None = None
         self._name_counts: list[int] | None = None
@@ -164,8 +160,13 @@ class NamesData:
         self._examples: dict[str, tuple[Tensor, Tensor, Tensor | None]] = {}
         self.splits: Mapping[str, tuple[Tensor, Tensor]] = ExampleSplits(self)  # (X, Y), lazily
 
-    def _save_options(self, options: dict) -> None:
-        """Where the Lightning data module records its settings in checkpoints."""
+    @property
+    def path(self) -> Path:
+        return Path(self.config.path)
+
+    @property
+    def context_size(self) -> int:
+        return self.config.context_size
 
     def adopt_vocabulary(self, chars: Sequence[str]) -> None:
         """Takes a model's characters as the vocabulary, so that names can be scored or sampled
@@ -176,7 +177,7 @@ class NamesData:
         """Downloads names.txt if it is the data file and is missing from an existing folder;
         never any other file, never a folder."""
         if self.path.name == "names.txt" and not self.path.exists() and not self._adopted:
-            download_names(self.path, NAMES_URL, NAMES_SHA256)
+            download_names(self.path)
 
     # the vocabulary is needed before setup (the CLI links vocab_size into the model), so the
     # file is read lazily, on first use: one pass for the characters, kept apart from the words
@@ -231,15 +232,14 @@ class NamesData:
         (a plain file's words with count 1)."""
         counts = self.name_counts or [1] * len(self.words)
         entries = list(zip(self.words, counts, strict=True))
-        parts = split_words(entries, self.val_fraction, self.test_fraction, self.seed, self.dedupe)
+        c = self.config
+        parts = split_words(entries, c.val_fraction, c.test_fraction, c.seed, c.dedupe)
         return dict(zip(SPLITS, parts, strict=True))
 
     def predict_words(self) -> list[str]:
         """The names `predict` scores: --data.predict_path's, or the test split's."""
-        return load_words(self.predict_path) if self.predict_path else self.split()["test"]
-
-    def setup(self, stage: str | None = None) -> None:
-        """Nothing to do: the counts and the examples are built on first use, as needed."""
+        path = self.config.predict_path
+        return load_words(path) if path else self.split()["test"]
 
     def examples(self, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
         """X (N, c), Y (N,) and the (N,) int64 example weights of a split (None: all 1), in the
@@ -282,7 +282,7 @@ class NamesData:
         """(words, their counts or None, their splits) a chunk at a time, in file order: from
         the file itself, or from the distinct names when they are in memory anyway."""
         counts = self.scan.counts
-        if counts is None and not self.dedupe:
+        if counts is None and not self.config.dedupe:
             split_of = self._split_of(self.scan.num_names)
             start = 0
             for words in name_chunks(self.path):  # the second pass over the file
@@ -301,7 +301,7 @@ class NamesData:
             yield words, weights, split_of[start : start + ENTRY_CHUNK]
 
     def _split_of(self, num_words: int) -> Tensor:
-        return split_of_words(num_words, self.val_fraction, self.test_fraction, self.seed)
+        return split_of_words(self.config, num_words)
 
 
 class ExampleSplits(Mapping):
@@ -318,24 +318,3 @@ class ExampleSplits(Mapping):
 
     def __len__(self) -> int:
         return len(SPLITS)
-
-
-def one_hot_rows(rows: Tensor, num_rows: int, dtype: torch.dtype) -> Tensor:
-    """(B,) table rows -> (B, num_rows) one-hot, written straight in `dtype` (F.one_hot would
-    first build an int64 copy, 8 bytes per cell: 1.3 GB for the trigram's full batch)."""
-    check_one_hot_size(len(rows), num_rows, dtype)
-    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
-    return out.scatter_(1, rows[:, None], 1.0)
-
-
-ONE_HOT_LIMIT = 4 * 2**30  # bytes of one one-hot batch; the same model by index needs none
-
-
-def check_one_hot_size(batch: int, num_rows: int, dtype: torch.dtype) -> None:
-    size = batch * num_rows * torch.empty(0, dtype=dtype).element_size()
-    if size > ONE_HOT_LIMIT:
-        raise DataError(
-            f"a one-hot batch of {batch:,} rows × {num_rows:,} contexts would take "
-            f"{size / 2**30:,.1f} GiB, above the {ONE_HOT_LIMIT // 2**30} GiB limit; use "
-            "--data.encoding index (the same model and numbers) or a smaller --data.batch_size"
-        )

@@ -86,7 +86,7 @@ def check_writable_target(
         raise error(f"cannot write {path}: it is a folder")
     if not stat.S_ISREG(info.st_mode):
         raise error(f"cannot write {path}: it is not a regular file (a device, FIFO or socket)")
-    for source in inputs:
+    for source in filter(None, inputs):  # None: an input the command does not have
         if same_file(path, Path(source)):
             raise error(f"cannot write {path}: it is {source}, which this command reads")
     if kind is None:

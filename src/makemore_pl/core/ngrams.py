@@ -8,27 +8,11 @@ n-grams, not with V**(c + 1) (27**7 cells for c = 6 would not fit) nor with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 from torch import Tensor
 
 from makemore_pl.core.contexts import ngram_keys, sliding_keys, split_keys
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread inside: counting works on a chunk (about a million elements) at a
-    time, where a second thread gains little and, on a shared machine, costs twice the time
-    (threads waiting on each other): 5.4 s instead of 11.9 s for 50× names.txt, measured."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def find(sorted_keys: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:

@@ -313,10 +313,10 @@ def scan_names(path: str | Path) -> NameScan:
     return NameScan(sorted(chars), num_names, None)
 
 
-def download_names(path: str | Path, url: str = NAMES_URL, sha256: str = NAMES_SHA256) -> None:
-    """Fetch names.txt to `path` in an existing folder, checking its sha256; the file appears
-    whole or not at all."""
-    path = Path(path)
+def download_names(path: str | Path, url: str | None = None, sha256: str | None = None) -> None:
+    """Fetch names.txt (by default from NAMES_URL, checked against NAMES_SHA256) to `path` in an
+    existing folder; the file appears whole or not at all."""
+    path, url, sha256 = Path(path), url or NAMES_URL, sha256 or NAMES_SHA256
     if not path.parent.is_dir():  # a path taken from a checkpoint may name another machine's
         raise DataError(
             f"data file {str(path)!r} does not exist (nor its folder {str(path.parent)!r}); "

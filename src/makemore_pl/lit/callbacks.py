@@ -15,12 +15,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
+from makemore_pl.core.contexts import row_contexts
 from makemore_pl.core.errors import CommandError
-from makemore_pl.lit.dense import DEFAULT_LR
 from makemore_pl.lit.heatmap import probability_heatmap
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.models.counting import CountingBaseline, tune_smoothing
-from makemore_pl.models.dense import MAX_WEIGHT
+from makemore_pl.models.ngram import MAX_WEIGHT
 
 
 class LogSnapshots(Callback):
@@ -65,11 +65,9 @@ class LogSnapshots(Callback):
         logger, vocab = trainer.logger, model.vocab
         if not isinstance(logger, TensorBoardLogger) or vocab is None:
             return
-        c, step = model.hparams.context_size, trainer.global_step
+        v, c, step = model.config.vocab_size, model.config.context_size, trainer.global_step
         rows = self.heatmap_rows(trainer, model)
-        v = model.hparams.vocab_size
-        powers = v ** torch.arange(c - 1, -1, -1, device=model.device)
-        contexts = torch.tensor(rows, device=model.device)[:, None] // powers % v  # (R, c)
+        contexts = row_contexts(torch.tensor(rows, device=model.device), v, c)  # (R, c)
         probs = model.log_probs(contexts).exp()
         title = f"P(next | context), step {step}"
         fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
@@ -79,10 +77,10 @@ class LogSnapshots(Callback):
 
     def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
         """Every context of a small table; else the most frequent training contexts."""
-        v, c = model.hparams.vocab_size, model.hparams.context_size
+        v, c = model.config.vocab_size, model.config.context_size
         if v**c <= self.max_rows:
             return list(range(v**c))
-        rows, counts = trainer.datamodule.ngram_counts("train").contexts()
+        rows, counts = trainer.datamodule.data.ngram_counts("train").contexts()
         top = counts.topk(min(self.max_rows, len(rows))).indices
         return sorted(rows[top].tolist())
 
@@ -92,8 +90,8 @@ class CountingReference(Callback):
     order on the same split, its add-k smoothing chosen on val."""
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        data = trainer.datamodule
-        val = data.ngram_counts("val") if hasattr(data, "ngram_counts") else None
+        data = getattr(trainer.datamodule, "data", None)
+        val = data.ngram_counts("val") if data is not None else None
         if val is None or len(val) == 0:
             return
         counting = tune_smoothing(self.fit_counts(trainer, pl_module), val)
@@ -107,9 +105,9 @@ class CountingReference(Callback):
         process counts the same file to the same table, so nothing is summed across them. It
         is counted on the CPU, whatever the model's device: its float64 probabilities could
         not live on MPS, and a closed form gains nothing from a GPU."""
-        hp = pl_module.hparams
-        counts = trainer.datamodule.ngram_counts("train")
-        return CountingBaseline(hp.vocab_size, hp.context_size, 0.0).fit_counts(counts)
+        config = pl_module.config
+        counts = trainer.datamodule.data.ngram_counts("train")
+        return CountingBaseline(config.vocab_size, config.context_size, 0.0).fit_counts(counts)
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -252,8 +250,7 @@ class StopOnNonFiniteLoss(Callback):
             self.stop(pl_module, f"the weights reach {largest:.3g}, beyond {MAX_WEIGHT:g}")
 
     def stop(self, pl_module: LightningModule, what: str) -> None:
-        hp = pl_module.hparams
-        lr = hp.get("lr") or DEFAULT_LR.get(hp.get("optimizer"), "the optimizer's default")
+        lr = getattr(pl_module.config, "learning_rate", "the optimizer's default")
         raise CommandError(
             f"training diverged at step {self.step}: {what}; stopped before saving it (the last "
             f"checkpoint holds the last good weights); train again with a --model.lr below {lr}"

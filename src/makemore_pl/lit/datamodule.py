@@ -1,4 +1,4 @@
-"""`NamesDataModule`: `NamesData` plus what the Lightning Trainer needs (loaders, DDP shards)."""
+"""`NamesDataModule`: the Trainer's loaders (and DDP shards) of a `NamesData` it holds."""
 
 from __future__ import annotations
 
@@ -7,39 +7,54 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from makemore_pl.core.batches import Batch, BatchSlices, TensorBatches, counts_table, example_table
+from makemore_pl.core.batches import (
+    Batch,
+    BatchSlices,
+    TensorBatches,
+    counts_table,
+    example_table,
+    one_hot_rows,
+)
 from makemore_pl.core.contexts import context_rows
-from makemore_pl.core.data import NamesData, one_hot_rows
+from makemore_pl.core.data import DataConfig, NamesData
 from makemore_pl.core.data_identity import DataFile
 from makemore_pl.core.errors import DataError
+from makemore_pl.core.settings import takes_settings
 from makemore_pl.core.vocabulary import build_ngrams
 
 
-class NamesDataModule(NamesData, LightningDataModule):
+@takes_settings(DataConfig)
+class NamesDataModule(LightningDataModule):
     """Character n-grams of a one-name-per-line file, split by word into train/val/test.
 
-    Its options are `NamesData`'s (`--data.*` on the command line); checkpoints keep them as
-    `datamodule_hyper_parameters`.
+    Its settings are `DataConfig`'s (`--data.*` on the command line); `data` is the
+    `NamesData` they describe. Checkpoints keep them as `datamodule_hyper_parameters`.
     """
 
-    def _save_options(self, options: dict) -> None:
-        self.save_hyperparameters(options)
+    def __init__(self, *args, **settings) -> None:
+        LightningDataModule.__init__(self)  # not super(): see takes_settings
+        self.data = NamesData(*args, **settings)
+        self.save_hyperparameters(self.data.config.saved())
+
+    @property
+    def config(self) -> DataConfig:
+        return self.data.config
 
     def prepare_data(self) -> None:
-        self.ensure_file()
+        self.data.ensure_file()
 
     def setup(self, stage: str | None = None) -> None:
         """For fit: records the data file by resolved path and content in the checkpoints (as
         `_data_file`, beside the settings), so that they find it, or notice another, anywhere."""
         if stage == "fit":
-            self.hparams["_data_file"] = DataFile.of(self.path).saved()
+            self.hparams["_data_file"] = DataFile.of(self.data.path).saved()
 
     def _loader(self, split: str, batch_size: int | None, aggregate: bool) -> DataLoader:
         if aggregate:  # from the streaming counts: no example tensors at all
-            table = counts_table(self.ngram_counts(split))
+            table = counts_table(self.data.ngram_counts(split))
         else:
-            table = example_table(*self.examples(split))
-        sampler = BatchSlices(len(table[1]), batch_size, batch_size is not None, self.seed)
+            table = example_table(*self.data.examples(split))
+        sampler = BatchSlices(len(table[1]), batch_size, batch_size is not None, self.config.seed)
         return DataLoader(self._shard(table), sampler=sampler, batch_size=None)
 
     def _shard(self, table: Batch) -> TensorBatches:
@@ -47,31 +62,31 @@ class NamesDataModule(NamesData, LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         if world == 1:
             return TensorBatches(table)
-        owner = context_rows(table[0], self.vocab_size) % world
+        owner = context_rows(table[0], self.data.vocab_size) % world
         return TensorBatches(table, owner, self.trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
-        aggregate = self.aggregate and self.batch_size is None
-        return self._loader("train", self.batch_size, aggregate)
+        batch_size = self.config.batch_size
+        return self._loader("train", batch_size, self.config.aggregate and batch_size is None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", None, self.aggregate)
+        return self._loader("val", None, self.config.aggregate)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", None, self.aggregate)
+        return self._loader("test", None, self.config.aggregate)
 
     def predict_dataloader(self) -> DataLoader:
         """Every example of every name, in order, on every process (each scores all of them)."""
-        words = self.predict_words()
+        data, words = self.data, self.data.predict_words()
         for number, word in enumerate(words, start=1):
-            unknown = sorted(set(word) - set(self.vocab.chars))
+            unknown = sorted(set(word) - set(data.vocab.chars))
             if unknown:
-                where = self.predict_path or "the test split"
+                where = self.config.predict_path or "the test split"
                 raise DataError(
                     f"{where}, name {number}: {word!r} has characters the model does not know "
-                    f"({''.join(unknown)!r}); the model knows {''.join(self.vocab.chars)!r}"
+                    f"({''.join(unknown)!r}); the model knows {''.join(data.vocab.chars)!r}"
                 )
-        x, y = build_ngrams(words, self.vocab, self.context_size)
+        x, y = build_ngrams(words, data.vocab, data.context_size)
         table = example_table(x, y)
         return DataLoader(
             TensorBatches(table), sampler=BatchSlices(len(y), None, False, 0), batch_size=None
@@ -79,7 +94,7 @@ class NamesDataModule(NamesData, LightningDataModule):
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int):
         x, *rest = batch
-        if self.encoding == "onehot":  # (B, c) ids -> (B, V**c) one-hot rows, built on the device
-            rows = context_rows(x, self.vocab_size)
-            x = one_hot_rows(rows, self.vocab_size**self.context_size, torch.float32)
+        if self.config.encoding == "onehot":  # (B, c) ids -> (B, V**c) one-hot, on the device
+            v = self.data.vocab_size
+            x = one_hot_rows(context_rows(x, v), v**self.data.context_size, torch.float32)
         return x, *rest

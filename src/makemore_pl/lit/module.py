@@ -1,7 +1,10 @@
-"""What every neural n-gram LightningModule shares: exact example-weighted NLLs, one step for
-every stage, the DDP objective, sampling. The model's math comes from its plain module."""
+"""What every neural n-gram LightningModule shares: it holds its plain model (`self.model`, built
+from its config) and adds exact example-weighted NLLs, one step for every stage, the DDP
+objective and sampling. The model's math, its loss included, is the plain model's."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
@@ -13,36 +16,51 @@ from makemore_pl.core.batches import Batch
 from makemore_pl.core.devices import float64_of, has_float64, sum_dtype
 from makemore_pl.core.sampling import sample
 from makemore_pl.core.vocabulary import Vocabulary
+from makemore_pl.models.ngram import NgramModel
+from makemore_pl.models.saved import plain_state
 
 
 class NgramLitModule(LightningModule):
-    """What every neural n-gram model shares: exact example-weighted NLLs, one step for every
-    stage, the DDP objective and `sample`.
+    """A plain n-gram model (`model_class`, built from its config) trained by Lightning.
 
-    A subclass puts its plain model first among its bases, which gives `forward` ((B, c)
-    contexts -> (B, V) logits), `nll_sum`, `penalty` and `log_probs`; it adds
-    `configure_optimizers` and calls `_add_metrics` in its `__init__`.
+    A subclass names its `model_class`, takes its settings (`takes_settings`) and adds
+    `configure_optimizers`.
     """
 
-    def _add_metrics(self) -> None:
+    model_class: ClassVar[type[NgramModel]]
+
+    def __init__(self, *args, **settings) -> None:
+        super().__init__()
+        self.model = self.model_class(self.model_class.config_class(*args, **settings))
+        self.save_hyperparameters(self.model.config.saved())
         # float64 running sums: exact example-weighted means over an epoch, synced across
         # devices. They are not children of the module, so that neither moving it nor its
         # precision (64-true, bf16) converts them: `_metric` puts them where float64 is.
-        self._nll_metrics = {
-            f"{stage}_nll": MeanMetric().set_dtype(torch.float64)
-            for stage in ("train", "val", "test")
-        }
+        self._nll_metrics = {stage: MeanMetric() for stage in ("train", "val", "test")}
         self._counted_step = -1
 
     @property
+    def config(self):
+        return self.model.config
+
+    @property
     def vocab(self) -> Vocabulary | None:
-        chars = self.hparams.chars
+        chars = self.config.chars
         return None if chars is None else Vocabulary(chars)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Before Lightning loads the weights: the table sized as saved, keys of any version."""
+        state = plain_state(checkpoint.get("state_dict", {}))
+        self.model.prepare_for(state)
+        checkpoint["state_dict"] = {f"model.{key}": value for key, value in state.items()}
 
     def _metric(self, stage: str) -> MeanMetric:
         """The stage's float64 NLL metric, on the module's device, or on the host where the
         device has no float64 (MPS)."""
-        metric = self._nll_metrics[f"{stage}_nll"]
+        metric = self._nll_metrics[stage]
         device = self.device if has_float64(self.device) else torch.device("cpu")
         if metric.device != device or metric.dtype != torch.float64:
             metric.to(device)  # a move resets a metric to float32, which would round each update
@@ -51,15 +69,14 @@ class NgramLitModule(LightningModule):
 
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
-        nll_sum, total = self.nll_sum(x, y, counts)
-        nll = nll_sum / total.clamp_min(1)
+        nll_sum, total = self.model.nll_sum(x, y, counts)
         if stage != "train" or self._first_evaluation_of_step():
             self._log_nll(stage, *self._exact_nll(x, y, counts, nll_sum, total), len(y))
         if stage != "train":  # held out: the NLL alone (the penalty is a pass over all weights)
-            return nll
+            return nll_sum / total.clamp_min(1)
         if self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
-        return nll + self.penalty()
+        return nll_sum / total.clamp_min(1) + self.model.penalty()
 
     @torch.no_grad()
     def _log_nll(self, stage: str, nll: Tensor, total: Tensor, batch_size: int) -> None:
@@ -82,7 +99,7 @@ class NgramLitModule(LightningModule):
             nll_sum, total = nll_sum.detach().double(), total.double()
         else:
             counts = float64_of(counts)
-            nll_sum, total = (float64_of(self.nll_rows(x, y)) * counts).sum(), counts.sum()
+            nll_sum, total = (float64_of(self.model.nll_rows(x, y)) * counts).sum(), counts.sum()
         return nll_sum / total.clamp_min(1), total
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
@@ -97,7 +114,7 @@ class NgramLitModule(LightningModule):
         strategy, world = self.trainer.strategy, self.trainer.world_size
         total = total.detach().to(sum_dtype(total.device), copy=True)  # reduced in place
         global_total = strategy.reduce(total, reduce_op="sum")
-        penalty = self.penalty()
+        penalty = self.model.penalty()
         share = nll_sum * (world / global_total)
         share = share + penalty * world if self.trainer.global_rank == 0 else share + 0 * penalty
         global_nll = strategy.reduce(nll_sum.detach().clone(), reduce_op="sum") / global_total
@@ -147,16 +164,13 @@ class NgramLitModule(LightningModule):
         """(B,) float64 log-probability of each example's next character (on the host where
         the device has no float64)."""
         x, y, _ = batch
-        log_p = torch.log_softmax(float64_of(self(x)), dim=-1)  # (B, V)
+        log_p = torch.log_softmax(float64_of(self.model(x)), dim=-1)  # (B, V)
         return log_p.gather(1, y[:, None].to(log_p.device))[:, 0]
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        return self.model.log_probs(x)
 
     def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
         """Character ids of generated words; see `makemore_pl.core.sampling.sample`."""
-        return sample(
-            self.log_probs,
-            self.hparams.context_size,
-            num_samples,
-            seed,
-            device=self.device,
-            **kwargs,
-        )
+        c, device = self.config.context_size, self.device
+        return sample(self.model.log_probs, c, num_samples, seed, device=device, **kwargs)

@@ -29,7 +29,7 @@ class PredictionWriter(BasePredictionWriter):
     ) -> None:
         if not trainer.is_global_zero:  # every process scores every name; one writes
             return
-        words = trainer.datamodule.predict_words()
+        words = trainer.datamodule.data.predict_words()
         log_p = torch.cat(predictions).double()  # (N,) log p(next | context), names in order
         tokens = [len(word) + 1 for word in words]
         totals = [-part.sum().item() for part in log_p.split(tokens)] if words else []

@@ -98,8 +98,9 @@ def progress_display(interactive: bool) -> ProgressBar:
 
 def describe_model(model: LightningModule) -> str:
     """One line instead of Lightning's summary table, whose only row would be the metrics."""
+    plain = getattr(model, "model", model)  # the plain model a LightningModule holds
     shapes = ", ".join(
-        f"{name} {'×'.join(map(str, p.shape))}" for name, p in model.named_parameters()
+        f"{name} {'×'.join(map(str, p.shape))}" for name, p in plain.named_parameters()
     )
     count = sum(p.numel() for p in model.parameters())
     return f"model: {type(model).__name__}, {shapes} ({count:,} parameters)"

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from makemore_pl.core.contexts import check_keys_fit, context_rows, row_contexts
-from makemore_pl.core.ngrams import NgramCounts, check_weights, lookup, one_thread
+from makemore_pl.core.ngrams import NgramCounts, check_weights, lookup
 from makemore_pl.core.sampling import sample
+from makemore_pl.core.threads import one_thread
 from makemore_pl.models.kneser_ney import KneserNey
 
 KNESER_NEY = "kneser-ney"

@@ -1,24 +1,24 @@
 """The dense model: one weight table W of V**c rows of V logits, looked up by the joint context
 (index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers.
 
-`DenseTable` is its math in plain torch: logits, the NLL sum, the L2 penalty; the size it may
-take and what a saved one must hold. `BigramLitModule` trains it; `sweep` fits it exactly and
-`sample` reads it back, neither with the training stack."""
+`DenseConfig` holds its settings; `DenseTable` is its math in plain torch: logits, the L2
+penalty. `BigramLitModule` trains it; `sweep` fits it exactly and `sample` reads it back, neither
+with the training stack."""
 
 from __future__ import annotations
 
 import math
-import reprlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from makemore_pl.core.contexts import check_sizes, context_rows
-from makemore_pl.core.data import one_hot_rows
-from makemore_pl.core.devices import sum_dtype
+from makemore_pl.core.batches import one_hot_rows
+from makemore_pl.core.contexts import context_rows
 from makemore_pl.core.errors import DataError, SettingError
+from makemore_pl.core.settings import Settings, number, one_of, setting, whole
 from makemore_pl.core.text import human_bytes
 from makemore_pl.models.ngram import NgramModel, at_least_float32
 
@@ -29,6 +29,67 @@ from makemore_pl.models.ngram import NgramModel, at_least_float32
 # (1.5 GB), where the counting model is the better tool anyway.
 MAX_WEIGHT_CELLS = 2**27
 BYTES_PER_CELL = 4  # float32
+DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
+CHARS_HELP = (
+    "the data's characters in index order, kept so a checkpoint can generate without the data "
+    "file (set from the data)."
+)
+
+
+def chars_problem(chars: object) -> str | None:
+    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
+    if chars is None or (valid and len(set(chars)) == len(chars)):
+        return None
+    return f"must be distinct single characters, got {chars!r}"
+
+
+@dataclass(frozen=True)
+class DenseConfig(Settings):
+    """The dense model's settings (`--model.*` of BigramLitModule)."""
+
+    vocab_size: int = setting(27, "V, tokens including the boundary (set from the data).", whole(1))
+    context_size: int = setting(1, "characters of context, c (set from the data).", whole(1))
+    encoding: Literal["index", "onehot"] = setting(
+        "index",
+        'how a context selects its row: "index" looks it up, "onehot" multiplies '
+        "one_hot(context) @ W as in the lecture (set from the data).",
+        one_of("index", "onehot"),
+    )
+    l2: float = setting(
+        0.001,
+        "weight of the (W**2).mean() penalty; plays the role of count smoothing (0.001 is best "
+        "on val for the bigram, 0.01 for the trigram).",
+        number(0),
+    )
+    optimizer: Literal["sgd", "adam", "lbfgs"] = setting(
+        "adam",
+        '"sgd" (the lecture\'s), "adam" or "lbfgs" (one L-BFGS iteration per step, with a '
+        "strong-Wolfe line search).",
+        one_of("sgd", "adam", "lbfgs"),
+    )
+    lr: float | None = setting(
+        None,
+        "learning rate; None takes the optimizer's default (sgd 50, adam 0.5, lbfgs 1); 0 leaves "
+        "W as it is (to measure a model's train_nll).",
+        number(0, optional=True),
+    )
+    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem)
+
+    def check(self) -> None:
+        problem = table_size_problem(self.vocab_size, self.context_size)
+        if problem is not None:
+            raise SettingError("context_size", problem.removeprefix("context_size "))
+        check_chars(self.chars, self.vocab_size)
+
+    @property
+    def learning_rate(self) -> float:
+        """The lr in use: the one given, or the optimizer's default."""
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+
+def check_chars(chars: list[str] | None, vocab_size: int) -> None:
+    if chars is not None and len(chars) + 1 != vocab_size:
+        raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
 
 
 def table_size_problem(vocab_size: int, context_size: int) -> str | None:
@@ -47,39 +108,15 @@ def table_size_problem(vocab_size: int, context_size: int) -> str | None:
     )
 
 
-# the settings a saved dense model holds, and their defaults (BigramLitModule's own:
-# tests/test_registry.py keeps them in step with its signature)
-DENSE_SETTINGS = {
-    "vocab_size": 27,
-    "context_size": 1,
-    "encoding": "index",
-    "l2": 0.001,
-    "optimizer": "adam",
-    "lr": None,
-    "chars": None,
-}
-
-
 class DenseTable(NgramModel):
     """logits = W[context] (index) or one_hot(context) @ W (one-hot), W of shape (V**c, V)."""
 
-    def __init__(
-        self,
-        vocab_size: int = 27,
-        context_size: int = 1,
-        encoding: str = "index",
-        l2: float = 0.001,
-        chars: list[str] | None = None,
-    ) -> None:
-        super().__init__()
-        check_settings(vocab_size, context_size, l2, chars)
-        self.vocab_size, self.context_size, self.encoding, self.l2 = (
-            vocab_size,
-            context_size,
-            encoding,
-            l2,
-        )
-        self.W = nn.Parameter(torch.zeros(vocab_size**context_size, vocab_size))
+    config_class = DenseConfig
+
+    def __init__(self, config: DenseConfig) -> None:
+        super().__init__(config)
+        v, c = config.vocab_size, config.context_size
+        self.W = nn.Parameter(torch.zeros(v**c, v))
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
@@ -88,134 +125,12 @@ class DenseTable(NgramModel):
         with torch.autocast(x.device.type, enabled=False):
             if x.is_floating_point():
                 return x.to(self.W.dtype) @ self.W
-            if self.encoding == "onehot":
+            if self.config.encoding == "onehot":
                 rows = context_rows(x, self.vocab_size)
                 return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-            return dense_logits(self.W, x, self.vocab_size)
-
-    def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64 where
-        the device has it: a float32 sum would round differently however the rows are split
-        between devices. (Without float64, MPS, the training module sums its NLLs on the host.)"""
-        per_row = self.nll_rows(x, y)
-        return (per_row.to(sum_dtype(per_row.device)) * counts).sum(), counts.sum()
+            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
+            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
+            return F.embedding(context_rows(x, self.vocab_size), self.W)
 
     def penalty(self) -> Tensor:
-        return self.l2 * at_least_float32(self.W).pow(2).mean()
-
-    @torch.no_grad()
-    def log_probs(self, x: Tensor) -> Tensor:
-        """(B, c) contexts -> (B, V) float32 log-probabilities."""
-        return torch.log_softmax(self(x).float(), dim=-1)
-
-
-def check_settings(vocab_size: int, context_size: int, l2: float, chars: list | None) -> None:
-    """Settings that would allocate too much, or train to nothing, fail here in one line."""
-    check_sizes(vocab_size, context_size)
-    if not (math.isfinite(l2) and l2 >= 0):
-        raise SettingError("l2", f"must be 0 or more, got {l2}")
-    problem = table_size_problem(vocab_size, context_size)
-    if problem is not None:
-        raise SettingError("context_size", problem.removeprefix("context_size "))
-    if chars is not None and len(chars) + 1 != vocab_size:
-        raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-
-
-def check_lr(lr: float | None) -> None:
-    if lr is not None and not (math.isfinite(lr) and lr >= 0):  # 0 freezes W, to measure it
-        raise SettingError("lr", f"must be 0 or more, got {lr}")
-
-
-def dense_logits(W: Tensor, x: Tensor, vocab_size: int) -> Tensor:
-    """(B, c) context ids -> (B, V) logits: the rows of W. F.embedding is W[rows] with a
-    deterministic backward (W[rows] accumulates its gradient in a thread-dependent order:
-    identical runs would drift apart by ~1e-4)."""
-    return F.embedding(context_rows(x, vocab_size), W)
-
-
-def dense_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
-    """What makes checkpoint contents unusable as a dense table, as the rest of a line after
-    "--ckpt_path PATH: "; None if they build one. Tensors are already known to be backed by
-    real bytes of the file."""
-
-    settings = {**DENSE_SETTINGS, **hparams}
-    v, c, weights = settings["vocab_size"], settings["context_size"], state_dict.get("W")
-    extra = sorted(map(str, set(state_dict) - {"W"}))
-    if extra:
-        return f"not a makemore_pl model checkpoint (unknown weights: {', '.join(extra)})"
-    if not (is_int(v) and is_int(c) and v >= 1 and c >= 1):
-        return (
-            f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
-            "both must be whole numbers of 1 or more)"
-        )
-    shape = tuple(weights.shape) if isinstance(weights, Tensor) else None
-    # a W whose bytes are all in the file cannot be of a hostile size: V**c is then small
-    if shape is None or len(shape) != 2 or shape[1] != v or math.log(v) * c > 64 * math.log(2):
-        return weights_misfit(shape, v, c)
-    if shape[0] != v**c:
-        return weights_misfit(shape, v, c)
-    return (
-        weights_problem(weights) or chars_problem(settings["chars"], v) or ranges_problem(settings)
-    )
-
-
-def ranges_problem(settings: dict) -> str | None:
-    """The checks the model makes when it is built (l2, lr, its size), as a checkpoint's."""
-    l2, lr = settings["l2"], settings["lr"]
-    if not is_number(l2) or not (lr is None or is_number(lr)):
-        return f"its settings l2 {l2!r} and lr {lr!r} must be numbers (lr may be None)"
-    try:
-        check_settings(settings["vocab_size"], settings["context_size"], l2, settings["chars"])
-        check_lr(lr)
-    except SettingError as err:
-        return f"its setting {err}"
-    return None
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def weights_misfit(shape: tuple | None, v: Any, c: Any) -> str:
-    return (
-        f"not a makemore_pl model checkpoint (its weights W, of shape {shape}, do not fit "
-        f"vocab_size {v!r} and context_size {c!r})"
-    )
-
-
-# no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
-MAX_WEIGHT = 1e6
-
-
-def weights_problem(weights: Tensor) -> str | None:
-    if not weights.is_floating_point():
-        return f"not a makemore_pl model checkpoint (its weights W are {weights.dtype}, not floats)"
-    if not torch.isfinite(weights).all():
-        return (
-            "its weights W hold NaN or infinite values (the run that wrote it diverged); use an "
-            "earlier checkpoint, or train again with a smaller --model.lr"
-        )
-    largest = weights.abs().max().item() if weights.numel() else 0.0
-    if largest > MAX_WEIGHT:
-        return (
-            f"its weights W reach {largest:.3g}, far beyond any trained model's (at most "
-            f"{MAX_WEIGHT:g}): the file is corrupted or the run diverged; use an earlier checkpoint"
-        )
-    return None
-
-
-def chars_problem(chars: Any, vocab_size: int) -> str | None:
-    """The saved vocabulary: None (take it from the data) or vocab_size - 1 distinct characters."""
-    if chars is None:
-        return None
-    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
-    if valid and len(set(chars)) == len(chars) == vocab_size - 1:
-        return None
-    return (
-        f"not a makemore_pl model checkpoint (its characters {reprlib.repr(chars)} are not "
-        f"vocab_size - 1 = {vocab_size - 1} distinct characters)"
-    )
+        return self.config.l2 * at_least_float32(self.W).pow(2).mean()

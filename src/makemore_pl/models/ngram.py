@@ -1,39 +1,104 @@
-"""What every neural n-gram model computes from its own logits, NLL sum and penalty."""
+"""What every neural n-gram model computes from its own logits: the loss, its parts, and
+log-probabilities. Training, the DDP objective, `sweep`, `suffix_sweep` and the tests all call
+these."""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from makemore_pl.core.devices import sum_dtype
+from makemore_pl.core.settings import Settings
+
+# no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
+MAX_WEIGHT = 1e6
+
 
 class NgramModel(nn.Module):
-    """A model of (B, c) contexts -> (B, V) logits (`forward`), with `nll_sum(x, y, counts)`
-    (the count-weighted NLL sum, in float64 where the device has it, and the total count) and
-    `penalty()`."""
+    """A model of (B, c) contexts -> (B, V) logits (`forward`), built from its config; a
+    subclass adds `penalty()`."""
+
+    config_class: ClassVar[type[Settings]]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def context_size(self) -> int:
+        return self.config.context_size
 
     def nll_rows(self, x: Tensor, y: Tensor) -> Tensor:
         """(B, c) contexts, (B,) next ids -> (B,) each example's NLL, float32 or better."""
         return F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
 
+    def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64 where
+        the device has it: a float32 sum would round differently however the rows are split
+        between devices."""
+        per_row = self.nll_rows(x, y)
+        return (per_row.to(sum_dtype(per_row.device)) * counts).sum(), counts.sum()
+
+    def penalty(self) -> Tensor:
+        raise NotImplementedError
+
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """(loss, nll) on these examples: the mean cross-entropy, and that plus the penalty.
-
-        With `counts`, row i stands for counts[i] identical examples: the mean is weighted.
-        """
+        """(loss, nll) on these examples: the mean cross-entropy plus the penalty, and the mean
+        alone. With `counts`, row i stands for counts[i] identical examples."""
         if counts is None:
-            nll = F.cross_entropy(at_least_float32(self(x)), y)
-        else:
-            nll_sum, total = self.nll_sum(x, y, counts)
-            nll = nll_sum / total.clamp_min(1)  # an empty shard gives 0
+            counts = torch.ones(len(y), device=y.device)
+        nll_sum, total = self.nll_sum(x, y, counts)
+        nll = nll_sum / total.clamp_min(1)  # an empty shard gives 0
         return nll + self.penalty(), nll
 
     @torch.no_grad()
     def log_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) log-probabilities, float32 or better."""
         return torch.log_softmax(at_least_float32(self(x)), dim=-1)
+
+    def prepare_for(self, state: dict[str, Tensor]) -> None:
+        """Makes the model's tensors the sizes and precision a saved state holds, so that it
+        loads as it was saved."""
+        dtypes = {
+            t.dtype for t in state.values() if isinstance(t, Tensor) and t.is_floating_point()
+        }
+        if len(dtypes) == 1:
+            self.to(dtypes.pop())
+
+    def weights_problem(self) -> str | None:
+        """Why loaded weights cannot be a trained model's (NaN, absurd sizes), or None."""
+        for name, weights in self.named_parameters():
+            if not weights.is_floating_point():
+                return f"its weights {name} are {weights.dtype}, not floats"
+            if not torch.isfinite(weights).all():
+                return (
+                    f"its weights {name} hold NaN or infinite values (the run that wrote it "
+                    "diverged); use an earlier checkpoint, or train again with a smaller --model.lr"
+                )
+            largest = weights.abs().max().item() if weights.numel() else 0.0
+            if largest > MAX_WEIGHT:
+                return (
+                    f"its weights {name} reach {largest:.3g}, far beyond any trained model's (at "
+                    f"most {MAX_WEIGHT:g}): the file is corrupted or the run diverged; use an "
+                    "earlier checkpoint"
+                )
+        return None
+
+
+def mean_nll(model: NgramModel, table: tuple[Tensor, Tensor, Tensor]) -> float:
+    """The count-weighted mean NLL in nats of a count table (contexts, next ids, counts)."""
+    with torch.no_grad():
+        nll_sum, total = model.nll_sum(*table)
+    return float(nll_sum / total)
 
 
 def at_least_float32(t: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from makemore_pl.core.batches import Batch
 from makemore_pl.core.contexts import context_rows
-from makemore_pl.models.dense import DenseTable
+from makemore_pl.models.dense import DenseConfig, DenseTable
 
 
 def fit_optimum(
@@ -26,7 +26,7 @@ def fit_optimum(
     n.index_put_((local, y), counts.double(), accumulate=True)  # (S, V) counts per seen row
     mu = l2 / (vocab_size**context_size * vocab_size)  # the mean's weight on each cell
     rows = newton_rows(n, n.sum(), mu, iterations)
-    model = DenseTable(vocab_size, context_size, l2=l2).to(x.device)
+    model = DenseTable(DenseConfig(vocab_size, context_size, l2=l2)).to(x.device)
     with torch.no_grad():
         model.W[seen] = rows.to(model.W.dtype)
     return model
@@ -85,10 +85,3 @@ def backtrack(objective, w: Tensor, step: Tensor, slope: Tensor) -> Tensor:
             break
         scale = torch.where(enough, scale, scale / 2)
     return scale[:, None] * step
-
-
-def table_nll(log_probs, table: Batch) -> float:
-    """Count-weighted mean NLL in nats, accumulated in float64."""
-    x, y, counts = table
-    picked = log_probs(x).double().gather(1, y[:, None])[:, 0]
-    return (-(picked * counts.double()).sum() / counts.double().sum()).item()

@@ -1,40 +1,111 @@
-"""Saved models read as untrusted input: no code runs, sizes are checked, the data must fit;
-then built as the plain model they hold, without the training stack."""
+"""Saved models read as untrusted input, and checked by building them: the file guards first (its
+size, its zip records and their checksums, tensors and plain values only, its nesting, every
+value bounded), then the config from the saved settings, the model from the config and the
+weights loaded strictly. No code runs and nothing is allocated beyond what the file holds."""
 
 from __future__ import annotations
 
-import inspect
 import math
+import reprlib
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from makemore_pl.core.data import NamesData
-from makemore_pl.core.errors import CheckpointError, SettingError
+from makemore_pl.core.data import DataConfig, NamesData
+from makemore_pl.core.data_identity import DataFile
+from makemore_pl.core.devices import has_float64
+from makemore_pl.core.errors import CheckpointError, DataError, SettingError
+from makemore_pl.core.settings import UnknownSettings
 from makemore_pl.core.text import human_bytes, printable
 from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.ngram import NgramModel
-from makemore_pl.models.registry import DEFAULT_MODEL, MODELS, ModelKind, kind_of_class_path
+from makemore_pl.models.registry import MODELS, ModelKind, kind_of_class_path, kind_of_state
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")  # what fit restores
-INSTANTIATORS = {
+INSTANTIATORS = {  # how earlier versions' checkpoints say LightningCLI built their model
     "lightning.pytorch.cli.instantiate_module",
     "pytorch_lightning.cli.instantiate_module",
 }
+SIZES = ("vocab_size", "context_size")  # the settings that give the weights their shape
 
 
-def read_checkpoint(path: str, resume: bool = False) -> dict:
-    """A model checkpoint's contents, checked before anything is built from them.
+@dataclass
+class SavedModel:
+    """A checkpoint read, checked and built once: what every command takes from it."""
+
+    path: str
+    checkpoint: dict  # its contents as loaded, tensors on the host
+    kind: ModelKind
+    model: NgramModel  # the plain model, its weights loaded, on the host, as saved
+    data: DataConfig | None  # the data settings it was trained with (None: saved from Python)
+
+    @property
+    def data_file(self) -> DataFile | None:
+        """The data file it was trained on, by path and content (older versions record none)."""
+        saved = self.checkpoint.get("datamodule_hyper_parameters") or {}
+        return DataFile.from_saved(saved.get("_data_file"))
+
+    def error(self, problem: str) -> CheckpointError:
+        return CheckpointError(f"--ckpt_path {self.path}: {problem}")
+
+    def model_on(self, device: torch.device | str) -> NgramModel:
+        """The plain model on `device` (float64 weights as float32 where it has no float64)."""
+        model = self.model
+        if not has_float64(device):
+            model = model.to(torch.float32)  # on the host first: float64 cannot be moved there
+        return model.to(device)
+
+    def vocabulary(self, data: NamesData | None) -> Vocabulary:
+        """The model's characters: kept in the checkpoint (as the CLI's runs keep them), or else
+        those of the data (a model built in Python may have none), if they are as many."""
+        config = self.model.config
+        if config.chars is not None:
+            return Vocabulary(config.chars)
+        known = f"{config.vocab_size - 1} characters"
+        if data is None:
+            raise self.error(
+                f"the checkpoint does not say which {known} the model knows; pass the "
+                "--data.path it was trained on"
+            )
+        if data.vocab_size != config.vocab_size:
+            raise self.error(
+                f"the model knows {known} but data file {str(data.path)!r} has "
+                f"{data.vocab_size - 1}, {''.join(data.vocab.chars)!r}; pass the --data.path it "
+                "was trained on"
+            )
+        return data.vocab
+
+    def check_fits(self, data: NamesData) -> None:
+        """A model can be tested or resumed only on data of its own order and vocabulary."""
+        config = self.model.config
+        if config.context_size != data.context_size:
+            raise self.error(
+                f"the model has context_size {config.context_size} but --data.context_size is "
+                f"{data.context_size}; use the context size it was trained with"
+            )
+        chars, saved = data.vocab.chars, config.chars
+        if config.vocab_size != len(chars) + 1 or (saved is not None and saved != chars):
+            known = f"the characters {''.join(saved)!r}" if saved is not None else (
+                f"{config.vocab_size - 1} characters"
+            )  # fmt: skip
+            raise self.error(
+                f"the model knows {known} but data file {str(data.path)!r} has "
+                f"{''.join(chars)!r}; pass the --data.path it was trained on"
+            )
+
+
+def read_checkpoint(path: str, resume: bool = False) -> SavedModel:
+    """A model checkpoint, checked by building it; CheckpointError naming the file otherwise.
 
     The file is untrusted input: it is loaded with weights_only=True so that it cannot run code,
     only after its zip archive is seen to claim no more data than the file holds; every tensor
-    must then be plain contiguous data inside the file, every integer fit 64 bits, and
-    `model_class.checkpoint_problem` accept the settings and weights. With `resume`, the file
-    must also hold what `fit` resumes from. Raises CheckpointError naming the file otherwise.
+    must then be plain contiguous data inside the file and every integer fit 64 bits. With
+    `resume`, the file must also hold what `fit` resumes from.
     """
     size = checked_file_size(path)
     check_archive(path, size)
@@ -43,11 +114,13 @@ def read_checkpoint(path: str, resume: bool = False) -> dict:
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(unreadable_reason(path, err)) from None
     check_contents(path, checkpoint, size)
-    check_saved_settings(path, checkpoint)
-    check_model_checkpoint(path, checkpoint)
+    check_saved_values(path, checkpoint)
+    kind = model_kind(path, checkpoint)
+    saved = SavedModel(path, checkpoint, kind, build_model(path, kind, checkpoint), None)
+    saved.data = data_config(path, checkpoint)
     if resume:
         check_resumable(path, checkpoint)
-    return checkpoint
+    return saved
 
 
 def checked_file_size(path: str) -> int:
@@ -209,14 +282,14 @@ def big_int(value: int) -> str:
 # a saved setting is a flag, a whole number (within 64 bits, as every integer of the file), a
 # finite number, a short text (a path, a name, a choice) or a list of them (the characters, the
 # suffix strengths); anything else comes from a damaged or crafted file, and would reach the
-# model, jsonargparse and the messages as it is
+# configs and the messages as it is
 SETTINGS_KEYS = ("hyper_parameters", "datamodule_hyper_parameters")
 MAX_TEXT = 4096  # PATH_MAX on Linux: no path, name or choice is longer
 
 
-def check_saved_settings(path: str, checkpoint: Any) -> None:
+def check_saved_values(path: str, checkpoint: Any) -> None:
     """Every model and data setting of a checkpoint, before anything reads it: numbers finite,
-    texts bounded, and the data settings within the ranges the data accepts."""
+    texts bounded."""
     if not isinstance(checkpoint, dict):
         return
     for key in SETTINGS_KEYS:
@@ -224,15 +297,14 @@ def check_saved_settings(path: str, checkpoint: Any) -> None:
         if saved is not None and not isinstance(saved, dict):
             raise CheckpointError(f"--ckpt_path {path}: refused, its {key} is not settings")
         for where, value in values(saved or {}):
-            problem = setting_problem(value)
+            problem = value_problem(value)
             if problem is not None:
                 raise CheckpointError(
                     f"--ckpt_path {path}: refused, its setting {key}.{where} {problem}"
                 )
-    check_data_settings(path, saved_settings(checkpoint, "datamodule_hyper_parameters"))
 
 
-def setting_problem(value: Any) -> str | None:
+def value_problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"is {value}, not a finite number"
     if isinstance(value, str) and len(value) > MAX_TEXT:
@@ -240,58 +312,21 @@ def setting_problem(value: Any) -> str | None:
     return None
 
 
-def check_data_settings(path: str, settings: dict) -> None:
-    """The data settings a command takes from the checkpoint, checked as the data checks its
-    options (the data is not read)."""
-    known = inspect.signature(NamesData).parameters
-    try:
-        NamesData(**{k: v for k, v in settings.items() if k in known})
-    except SettingError as err:
-        raise CheckpointError(f"--ckpt_path {path}: refused, its data setting {err}") from None
-    except TypeError as err:  # a setting of another type, which the checks cannot compare
-        raise CheckpointError(
-            f"--ckpt_path {path}: refused, its data settings are not of the types makemore_pl "
-            f"writes ({err})"
-        ) from None
+def saved_settings(checkpoint: dict, key: str = "hyper_parameters") -> dict:
+    """A checkpoint's saved settings (the model's, or with key "datamodule_hyper_parameters"
+    the data's), without the keys LightningCLI and the data record add for themselves."""
+    saved = checkpoint.get(key) or {}
+    return {k: v for k, v in saved.items() if not str(k).startswith("_")}
 
 
 def model_kind(path: str, checkpoint: Any) -> ModelKind:
-    """The model a checkpoint holds, from the class path LightningCLI saved (today's or an
-    earlier version's); without one (the Python API's saves), from its tensors: a suffix table
-    or W. Never an import: a class path from the file only selects an entry of MODELS."""
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    saved = hparams.get("_class_path") if isinstance(hparams, dict) else None
-    if saved is None:  # the first model whose saved form it has; else checked as the default
-        state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-        settings = saved_settings(checkpoint) if isinstance(hparams, dict) else {}
-        fits = (k for k in MODELS.values() if not k.checkpoint_problem(settings, state or {}))
-        return next(fits, DEFAULT_MODEL)
-    kind = kind_of_class_path(saved) if isinstance(saved, str) else None
-    if kind is None:
-        raise CheckpointError(
-            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its model class "
-            f"{shown(saved)!r} is none of {', '.join(MODELS)})"
-        )
-    return kind
-
-
-def check_model_checkpoint(path: str, checkpoint: Any) -> None:
-    """Settings the checkpoint's model class takes, built the way LightningCLI builds it, and
-    weights of the shape and kind they imply; anything else would fail later, inside
-    Lightning, with a traceback."""
+    """The model a checkpoint holds: from the class path an earlier version's LightningCLI saved,
+    or else from its weights. Never an import: a class path from the file only selects an entry
+    of MODELS."""
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not hparams:
         raise CheckpointError(
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (it has no model settings)"
-        )
-    kind = model_kind(path, checkpoint)
-    # and what LightningCLI adds: the function it built the model with, in subclass mode its class
-    known = set(kind.settings) | {"_instantiator", "_class_path"}
-    unknown = sorted(shown(key) for key in set(hparams) - known)
-    if unknown:
-        raise CheckpointError(
-            f"--ckpt_path {path}: not a makemore_pl model checkpoint (unknown model settings: "
-            f"{', '.join(unknown)})"
         )
     builder = hparams.get("_instantiator", next(iter(INSTANTIATORS)))
     if builder not in INSTANTIATORS:
@@ -299,11 +334,108 @@ def check_model_checkpoint(path: str, checkpoint: Any) -> None:
             f"--ckpt_path {path}: not a makemore_pl model checkpoint (it asks for its model to be "
             f"built by {shown(builder)!r})"
         )
+    class_path = hparams.get("_class_path")
+    if class_path is None:
+        state = checkpoint.get("state_dict")
+        return kind_of_state(state if isinstance(state, dict) else {})
+    kind = kind_of_class_path(class_path) if isinstance(class_path, str) else None
+    if kind is None:
+        raise CheckpointError(
+            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its model class "
+            f"{shown(class_path)!r} is none of {', '.join(MODELS)})"
+        )
+    return kind
+
+
+def build_model(path: str, kind: ModelKind, checkpoint: dict) -> NgramModel:
+    """The config from the saved settings (each checked as when it is given), the model from the
+    config, the weights loaded strictly and checked as a trained model's."""
+    settings = saved_settings(checkpoint)
+    unknown = sorted(shown(key) for key in set(map(str, settings)) - set(kind.config.names()))
+    if unknown:
+        raise CheckpointError(
+            f"--ckpt_path {path}: not a makemore_pl model checkpoint (unknown model settings: "
+            f"{', '.join(unknown)})"
+        )
+    try:
+        model = kind.plain(kind.config(**settings))
+    except SettingError as err:
+        raise CheckpointError(f"--ckpt_path {path}: {setting_refused(err, settings)}") from None
+    except DataError:  # characters that are not vocab_size - 1
+        raise CheckpointError(
+            f"--ckpt_path {path}: not a makemore_pl model checkpoint (its characters "
+            f"{reprlib.repr(settings.get('chars'))} are not vocab_size - 1 = "
+            f"{settings.get('vocab_size', 27) - 1} distinct characters)"
+        ) from None
     state = checkpoint.get("state_dict")
-    state = state if isinstance(state, dict) else {}
-    problem = kind.checkpoint_problem(saved_settings(checkpoint), state)
+    problem = load_weights(model, plain_state(state if isinstance(state, dict) else {}))
     if problem is not None:
         raise CheckpointError(f"--ckpt_path {path}: {problem}")
+    return model
+
+
+def setting_refused(err: SettingError, settings: dict) -> str:
+    if err.setting in SIZES:
+        v, c = settings.get("vocab_size", 27), settings.get("context_size", 1)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (v, c)):
+            return (
+                f"not a makemore_pl model checkpoint (vocab_size {v!r} and context_size {c!r}; "
+                "both must be whole numbers of 1 or more)"
+            )
+    return f"its setting {err}"
+
+
+def plain_state(state: dict) -> dict:
+    """The plain model's state dict of a LightningModule's (`model.W`): the one place that maps
+    saved keys. Checkpoints written before the LightningModule held its model name the plain
+    model's tensors directly (`W`)."""
+    return {str(key).removeprefix("model."): value for key, value in state.items()}
+
+
+def load_weights(model: NgramModel, state: dict) -> str | None:
+    """Loads `state` into `model` strictly, in the saved precision; what is wrong, or None."""
+    model.prepare_for(state)
+    own = model.state_dict()
+    sizes = f"vocab_size {model.vocab_size} and context_size {model.context_size}"
+    extra = sorted(shown(key) for key in set(state) - set(own))
+    missing = sorted(set(own) - set(state))
+    if extra or missing:
+        what = f"unknown weights: {', '.join(extra)}" if extra else (
+            f"no weights {', '.join(missing)}"
+        )  # fmt: skip
+        return f"not a makemore_pl model checkpoint ({what})"
+    for name, tensor in own.items():
+        saved = state[name]
+        shape = tuple(saved.shape) if isinstance(saved, torch.Tensor) else None
+        if shape != tuple(tensor.shape):
+            return (
+                f"not a makemore_pl model checkpoint (its weights {name}, of shape {shape}, do "
+                f"not fit {sizes})"
+            )
+        if saved.is_floating_point() != tensor.is_floating_point():
+            kind = "floats" if tensor.is_floating_point() else "integers"
+            return (
+                f"not a makemore_pl model checkpoint (its weights {name} are {saved.dtype}, not "
+                f"{kind})"
+            )
+    model.load_state_dict(state, strict=True)
+    return model.weights_problem()
+
+
+def data_config(path: str, checkpoint: dict) -> DataConfig | None:
+    """The data settings a command takes from the checkpoint, checked as when they are given
+    (the data is not read); None for a checkpoint saved without a data module."""
+    settings = saved_settings(checkpoint, "datamodule_hyper_parameters")
+    if not settings:
+        return None
+    try:
+        return DataConfig.from_saved(settings)
+    except SettingError as err:
+        raise CheckpointError(f"--ckpt_path {path}: refused, its data setting {err}") from None
+    except UnknownSettings as err:
+        raise CheckpointError(
+            f"--ckpt_path {path}: refused, its data settings are not makemore_pl's ({err})"
+        ) from None
 
 
 def check_resumable(path: str, checkpoint: dict) -> None:
@@ -322,60 +454,3 @@ def check_resumable(path: str, checkpoint: dict) -> None:
             raise CheckpointError(
                 f"--ckpt_path {path}: refused, its {key} is {shown(count)}, not a count"
             )
-
-
-def check_fits_data(
-    path: str, hparams: dict, data_path: str, context_size: int, chars: list[str]
-) -> None:
-    """A model can be tested or resumed only on data of its own order and vocabulary."""
-    if hparams.get("context_size", 1) != context_size:
-        raise CheckpointError(
-            f"--ckpt_path {path}: the model has context_size {hparams.get('context_size', 1)} "
-            f"but --data.context_size is {context_size}; use the context size it was trained with"
-        )
-    saved = hparams.get("chars")
-    if hparams["vocab_size"] != len(chars) + 1 or (saved is not None and list(saved) != chars):
-        count = f"{hparams['vocab_size'] - 1} characters"
-        known = f"the characters {''.join(saved)!r}" if saved is not None else count
-        raise CheckpointError(
-            f"--ckpt_path {path}: the model knows {known} but data file "
-            f"{data_path!r} has {''.join(chars)!r}; pass the --data.path it was trained on"
-        )
-
-
-def checkpoint_vocabulary(path: str, hparams: dict, datamodule: Any | None) -> Vocabulary:
-    """The model's characters: kept in the checkpoint (as the CLI's runs keep them), or else
-    those of the data (a model built in Python may have none), if they are as many."""
-    if hparams.get("chars") is not None:
-        return Vocabulary(hparams["chars"])
-    known = f"{hparams['vocab_size'] - 1} characters"
-    if datamodule is None:
-        raise CheckpointError(
-            f"--ckpt_path {path}: the checkpoint does not say which {known} the model knows; "
-            "pass the --data.path it was trained on"
-        )
-    vocab = datamodule.vocab
-    if len(vocab) != hparams["vocab_size"]:
-        raise CheckpointError(
-            f"--ckpt_path {path}: the model knows {known} but data file "
-            f"{str(datamodule.path)!r} has {len(vocab) - 1}, {''.join(vocab.chars)!r}; pass the "
-            "--data.path it was trained on"
-        )
-    return vocab
-
-
-def saved_settings(checkpoint: dict, key: str = "hyper_parameters") -> dict:
-    """A checkpoint's saved settings (the model's, or with key "datamodule_hyper_parameters"
-    the data's), without the keys LightningCLI adds for itself."""
-    saved = checkpoint.get(key) or {}
-    return {k: v for k, v in saved.items() if not str(k).startswith("_")}
-
-
-def load_saved_model(
-    path: str, checkpoint: dict, device: torch.device | str = "cpu"
-) -> tuple[dict, NgramModel]:
-    """(settings, the plain model) of a checkpoint that `read_checkpoint` returned: its
-    log-probabilities are those of the LightningModule it was saved from, to the bit."""
-    kind = model_kind(path, checkpoint)
-    settings = {**kind.settings, **saved_settings(checkpoint)}
-    return settings, kind.load(settings, checkpoint["state_dict"], device)

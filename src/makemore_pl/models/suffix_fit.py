@@ -32,8 +32,8 @@ import torch
 from torch import Tensor
 
 from makemore_pl.core.batches import Batch
-from makemore_pl.models.suffix import SuffixModel
-from makemore_pl.models.suffixes import (
+from makemore_pl.models.suffix_model import SuffixModel
+from makemore_pl.models.suffix_tree import (
     count_classes,
     subtree_diffs_,
     subtree_sums_,
@@ -84,15 +84,16 @@ class Objective:
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
         self.l1 = None  # (R, 1) the L1 strengths / N
-        self.eps = model.smoothing
-        if model.has_l1:
-            self.l1 = self.inv_total * model.strength_of_rows(model.l1)[:, None]
+        config = model.config
+        self.eps = config.smoothing
+        if config.has_l1:
+            self.l1 = self.inv_total * model.strength_of_rows(config.l1)[:, None]
         # by count class: (4,) scales of the L1 and L2 strengths, and each entry's class
         self.l1_scales = self.l2_scales = self.classes = None
-        if self.l1 is not None and model.l1_by_count is not None:
-            self.l1_scales = model.count_scales(model.l1_by_count)
-        if model.l2_by_count is not None:
-            self.l2_scales = model.count_scales(model.l2_by_count)
+        if self.l1 is not None and config.l1_by_count is not None:
+            self.l1_scales = model.count_scales(config.l1_by_count)
+        if config.l2_by_count is not None:
+            self.l2_scales = model.count_scales(config.l2_by_count)
         if self.l1_scales is not None or self.l2_scales is not None:
             self.classes = count_classes(self._counts(), model.links)  # (R, V) uint8
 

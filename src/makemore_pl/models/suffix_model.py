@@ -9,7 +9,7 @@ with N the training examples and L the per-length strengths (in examples: L = 1 
 example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
 |w|_eps = sqrt(w^2 + eps^2) - eps: quadratic below eps (`smoothing`), |w| above. Either strength
 of an entry W_rv can be scaled by how often the pair (suffix r, next character v) was seen in
-training: 0, 1, 2, 3+ times (`l1_by_count`, `l2_by_count`). A suffix never seen in training has
+training: 0, 1, 2, 3+ times (the scales by count). A suffix never seen in training has
 no row and adds nothing: the neural form of backing off. The suffixes of h that have rows are
 lengths 0..m, so the sum telescopes: with theta_r = W_r + W_parent(r) + ... (parent: one
 character shorter), logits(h) = theta[deepest row of h]. The weights are kept as U = theta /
@@ -20,28 +20,122 @@ scale, scale ~ 1 / sqrt(curvature) (the checkpoint's form); the fit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from makemore_pl.core.batches import count_table
-from makemore_pl.core.contexts import check_sizes
-from makemore_pl.core.errors import DataError, SettingError
+from makemore_pl.core.errors import SettingError
+from makemore_pl.core.settings import Settings, number, numbers, setting, whole
+from makemore_pl.models.dense import CHARS_HELP, chars_problem, check_chars
 from makemore_pl.models.ngram import NgramModel
-from makemore_pl.models.suffixes import (
+from makemore_pl.models.suffix_tree import (
+    COUNT_CLASSES,
     count_classes,
     deepest_logits,
     deepest_rows,
-    default_strengths,
     key_lengths,
+    length_offsets,
     parent_rows,
-    penalty_problem,
-    settings_problem,
     suffix_links,
     table_keys,
     w_to_theta_,
 )
+
+BY_COUNT = "entries seen 0, 1, 2, 3+ times"
+
+
+def penalty(default, help: str, check=None):
+    """A setting of the penalty: what `suffix_sweep` searches, and reads from a fit config."""
+    return field(default=default, metadata={"help": help, "check": check, "penalty": True})
+
+
+def scales(value: object) -> str | None:
+    return None if value is None else numbers(COUNT_CLASSES, BY_COUNT)(value)
+
+
+@dataclass(frozen=True)
+class SuffixConfig(Settings):
+    """The every-suffix model's settings (`--model.init_args.*` of SuffixLitModule)."""
+
+    vocab_size: int = setting(27, "V, tokens including the boundary (set from the data).", whole(1))
+    context_size: int = setting(1, "characters of context, c (set from the data).", whole(1))
+    strengths: list[float] | None = penalty(
+        None,
+        "L2 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: 1 "
+        "for the empty suffix, 0.25 for the others, near the best on names.txt). Choose them on "
+        "val with `suffix_sweep`.",
+    )
+    shortest: int = setting(
+        0,
+        "suffixes shorter than this get no rows; c leaves only the full context, the dense "
+        "model's rows.",
+    )
+    max_iter: int = setting(
+        100,
+        "L-BFGS iterations per training step; a step is one full batch, so an epoch is one step.",
+        whole(1, words="must be 1 or more"),
+    )
+    history_size: int = setting(
+        2,
+        "L-BFGS curvature pairs kept (each two copies of the weights).",
+        whole(1, words="must be 1 or more"),
+    )
+    tolerance: float = setting(
+        1e-7,
+        "training stops moving once every entry of the gradient in W (per example) is at most "
+        "this; 1e-7 leaves val_nll within about 1e-7 of the optimum.",
+        number(0),
+    )
+    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem)
+    l1: list[float] | None = penalty(
+        None,
+        "L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: no "
+        "L1 term): an elastic net with `strengths`, on W, smoothed.",
+    )
+    smoothing: float = penalty(
+        1e-4,
+        "eps of the smoothed absolute value sqrt(w^2 + eps^2) - eps the L1 term uses: quadratic "
+        "below eps, L1 above; the optimum tends to the exact L1 one as eps goes to 0.",
+        number(0, positive=True),
+    )
+    l1_by_count: list[float] | None = penalty(
+        None,
+        "scales of the L1 strength of an entry (a suffix, a next character) seen 0, 1, 2, or 3 "
+        "and more times in training (4 values; None: 1 each), as Kneser-Ney's discounts depend "
+        "on the count.",
+        scales,
+    )
+    l2_by_count: list[float] | None = penalty(
+        None,
+        "scales of the L2 strength of an entry by the same count classes (4 values; None: 1 each).",
+        scales,
+    )
+
+    def check(self) -> None:
+        v, c = self.vocab_size, self.context_size
+        if c + 1 >= 63 or v ** (c + 1) >= 2**62:
+            raise SettingError(
+                "context_size", f"{c} overflows the int64 suffix keys (V**(c + 1) = {v}**{c + 1})"
+            )
+        if self.strengths is None:  # the default depends on c: written out, as saved
+            object.__setattr__(self, "strengths", [1.0] + [0.25] * c)
+        per_length = numbers(c + 1, f"suffix lengths 0..{c}")
+        for name in ("strengths", "l1"):
+            problem = per_length(getattr(self, name))
+            if problem is not None and getattr(self, name) is not None:
+                raise SettingError(name, problem)
+        if not (isinstance(self.shortest, int) and 0 <= self.shortest <= c):
+            raise SettingError("shortest", f"must be an integer in 0..{c}, got {self.shortest!r}")
+        if self.l1_by_count is not None and self.l1 is None:
+            raise SettingError("l1_by_count", "scales the L1 strengths: set l1 too")
+        check_chars(self.chars, v)
+
+    @property
+    def has_l1(self) -> bool:
+        return self.l1 is not None and any(s > 0 for s in self.l1)
 
 
 class SuffixModel(NgramModel):
@@ -51,33 +145,10 @@ class SuffixModel(NgramModel):
     a saved model holds it; W, its (R, V) rows, is a view of the parameter U.
     """
 
-    def __init__(
-        self,
-        vocab_size: int = 27,
-        context_size: int = 1,
-        strengths: list[float] | None = None,
-        shortest: int = 0,
-        chars: list[str] | None = None,
-        l1: list[float] | None = None,
-        smoothing: float = 1e-4,
-        l1_by_count: list[float] | None = None,
-        l2_by_count: list[float] | None = None,
-    ) -> None:
-        super().__init__()
-        if chars is not None and len(chars) + 1 != vocab_size:
-            raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
-        strengths = default_strengths(context_size) if strengths is None else list(strengths)
-        check_sizes(vocab_size, context_size)
-        problem = settings_problem(vocab_size, context_size, strengths, shortest)
-        problem = problem or penalty_problem(context_size, l1, smoothing, l1_by_count, l2_by_count)
-        if problem is not None:  # "<setting> <what is wrong>"
-            raise SettingError(*problem.split(" ", 1))
-        self.vocab_size, self.context_size = vocab_size, context_size
-        self.l1 = None if l1 is None else [float(s) for s in l1]
-        self.smoothing = float(smoothing)
-        self.l1_by_count = None if l1_by_count is None else [float(s) for s in l1_by_count]
-        self.l2_by_count = None if l2_by_count is None else [float(s) for s in l2_by_count]
-        self.strengths, self.shortest = strengths, shortest
+    config_class = SuffixConfig
+
+    def __init__(self, config: SuffixConfig) -> None:
+        super().__init__(config)
         self._allocate(0)
 
     def _allocate(self, num_rows: int, dtype: torch.dtype | None = None) -> None:
@@ -93,27 +164,26 @@ class SuffixModel(NgramModel):
 
     def _derive(self) -> None:
         """Each row's suffix length and parent row, from the keys (not saved: they follow)."""
-        hp = self
-        lengths = key_lengths(self.keys, hp.vocab_size, hp.context_size)
+        v, c = self.vocab_size, self.context_size
+        lengths = key_lengths(self.keys, v, c)
         self.register_buffer("lengths", lengths, persistent=False)
-        parents = parent_rows(self.keys, hp.vocab_size, hp.context_size)
-        self.register_buffer("parents", parents, persistent=False)
-        self.links = suffix_links(lengths, parents, hp.context_size)  # the tree, per length
+        self.register_buffer("parents", parent_rows(self.keys, v, c), persistent=False)
+        self.links = suffix_links(lengths, self.parents, c)  # the tree, per length
         self._looked_up: tuple[Tensor, Tensor] | None = None  # (contexts, rows) of rows_of
 
     @torch.no_grad()
     def build_table(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> None:
         """Rows for every suffix of the training contexts X (N, c), Y (N,), at zero, and the
         coordinates the fit works in."""
-        hp, device = self, self.U.device
-        x, y, counts = count_table(x, y, hp.vocab_size, weights)  # distinct rows: cheaper
-        x, counts = x.to(device), counts.to(device, self.scale.dtype)
-        keys = table_keys(x, hp.vocab_size, hp.shortest)
+        v, shortest = self.vocab_size, self.config.shortest
+        x, y, counts = count_table(x, y, v, weights)  # distinct rows: cheaper
+        x, counts = x.to(self.U.device), counts.to(self.U.device, self.scale.dtype)
+        keys = table_keys(x, v, shortest)
         self._allocate(len(keys))
         self.keys.copy_(keys)
         self._derive()
         self.train_total.fill_(int(counts.sum().item()))
-        deepest = deepest_rows(self.keys, x, hp.vocab_size, hp.shortest)
+        deepest = deepest_rows(self.keys, x, v, shortest)
         self.scale.copy_(self.curvature(deepest, counts).rsqrt())
 
     def curvature(self, deepest: Tensor, counts: Tensor) -> Tensor:
@@ -128,13 +198,9 @@ class SuffixModel(NgramModel):
 
     def strength_of_rows(self, per_length: list[float] | None = None) -> Tensor:
         """(R,) a per-length setting at each row (default: the L2 strengths)."""
-        per_length = self.strengths if per_length is None else per_length
+        per_length = self.config.strengths if per_length is None else per_length
         strengths = torch.tensor(per_length, dtype=self.scale.dtype, device=self.scale.device)
         return strengths[self.lengths]
-
-    @property
-    def has_l1(self) -> bool:
-        return self.l1 is not None and any(s > 0 for s in self.l1)
 
     @property
     def theta(self) -> Tensor:
@@ -156,9 +222,8 @@ class SuffixModel(NgramModel):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids -> (B, V) logits; 0 (uniform) for a context with no row at all."""
-        hp = self
         if not len(self.keys):
-            return self.U.new_zeros(len(x), hp.vocab_size)
+            return self.U.new_zeros(len(x), self.vocab_size)
         return self.theta_of(self.rows_of(x))
 
     def theta_of(self, rows: Tensor) -> Tensor:
@@ -174,8 +239,7 @@ class SuffixModel(NgramModel):
         per step, so the last batch's rows are kept."""
         if self._looked_up is not None and self._looked_up[0] is x:
             return self._looked_up[1]
-        hp = self
-        rows = deepest_rows(self.keys, x, hp.vocab_size, hp.shortest)
+        rows = deepest_rows(self.keys, x, self.vocab_size, self.config.shortest)
         self._looked_up = (x, rows)
         return rows
 
@@ -197,25 +261,27 @@ class SuffixModel(NgramModel):
 
     def penalty(self, count_classes: Tensor | None = None) -> Tensor:
         """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
-        absolute value (eps: `smoothing`); with `l1_by_count` or `l2_by_count`, each entry's
-        strength scaled by its class in `count_classes` (`count_classes_of` the training
-        examples)."""
-        w = self.W
-        square = w.pow(2)
-        if self.l2_by_count is not None:
-            square = square * self.count_scales(self.l2_by_count)[count_classes.long()]
+        absolute value (eps: `smoothing`); with scales by count, each entry's strength scaled by
+        its class in `count_classes` (`count_classes_of` the training examples)."""
+        config, w = self.config, self.W
+        square = w.pow(2) * self.count_scales(config.l2_by_count, count_classes)
         terms = self.strength_of_rows() * square.sum(1)  # (R,)
-        if self.has_l1:
-            eps = self.smoothing
+        if config.has_l1:
+            eps = config.smoothing
             smooth = (w.pow(2) + eps**2).sqrt().sub(eps)
-            if self.l1_by_count is not None:
-                smooth = smooth * self.count_scales(self.l1_by_count)[count_classes.long()]
-            terms = terms + self.strength_of_rows(self.l1) * smooth.sum(1)
+            smooth = smooth * self.count_scales(config.l1_by_count, count_classes)
+            terms = terms + self.strength_of_rows(config.l1) * smooth.sum(1)
         return terms.sum() / self.train_total.clamp_min(1)
 
-    def count_scales(self, scales: list[float]) -> Tensor:
-        """(4,) the scale of an entry seen 0, 1, 2, 3+ times (`l1_by_count` or `l2_by_count`)."""
-        return torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
+    def count_scales(
+        self, scales: list[float] | None, classes: Tensor | None = None
+    ) -> Tensor | float:
+        """(4,) the scale of an entry seen 0, 1, 2, 3+ times, or with `classes` each entry's
+        (R, V); 1 without scales."""
+        if scales is None:
+            return 1.0
+        scales = torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
+        return scales if classes is None else scales[classes.long()]
 
     @torch.no_grad()
     def count_classes_of(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor:
@@ -228,8 +294,33 @@ class SuffixModel(NgramModel):
         table.view(-1).index_add_(0, flat, counts.to(table)[known])
         return count_classes(table, self.links)
 
-    def resize_to(self, state: dict) -> None:
-        """An empty table of a saved state's size and precision, ready for `load_state_dict`."""
-        self._allocate(len(state["keys"]), state["U"].dtype)
-        self.keys.copy_(state["keys"])
-        self._derive()
+    def prepare_for(self, state: dict[str, Tensor]) -> None:
+        """An empty table of a saved state's size and precision, its tree that of the saved keys
+        (Lightning loads the weights into the module it holds, past this module's own
+        `load_state_dict`)."""
+        super().prepare_for(state)
+        keys = state.get("keys")
+        fits = isinstance(keys, Tensor) and keys.dim() == 1 and keys.dtype == torch.long
+        self._allocate(len(keys) if fits else 0)
+        if fits and self.keys_problem(keys) is None:
+            self.keys.copy_(keys)
+            self._derive()
+
+    def keys_problem(self, keys: Tensor) -> str | None:
+        """Why `keys` are not a suffix table of this context size: in range, sorted, distinct."""
+        limit = int(length_offsets(self.vocab_size, self.context_size)[-1])
+        if len(keys) and (keys.min() < 0 or keys.max() >= limit):
+            return (
+                f"its suffix keys are not those of context_size {self.context_size} (from 0 to "
+                f"{limit - 1})"
+            )
+        if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            return "its suffix keys are not sorted and distinct"
+        return None
+
+    def weights_problem(self) -> str | None:
+        """Also: keys that are suffix keys of this context size, and positive scales."""
+        problem = self.keys_problem(self.keys)
+        if problem is None and not bool((self.scale > 0).all()):
+            problem = "its scales are not all positive"
+        return problem or super().weights_problem()

@@ -4,8 +4,9 @@ A suffix of length k (the last k characters, k = 0..c) has the key `offset(k) + 
 its base-V number and offset(k) = V**0 + ... + V**(k-1): the keys of all lengths then never
 collide, and sorting them groups each length. A suffix whose first two characters are
 boundaries says no more than the same suffix one boundary shorter (boundaries only ever pad the
-start of a word), so the longer one has no row, as in Kneser-Ney. Also: the checks a saved
-table and its settings must pass.
+start of a word), so the longer one has no row, as in Kneser-Ney. The tree of suffixes (each
+row's parent: the suffix one character shorter) carries the transforms between the model's
+coordinates.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from makemore_pl.core.ngrams import find
-from makemore_pl.models.dense import MAX_WEIGHT
-
-STATE = {"U": 2, "scale": 1, "keys": 1, "train_total": 0}  # a model's tensors and their ranks
 
 
 def length_offsets(vocab_size: int, context_size: int, device=None) -> Tensor:
@@ -86,121 +84,10 @@ def suffix_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> 
     return torch.where(found & (query >= 0), row, -1)
 
 
-def default_strengths(context_size: int) -> list[float]:
-    return [1.0] + [0.25] * context_size
-
-
-def settings_problem(v, c, strengths, shortest) -> str | None:
-    """What is wrong with these settings, checked in plain integers before any allocation."""
-    if not (isinstance(v, int) and isinstance(c, int) and v >= 1 and c >= 1):
-        return f"vocab_size and context_size must be positive integers, got {v!r}, {c!r}"
-    if v ** (c + 1) >= 2**62:
-        return f"context_size {c} overflows the int64 suffix keys (V**(c + 1) = {v}**{c + 1})"
-    if not isinstance(strengths, list | tuple) or len(strengths) != c + 1:
-        return f"strengths needs {c + 1} values (suffix lengths 0..{c}), got {strengths!r}"
-    if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in strengths):
-        return f"strengths must be finite and 0 or more, got {list(strengths)!r}"
-    if not (isinstance(shortest, int) and 0 <= shortest <= c):
-        return f"shortest must be an integer in 0..{c}, got {shortest!r}"
-    return None
-
-
-COUNT_CLASSES = 4  # l1_by_count, l2_by_count: an entry seen 0, 1, 2, or 3+ times in training
-
-
-def penalty_problem(c: int, l1, smoothing, l1_by_count=None, l2_by_count=None) -> str | None:
-    """What is wrong with the L1 settings (None: no L1 term) and the scales by count, or None."""
-    if l1_by_count is not None and l1 is None:
-        return "l1_by_count scales the L1 strengths: set l1 too"
-    problem = by_count_problem("l1_by_count", l1_by_count)
-    problem = problem or by_count_problem("l2_by_count", l2_by_count)
-    if problem is not None:
-        return problem
-    if l1 is not None:
-        if not isinstance(l1, list | tuple) or len(l1) != c + 1:
-            return f"l1 needs {c + 1} values (suffix lengths 0..{c}), got {l1!r}"
-        if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in l1):
-            return f"l1 must be finite and 0 or more, got {list(l1)!r}"
-    if not (isinstance(smoothing, int | float) and 0 < smoothing < float("inf")):
-        return f"smoothing must be a positive number, got {smoothing!r}"
-    return None
-
-
-def by_count_problem(name: str, by_count) -> str | None:
-    """What is wrong with scales by count class (`name`: l1_by_count or l2_by_count), or None."""
-    if by_count is None:
-        return None
-    if not isinstance(by_count, list | tuple) or len(by_count) != COUNT_CLASSES:
-        return f"{name} needs 4 values (entries seen 0, 1, 2, 3+ times), got {by_count!r}"
-    if not all(isinstance(s, int | float) and 0 <= s < float("inf") for s in by_count):
-        return f"{name} must be finite and 0 or more, got {list(by_count)!r}"
-    return None
-
-
-def tensors_problem(state: dict, v: int, c: int) -> str | None:
-    """What is wrong with a state dict's suffix table and weights, or None."""
-    if not isinstance(state, dict) or set(state) != set(STATE):
-        found = sorted(state) if isinstance(state, dict) else type(state).__name__
-        return f"expected the tensors {sorted(STATE)}, found {found}"
-    if not all(isinstance(state[k], Tensor) and state[k].dim() == d for k, d in STATE.items()):
-        return "U must be 2-D, scale and keys 1-D and train_total a scalar"
-    rows = len(state["keys"])
-    if state["U"].shape != (rows, v) or state["scale"].shape != (rows,):
-        shapes = [tuple(state[k].shape) for k in ("U", "scale", "keys")]
-        return f"U, scale and keys of shapes {shapes} do not fit {rows} rows of V = {v}"
-    keys, limit = state["keys"], (v ** (c + 1) - 1) // (v - 1) if v > 1 else c + 1
-    if keys.dtype != torch.long or (rows and (keys.min() < 0 or keys.max() >= limit)):
-        return f"keys must be int64 suffix keys of context_size {c} below {limit}"
-    if rows > 1 and not bool((keys[1:] > keys[:-1]).all()):
-        return "keys must be sorted and distinct"
-    if not (state["U"].is_floating_point() and bool(state["U"].isfinite().all())):
-        return "U holds non-finite or non-float weights"
-    if rows and state["U"].abs().max().item() > MAX_WEIGHT:
-        return f"U holds weights beyond {MAX_WEIGHT:g} (a corrupted file or a diverged run)"
-    if not (state["scale"].is_floating_point() and bool((state["scale"] > 0).all())):
-        return "scale must be positive"
-    return None
-
-
-# the settings a saved suffix model holds, and their defaults (SuffixLitModule's own:
-# tests/test_registry.py keeps them in step with its signature)
-SUFFIX_SETTINGS = {
-    "vocab_size": 27,
-    "context_size": 1,
-    "strengths": None,
-    "shortest": 0,
-    "l1": None,
-    "smoothing": 1e-4,
-    "l1_by_count": None,
-    "l2_by_count": None,
-    "max_iter": 100,
-    "history_size": 2,
-    "tolerance": 1e-7,
-    "chars": None,
-}
-
-
 def deepest_logits(theta: Tensor, rows: Tensor) -> Tensor:
     """(R, V) logits per row, (B,) deepest rows (-1: none) -> (B, V); 0 (uniform) without a row.
     F.embedding: a deterministic backward, unlike theta[rows]."""
     return F.embedding(rows.clamp_min(0), theta) * (rows >= 0)[:, None]
-
-
-def suffix_checkpoint_problem(hparams: dict, state_dict: dict) -> str | None:
-    """Why saved settings and tensors cannot be a suffix model, or None."""
-    unknown = sorted(set(map(str, hparams)) - set(SUFFIX_SETTINGS))
-    # LightningCLI adds how it built the model: its function, and the class in subclass mode
-    unknown = [name for name in unknown if name not in ("_instantiator", "_class_path")]
-    if unknown:
-        return f"unknown model settings: {', '.join(unknown)}"
-    v, c = hparams.get("vocab_size"), hparams.get("context_size")
-    c = 1 if c is None else c
-    strengths = hparams.get("strengths") or default_strengths(c if isinstance(c, int) else 0)
-    problem = settings_problem(v, c, strengths, hparams.get("shortest", 0))
-    if problem is None and isinstance(c, int):
-        scales = hparams.get("l1_by_count"), hparams.get("l2_by_count")
-        problem = penalty_problem(c, hparams.get("l1"), hparams.get("smoothing", 1e-4), *scales)
-    return problem or tensors_problem(state_dict, v, c)
 
 
 # -- the tree transforms, in place, one suffix length at a time ---------------------------------
@@ -251,6 +138,9 @@ def subtree_diffs_(a: Tensor, links: Links) -> Tensor:
     for (start, end), (p0, p1), parent in links:  # -(-a_p + sum): index_add_'s alpha is slow
         a[p0:p1].neg_().index_add_(0, parent, a[start:end]).neg_()
     return a
+
+
+COUNT_CLASSES = 4  # an entry (suffix, next character) seen 0, 1, 2, or 3+ times in training
 
 
 def count_classes(deepest_counts: Tensor, links: Links) -> Tensor:

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import yaml
 
+from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.config_files import safe_load
 from makemore_pl.cli.interrupts import plain_command_started
 from makemore_pl.cli.parsers import ReportsWriteFailures
-from makemore_pl.core.data import NamesData
+from makemore_pl.core.data import DataConfig, NamesData
 from makemore_pl.core.errors import CommandError, SettingError
 
-# command -> the module of its function (of the same name), imported when it runs
-COMMANDS = {
-    name: f"makemore_pl.cli.{name}" for name in ("sample", "baseline", "sweep", "suffix_sweep")
-}
 # options the plain commands share with the Trainer, spelled --trainer.NAME everywhere
 TRAINER_OPTIONS = {
     "default_root_dir": "the folder whose lightning_logs holds the runs",
@@ -38,14 +35,6 @@ TRAINING_SECTIONS = {
     "weights_only",
     "output",
 }
-# suffix_sweep's options read from a training config's suffix model: its penalty, the start
-PENALTY_OPTIONS = {
-    "strengths": "start",
-    "l1": "l1",
-    "smoothing": "smoothing",
-    "l1_by_count": "l1_by_count",
-    "l2_by_count": "l2_by_count",
-}
 
 
 def run_command(prog: str, name: str, args: list[str]) -> object:
@@ -55,9 +44,10 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     class Parser(ReportsWriteFailures, ArgumentParser):
         """jsonargparse's, reporting a failure to write its help."""
 
-    function = getattr(importlib.import_module(COMMANDS[name]), name)
+    module = importlib.import_module(COMMANDS[name].module)
+    function = getattr(module, name)
     plain_command_started()
-    parser = Parser(prog=f"{prog} {name}", description=function.__doc__.split("\n")[0])
+    parser = Parser(prog=f"{prog} {name}", description=COMMANDS[name].help)
     parser.add_argument(
         "--config",
         action=ActionConfigFile,
@@ -76,17 +66,26 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
             help=TRAINER_OPTIONS[name],
         )
     parser.add_class_arguments(NamesData, "data")
-    config = parser.parse_args(data_sections_only(refuse_other_spellings(args), name))
+    config = parser.parse_args(data_sections_only(refuse_other_spellings(args), module))
     skipped = ("config", "data", "trainer")
     own = [key for key in vars(config) if key not in skipped]
     try:
         init = parser.instantiate_classes(config)
         options = {key: getattr(init, key) for key in own}
         options.update({name: init.trainer[name] for name in shared})
-        return function(data=init.data, **options)
+        return function(init.data, **options)
     except SettingError as err:  # named as the option the user typed
-        option = err.setting if err.setting in own else f"data.{err.setting}"
-        raise CommandError(f"--{option} {err.problem}") from None
+        renamed = getattr(module, "RENAMED", {})
+        named = {**{key: key for key in own}, **renamed}
+        raise CommandError(f"{flag(err.setting, named)} {err.problem}") from None
+
+
+def flag(setting: str, own: dict[str, str] | None = None) -> str:
+    """The one place a setting becomes its command-line option: a command's own (`own`: setting
+    -> option), else the data's or the model's."""
+    if own is not None and setting in own:
+        return f"--{own[setting]}"
+    return f"--data.{setting}" if setting in DataConfig.names() else f"--model.{setting}"
 
 
 def refuse_other_spellings(args: list[str]) -> list[str]:
@@ -98,10 +97,10 @@ def refuse_other_spellings(args: list[str]) -> list[str]:
     return args
 
 
-def data_sections_only(args: list[str], command: str = "") -> list[str]:
+def data_sections_only(args: list[str], command=None) -> list[str]:
     """Each `--config FILE` becomes the file's own text minus the training-only sections, so a
-    config written for `fit` serves `baseline --config` too; for suffix_sweep, its suffix
-    model's penalty becomes the search's start."""
+    config written for `fit` serves `baseline --config` too; a command module's
+    `options_from_fit_config` takes more from it (suffix_sweep: the model's penalty)."""
     out, rest = [], iter(args)
     for arg in rest:
         path = next(rest, None) if arg == "--config" else None
@@ -117,18 +116,7 @@ def data_sections_only(args: list[str], command: str = "") -> list[str]:
         if not isinstance(loaded, dict):
             raise CommandError(f"--config {path}: not a mapping of options")
         kept = {k: v for k, v in loaded.items() if k not in TRAINING_SECTIONS}
-        if command == "suffix_sweep":
-            kept.update(suffix_penalty(loaded.get("model")))
+        from_fit = getattr(command, "options_from_fit_config", None)
+        kept.update(from_fit(loaded) if from_fit is not None else {})
         out += ["--config", yaml.safe_dump(kept) if kept else "{}"]
     return out
-
-
-def suffix_penalty(model: object) -> dict:
-    """The penalty settings of a config's model section, if it is the suffix model, as
-    suffix_sweep's options."""
-    if not isinstance(model, dict) or not str(model.get("class_path")).endswith(".SuffixLitModule"):
-        return {}
-    settings = model.get("init_args")
-    if not isinstance(settings, dict):
-        return {}
-    return {option: settings[key] for key, option in PENALTY_OPTIONS.items() if key in settings}

@@ -19,7 +19,8 @@ from makemore_pl.core.data import NamesData
 from makemore_pl.core.errors import CommandError
 from makemore_pl.core.files import PNG, check_writable_target, write_atomically
 from makemore_pl.models.counting import SMOOTHING_GRID, CountingBaseline
-from makemore_pl.models.optimum import fit_optimum, table_nll
+from makemore_pl.models.ngram import mean_nll
+from makemore_pl.models.optimum import fit_optimum
 
 # l2 weights the mean over all V**c * V cells, so higher orders want larger values
 L2_GRID = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -57,7 +58,7 @@ def sweep_neural(
     points = []
     for l2 in grid:
         model = fit_optimum(vocab_size, context_size, l2, tables["train"])
-        train, val = (table_nll(model.log_probs, tables[s]) for s in ("train", "val"))
+        train, val = (mean_nll(model, tables[s]) for s in ("train", "val"))
         points.append(SweepPoint("neural", l2, train, val))
     return points
 
@@ -103,7 +104,7 @@ def test_nll(point: SweepPoint, vocab_size: int, context_size: int, splits: Exam
         fitted = CountingBaseline(vocab_size, context_size, point.strength).fit(*splits["train"])
         return fitted.nll(*splits["test"])
     train, test = (count_table(*splits[s][:2], vocab_size, splits[s][2]) for s in ("train", "test"))
-    return table_nll(fit_optimum(vocab_size, context_size, point.strength, train).log_probs, test)
+    return mean_nll(fit_optimum(vocab_size, context_size, point.strength, train), test)
 
 
 def sweep(
@@ -114,7 +115,7 @@ def sweep(
     plot: str | None = None,
     default_root_dir: str = ".",
 ) -> list:
-    """Sweep regularisation on val, plot it and test the best of each model once.
+    """Prints every point, the best of each model with its one test NLL, and where the plot is.
 
     Args:
         models: which models to sweep: the counting model's add-k smoothing, the neural
@@ -131,7 +132,6 @@ def sweep(
             raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
     if plot:  # before the sweep: a --plot that would replace the data or a device fails first
         check_writable_target(Path(plot), CommandError, [data.path], PNG)
-    data.setup("fit")
     c, v = data.context_size, data.vocab_size
     splits = {split: data.examples(split) for split in ("train", "val", "test")}
     started = time.perf_counter()

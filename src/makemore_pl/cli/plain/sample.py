@@ -6,21 +6,16 @@ import sys
 import unicodedata
 from typing import Literal
 
-from makemore_pl.cli.baseline import Smoothing, counting_model
+from makemore_pl.cli.plain.baseline import Smoothing, counting_model
 from makemore_pl.cli.runs import find_named_checkpoint
 from makemore_pl.core.data import NamesData
-from makemore_pl.core.data_identity import DataFile, locate
+from makemore_pl.core.data_identity import locate
 from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, DataError
 from makemore_pl.core.sampling import iter_samples
 from makemore_pl.core.text import printable
 from makemore_pl.core.vocabulary import Vocabulary
-from makemore_pl.models.saved import (
-    checkpoint_vocabulary,
-    load_saved_model,
-    read_checkpoint,
-    saved_settings,
-)
+from makemore_pl.models.saved import SavedModel, read_checkpoint
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
@@ -37,9 +32,7 @@ def sample(
     accelerator: Accelerator = "auto",
     default_root_dir: str = ".",
 ) -> int:
-    """Generate names from a checkpoint or from the counting model.
-
-    Prints them one per line on stdout and returns how many.
+    """Prints the names one per line on stdout and returns how many.
 
     Args:
         ckpt_path: checkpoint to sample from: a path, or "best"/"last" of the newest training
@@ -70,13 +63,12 @@ def sample(
         )
         train_words = set(data.split()["train"])
     else:
-        path = checkpoint_path(ckpt_path, default_root_dir)
-        checkpoint = read_checkpoint(path)
-        print(f"sampling from {path}", file=sys.stderr)
-        settings, source = load_saved_model(path, checkpoint, device)
-        vocab = checkpoint_vocabulary(path, settings, data if data.path.is_file() else None)
+        saved = read_checkpoint(checkpoint_path(ckpt_path, default_root_dir))
+        print(f"sampling from {saved.path}", file=sys.stderr)
+        source = saved.model_on(device)
+        vocab = saved.vocabulary(data if data.path.is_file() else None)
         c = source.context_size
-        train_words = checkpoint_train_words(checkpoint, data)
+        train_words = checkpoint_train_words(saved, data)
     prefix_ids = encode_prefix(vocab, prefix)
     chunks = iter_samples(
         source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
@@ -91,24 +83,21 @@ def sample(
     return printed
 
 
-def checkpoint_train_words(checkpoint: dict, data: NamesData) -> set[str] | None:
+def checkpoint_train_words(saved: SavedModel, data: NamesData) -> set[str] | None:
     """The words the model was trained on: its recorded data file (found from any folder) split
     with its own settings; None when that file is not at hand. A checkpoint of an older version
     records no file: --data.path stands for it."""
-    saved = checkpoint.get("datamodule_hyper_parameters") or {}
-    recorded = DataFile.from_saved(saved.get("_data_file"))
-    settings = saved_settings(checkpoint, "datamodule_hyper_parameters")
+    recorded, settings = saved.data_file, saved.data or data.config
     if recorded is None:
         found = data.path if data.path.is_file() else None
     else:
-        found, _ = locate(recorded, settings.get("path", "names.txt"))
+        found, _ = locate(recorded, settings.path)
         if found is None and recorded.same_content(data.path):
             found = data.path
     if found is None:
         return None
-    settings = {k: v for k, v in settings.items() if k in data.options}
     print(f"new names: compared with the training words of {found}", file=sys.stderr)
-    return set(NamesData(**{**settings, "path": str(found)}).split()["train"])
+    return set(NamesData(**{**settings.saved(), "path": str(found)}).split()["train"])
 
 
 def checkpoint_path(ckpt_path: str | None, root: str) -> str:

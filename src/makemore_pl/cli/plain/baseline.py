@@ -18,7 +18,7 @@ Smoothing = float | Literal["auto", "kneser-ney", "kneser-ney-auto"]
 
 
 def baseline(data: NamesData, smoothing: Smoothing = "auto") -> dict[str, float]:
-    """Fit the counting model on the train split and print its NLL on every split.
+    """Prints the counting model's NLL on every split and returns them.
 
     Args:
         smoothing: add-k smoothing k; "auto" for the k with the lowest val NLL on a grid;
