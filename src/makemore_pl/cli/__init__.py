@@ -1,2 +1,1 @@
-"""The command line: the entry point, the training commands on LightningCLI, the plain
-commands, run folders and the console."""
+"""The command line: the entry point, training and plain commands, run folders, the console."""

@@ -1,7 +1,5 @@
-"""`class_path` values are checked against an allow-list before jsonargparse imports anything:
-importing a module runs its top-level code, so `--model payload_mod.Anything` (a payload_mod.py
-in the current folder) or `class_path: this.Nothing` would run code before the class is refused.
-"""
+"""Class paths checked against an allow-list before jsonargparse imports anything: importing
+`--model payload_mod.Anything` would run the module's code before the class is refused."""
 
 from __future__ import annotations
 
@@ -26,8 +24,7 @@ DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 def allowed(class_path: str) -> bool:
-    """A class of this package or one of Lightning's callbacks, loggers, plugins, strategies,
-    accelerators or profilers; a bare name is looked up among classes already imported."""
+    """A class of this package or of Lightning's families; a bare name is one already imported."""
     if "." not in class_path or class_path in ALLOWED_CLASSES:
         return True
     return any(class_path.startswith(package + ".") for package in ALLOWED_PACKAGES)

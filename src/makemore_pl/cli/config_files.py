@@ -1,7 +1,4 @@
-"""Every YAML the package parses is untrusted input and goes through one bounded loader: a
-`--config` file or inline text, a `--model`/`--trainer`/`--data` value that is a file or YAML,
-a file named inside another, the plain commands' configs and a run's own config.yaml. Its size,
-its nesting and its size once aliases are expanded are checked before anything is built."""
+"""Every YAML the package parses is untrusted: its size, nesting and expanded size are bounded."""
 
 from __future__ import annotations
 
@@ -22,9 +19,8 @@ from makemore_pl.cli.class_paths import (
 from makemore_pl.core.errors import CommandError, UserError
 from makemore_pl.core.text import human_bytes, printable, shortened
 
-# a config of this package holds a few dozen values in a few KB, nested a few levels; nested YAML
-# aliases can make a few hundred bytes expand to billions of nodes (a "billion laughs" file),
-# which no loader survives
+# a config holds a few dozen values in a few KB; nested aliases can make a few hundred bytes
+# expand to billions of nodes (a "billion laughs" file), which no loader survives
 MAX_NODES = 100_000
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 64
@@ -37,11 +33,8 @@ class ConfigTooLarge(CommandError):
 
 
 class ConfigRefused(BaseException):
-    """A refusal of the loader jsonargparse calls, carrying the UserError that says why.
-
-    jsonargparse catches every Exception a loader raises and reprints it as a usage error of
-    several lines; like SystemExit, a BaseException passes through to the command line's one
-    line."""
+    """A refusal of the loader jsonargparse calls, carrying its UserError: jsonargparse reprints
+    any Exception of a loader as a usage error of several lines; a BaseException passes."""
 
     def __init__(self, error: UserError) -> None:
         super().__init__(str(error))
@@ -49,8 +42,7 @@ class ConfigRefused(BaseException):
 
 
 def check_yaml(text: str, where: str = "a YAML value") -> None:
-    """Refuses YAML `text` that is over MAX_BYTES, nests deeper than MAX_DEPTH or expands to
-    more than MAX_NODES values; text that is not YAML is left to the loader to report."""
+    """Refuses YAML over MAX_BYTES, MAX_DEPTH or MAX_NODES; what is not YAML is the loader's."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise ConfigTooLarge(
@@ -73,44 +65,35 @@ def check_yaml(text: str, where: str = "a YAML value") -> None:
         )
 
 
-def safe_load(text: str, where: str) -> Any:
-    """`yaml.safe_load`, bounded; the classes it names are checked."""
+def safe_load(text: str, where: str, load: Callable[[str], Any] = yaml.safe_load) -> Any:
+    """`load`, bounded; the classes it names are checked."""
     check_yaml(text, where)
-    loaded = yaml.safe_load(text)
+    loaded = load(text)
     check_class_paths(loaded, where)
     return loaded
 
 
-def bounded(load: Callable[[str], Any]) -> Callable[..., Any]:
-    """`load`, called only on text that check_yaml lets through."""
+def install_bounded_loader() -> None:
+    """Makes jsonargparse's YAML loader, which reads every value and file, the bounded one."""
+    from jsonargparse import get_loader, set_loader
+
+    original = get_loader("yaml")
+    if getattr(original, "bounded", False):
+        return
 
     def load_bounded(text: str, path: str | None = None) -> Any:
         where = " → ".join(files_being_read()) or str(path or "a YAML value")
         try:
-            check_yaml(text, where)
-            loaded = load(text)
-            check_class_paths(loaded, where)
+            return safe_load(text, where, original)
         except UserError as err:
             raise ConfigRefused(err) from None
-        return loaded
 
     load_bounded.bounded = True
-    return load_bounded
-
-
-def install_bounded_loader() -> None:
-    """jsonargparse loads every value, file and nested file through its YAML loader: make it
-    the bounded one."""
-    from jsonargparse import get_loader, set_loader
-
-    original = get_loader("yaml")
-    if not getattr(original, "bounded", False):
-        set_loader("yaml", bounded(original), exceptions=(yaml.YAMLError,))
+    set_loader("yaml", load_bounded, exceptions=(yaml.YAMLError,))
 
 
 def files_being_read() -> list[str]:
-    """The config files jsonargparse is reading, outermost first, as the user named them
-    (`outer.yaml`, then the `model_bomb.yaml` it names): the chain it keeps to detect loops."""
+    """The config files jsonargparse is reading, outermost first, as the user named them."""
     try:
         from jsonargparse._util import config_load_stack
     except ImportError:  # another jsonargparse: the message names no file
@@ -123,9 +106,8 @@ YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def check_arguments(args: list[str]) -> None:
-    """Each command-line value once, before jsonargparse sees it, so that the message names it:
-    a `--config` value or a YAML file named on the command line, and inline text (a number's
-    option such as `--model.lr` is parsed as YAML where no loader hook reaches)."""
+    """Each command-line value before jsonargparse sees it, so that a refusal names it (a
+    number's option such as `--model.lr` is parsed as YAML where no loader hook reaches)."""
     for i, arg in enumerate(args):
         option, value = arg.split("=", 1) if arg.startswith("--") and "=" in arg else (None, arg)
         before = args[i - 1] if i > 0 else ""
@@ -147,8 +129,8 @@ def check_arguments(args: list[str]) -> None:
 
 
 def check_config_value(value: str, option: str) -> None:
-    """`--config` takes a file, YAML text of options, or `-` (the standard input); anything else
-    is refused here, where jsonargparse would call it a file that does not exist."""
+    """`--config` takes a file, YAML text of options or `-` (stdin); jsonargparse would call
+    anything else a file that does not exist."""
     try:
         os.stat(value)
     except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
@@ -172,16 +154,13 @@ def check_config_value(value: str, option: str) -> None:
 
 
 def check_yaml_file(value: str, option: str) -> None:
-    """A value that names a file: its text, bounded, if it is a regular file we can read."""
+    """A value that names a regular file we can read: its text, bounded."""
     try:
         if not os.path.isfile(value):  # never opened: a FIFO or a device would block or flood
             return
         with open(value, "rb") as file:
             data = file.read(MAX_BYTES + 1)
-    except (
-        OSError,
-        ValueError,
-    ):  # not a file (inline YAML, a name too long): jsonargparse takes it as text
+    except (OSError, ValueError):  # inline YAML, a name too long: jsonargparse takes it as text
         return
     if len(data) > MAX_BYTES:
         raise ConfigTooLarge(
@@ -191,9 +170,8 @@ def check_yaml_file(value: str, option: str) -> None:
 
 
 def expanded_nodes(text: str) -> tuple[int, int]:
-    """How many nodes the document has once every alias is replaced by what it names, and how
-    deep it nests, counted from the parser's events (nothing is expanded; stops counting past
-    the limits)."""
+    """(nodes once every alias is expanded, depth), counted from the parser's events without
+    expanding anything; counting stops past the limits."""
     anchors: dict[str, int] = {}
     open_nodes: list[tuple[str | None, int]] = []  # (anchor, size so far) of open collections
     total = 0

@@ -13,13 +13,8 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 # lines Lightning prints on every run that say nothing about the user's own settings
-CHATTER = (
-    "GPU available:",
-    "TPU available:",
-    "HPU available:",
-    "💡 Tip:",
-    "`Trainer.fit` stopped:",  # glued to the progress bar; the summary says where the run went
-)
+CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
+CHATTER += ("`Trainer.fit` stopped:",)  # glued to the bar; the summary says where the run went
 
 
 class DropChatter(logging.Filter):
@@ -48,14 +43,10 @@ def quiet_console(command: str = "fit") -> None:
 def fit_summary(
     run: Path, best: ModelCheckpoint, trainer: Trainer, again: Callable[[str, str], str]
 ) -> str:
-    """Where the run went and what to do next, on lines of their own; only files that are
-    there are named. `again(command, checkpoint)` is the command line to run next."""
+    """Where the run went and what to do next (`again(command, checkpoint)`), files that exist."""
     last = run / "checkpoints" / "last.ckpt"
-    lines = [
-        "",
-        f"run: {run}",
-        f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}",
-    ]
+    trained = f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}"
+    lines = ["", f"run: {run}", trained]
     use = None
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
         # mmap: the epoch alone, without reading the weights into memory
@@ -85,9 +76,8 @@ def fit_check(
     sweep: str,
     improving: bool = False,
 ) -> str | None:
-    """One line when the best val_nll is worse than what the run already knew how to reach: the
-    counting model of the same order on the same split, or uniform over the V characters; with
-    the likely cause (`improving`: the last val_nll was the best) and what helps."""
+    """One line when the best val_nll is worse than counting (same order, same split) or uniform
+    guessing, with the likely cause (`improving`: the last val_nll was the best) and a remedy."""
     uniform = math.log(vocab_size)
     if best <= min(counting, uniform) + TOLERANCE:
         return None

@@ -1,18 +1,13 @@
-"""Ctrl-C (SIGINT) at any moment: one line, status 130, nothing half-written left behind.
-
-While the modules load, the process ends at once: raised there, the interrupt can leave torch or
-numpy half-imported (a C extension turns it into an ImportError that a library then swallows)
-and surface later as an unrelated error. Once a command starts, Ctrl-C raises: a
-KeyboardInterrupt in a plain command, Interrupted in a training command (StopOnSignal takes it
-over while training runs). Where SIGINT is ignored (a background job) it stays ignored.
-"""
+"""Ctrl-C (SIGINT) at any moment: one line, status 130, nothing half-written left behind. While
+modules load it ends the process at once (raised inside an import, it can leave torch
+half-imported); once a command starts, it raises."""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 MESSAGE = "makemore_pl: interrupted"
@@ -29,20 +24,18 @@ def end_at_once(signum: int, frame) -> None:
     os._exit(STATUS)
 
 
-def handled() -> bool:
-    """Whether this process handles SIGINT itself: on the main thread, and not ignoring it."""
-    main_thread = threading.current_thread() is threading.main_thread()
-    return main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+def raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted
 
 
 @contextmanager
-def starting_up() -> Iterator[None]:
-    """The whole command: Ctrl-C ends the process at once until the command starts; SIGINT's
-    handler is restored after."""
-    if not handled():
+def sigint_handled_by(handler: Callable) -> Iterator[None]:
+    """SIGINT goes to `handler` in the block (unless ignored, or off the main thread)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
-    previous = signal.signal(signal.SIGINT, end_at_once)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
@@ -53,21 +46,3 @@ def plain_command_started() -> None:
     """From here on, Ctrl-C raises KeyboardInterrupt (the plain commands write atomically)."""
     if signal.getsignal(signal.SIGINT) is end_at_once:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-@contextmanager
-def interrupts_raised() -> Iterator[None]:
-    """A training command: Ctrl-C raises Interrupted, so that it can remove a run folder left
-    without a checkpoint; the handler before is restored after."""
-    if not handled():
-        yield
-        return
-
-    def interrupt(signum: int, frame) -> None:
-        raise Interrupted
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

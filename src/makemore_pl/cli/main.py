@@ -1,18 +1,15 @@
-"""`makemore` / `python -m makemore_pl`: one entry point for every command.
-
-The training commands (fit, validate, test, predict) go to LightningCLI; the commands that train
-nothing (sample, baseline, sweep, suffix_sweep) are plain functions with only the options they
-honour, so they never import the training stack. `makemore_pl.cli.commands` lists them.
-"""
+"""`makemore` / `python -m makemore_pl`: the entry point; plain commands skip the training stack."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
 import textwrap
 
-from makemore_pl.cli.commands import COMMANDS
+from makemore_pl.cli.commands import COMMANDS, TRAINING
+from makemore_pl.cli.interrupts import MESSAGE, STATUS, Interrupted, end_at_once, sigint_handled_by
 
 ABOUT = (
     "Character-level n-gram language models (makemore): give it a file with one name per line "
@@ -31,26 +28,20 @@ def program_name() -> str:
 def overview(prog: str) -> str:
     """The top-level help, wrapped to 80 columns."""
     width = max(len(name) for name in COMMANDS)
-    indent = " " * (width + 4)
-    rows = [
-        textwrap.fill(command.help, 79, initial_indent=f"  {name:<{width}}  ",
-                      subsequent_indent=indent)
-        for name, command in COMMANDS.items()
-    ]  # fmt: skip
+    rows = []
+    for name, text in COMMANDS.items():
+        head = f"  {name:<{width}}  "
+        rows.append(textwrap.fill(text, 79, initial_indent=head, subsequent_indent=" " * len(head)))
     hint = f"`{prog} COMMAND --help` lists a command's options. Start with `{prog} fit`."
-    return "\n".join(
-        [f"usage: {prog} COMMAND [options]", "", textwrap.fill(ABOUT, 79), "", "commands:"]
-        + [*rows, "", textwrap.fill(hint, 79)]
-    )
+    lines = [f"usage: {prog} COMMAND [options]", "", textwrap.fill(ABOUT, 79), "", "commands:"]
+    return "\n".join([*lines, *rows, "", textwrap.fill(hint, 79)])
 
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
     check_current_folder()
-    from makemore_pl.cli.interrupts import MESSAGE, STATUS, Interrupted, starting_up
-
     try:
-        with starting_up():
+        with sigint_handled_by(end_at_once):  # until the command starts, Ctrl-C ends it at once
             run(args)
         flush_output()
     except SystemExit as done:  # --help, a usage error: what they printed must reach the reader
@@ -71,17 +62,12 @@ def main(args: list[str] | None = None) -> None:
 
 
 def check_current_folder() -> None:
-    """Before torch is imported: in a deleted folder, its MKL fails to load with a fatal error
-    of its own, and every relative path would fail after it."""
+    """Before torch is imported: in a deleted folder its MKL fails to load with a fatal error."""
     try:
         os.getcwd()
     except FileNotFoundError:
-        sys.exit(
-            error_line(
-                "the current folder no longer exists (it was deleted or moved); cd to a folder "
-                "that exists and run the command again"
-            )
-        )
+        gone = "the current folder no longer exists (it was deleted or moved)"
+        sys.exit(error_line(f"{gone}; cd to a folder that exists and run the command again"))
 
 
 def run(args: list[str]) -> None:
@@ -98,11 +84,10 @@ def run(args: list[str]) -> None:
         install_bounded_loader()
         args = [args[0], *non_finite_spelled(args[1:])]
         check_arguments(args[1:])
-        command = COMMANDS.get(args[0])
-        if command is None:
+        if args[0] not in COMMANDS:
             names = ", ".join(COMMANDS)
             sys.exit(f"{prog}: error: unknown command {shown(args[0], 200)!r}; choose from {names}")
-        if not command.training:
+        if args[0] not in TRAINING:
             from makemore_pl.cli.plain.command import run_command
 
             run_command(prog, args[0], args[1:])
@@ -117,8 +102,8 @@ def run(args: list[str]) -> None:
         sys.exit(error_line(str(err)))
 
 
-# how people write non-finite numbers, in YAML's spelling: jsonargparse reads `nan` as text and
-# argparse takes `-inf` for an option, so the option's own range check never saw them
+# non-finite numbers in YAML's spelling: jsonargparse reads `nan` as text and argparse takes
+# `-inf` for an option, so the option's own range check would never see them
 NON_FINITE = {"nan": ".nan", "+nan": ".nan", "-nan": ".nan", "inf": ".inf", "+inf": ".inf"}
 NON_FINITE |= {"-inf": "-.inf", "infinity": ".inf", "-infinity": "-.inf"}
 
@@ -129,11 +114,11 @@ def non_finite_spelled(args: list[str]) -> list[str]:
     for arg in args:
         option, _, value = arg.partition("=")
         before = out[-1] if out else ""
+        takes_value = before.startswith("--") and "=" not in before and takes_number(before)
         if arg.startswith("--") and value.lower() in NON_FINITE and takes_number(option):
             out.append(f"{option}={NON_FINITE[value.lower()]}")
-        elif arg.lower() in NON_FINITE and before.startswith("--") and "=" not in before:
-            out[-1] = f"{before}={NON_FINITE[arg.lower()]}" if takes_number(before) else before
-            out += [] if takes_number(before) else [arg]
+        elif arg.lower() in NON_FINITE and takes_value:
+            out[-1] = f"{before}={NON_FINITE[arg.lower()]}"
         else:
             out.append(arg)
     return out
@@ -167,8 +152,7 @@ def os_failure(err: OSError) -> str:
 
 
 def flush_output() -> None:
-    """Flushes stdout now, inside the error handling, rather than at exit where a failure is an
-    unreadable 'Exception ignored' and status 120."""
+    """Flushes stdout here, not at exit, where a failure is 'Exception ignored' and status 120."""
     if sys.stdout is not None:
         try:
             sys.stdout.flush()
@@ -180,8 +164,6 @@ def flush_output() -> None:
 
 
 def silence_output() -> None:
-    """Points stdout at /dev/null, so that the exit's own flush has nothing left to fail on."""
-    try:
+    """Points stdout at /dev/null, so that the exit's own flush has nothing to fail on."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, AttributeError, ValueError):
-        pass

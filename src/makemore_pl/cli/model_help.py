@@ -7,13 +7,12 @@ import re
 
 from lightning.pytorch.cli import LightningArgumentParser
 
-from makemore_pl.cli.parsers import ReportsWriteFailures
+from makemore_pl.cli.plain.command import ReportsWriteFailures
 from makemore_pl.models.registry import DEFAULT_MODEL
 
 
 def named_parser(prog: str) -> type[LightningArgumentParser]:
-    """A parser class named `prog` by default: jsonargparse makes the parser of `--model.help`
-    without a name, which would show as `__main__.py`."""
+    """A parser class named `prog`: jsonargparse's `--model.help` would show `__main__.py`."""
 
     class Parser(ReportsWriteFailures, LightningArgumentParser):
         def __init__(self, *args, **kwargs) -> None:
@@ -24,21 +23,17 @@ def named_parser(prog: str) -> type[LightningArgumentParser]:
 
 
 def asks_help(args: list[str]) -> bool:
-    return any(arg in ("-h", "--help") for arg in args) and not any(
-        arg.startswith("--model") for arg in args
-    )
+    asked = any(arg in ("-h", "--help") for arg in args)
+    return asked and not any(arg.startswith("--model") for arg in args)
 
 
 def default_model_help(prog: str) -> str:
     """The options of the default model, which `--help` of a subclass-mode CLI leaves out."""
     kind = DEFAULT_MODEL
     model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
-    parser = named_parser(prog)(
-        description=f"the default model's options ({kind.name}; another model's: "
-        f"--model NAME --model.help NAME)"
-    )
+    another = "another model's: --model NAME --model.help NAME"
+    parser = named_parser(prog)(description=f"the default model's options ({kind.name}; {another})")
     linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
     parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
     text = parser.format_help()  # without a second usage line, nor a second -h
-    text = re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
-    return text
+    return re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])

@@ -1,6 +1,5 @@
-"""What `--ckpt_path` brings to a training command, resolved once, before LightningCLI is built:
-the checkpoint (read and checked by building it), the run it continues, the settings that go
-in front of the user's options, and the data file it was trained on, found from any folder."""
+"""What `--ckpt_path` brings to a training command, resolved before LightningCLI is built: the
+checkpoint, the run it continues, its settings (before the user's) and its data file."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from makemore_pl.cli.runs import (
     newest_training_run,
     run_of_checkpoint,
 )
-from makemore_pl.core.data_identity import DataFile, locate
+from makemore_pl.core.data_identity import locate
 from makemore_pl.core.errors import CheckpointError, CommandError, UserError
 from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.models.registry import kind_of_class_path
@@ -38,10 +37,27 @@ class Resolved:
     front: list[str] = field(default_factory=list)  # options before the user's (theirs win)
     notes: list[str] = field(default_factory=list)  # said once, before the run
 
+    def check_not_complete(self, trainer: Any) -> None:
+        """A run that has trained as far as asked says so instead of touching its files."""
+        if self.saved is None:
+            return
+        checkpoint, step = self.saved.checkpoint, self.saved.checkpoint["global_step"]
+        done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+        epochs = done.get("current", {}).get("processed", checkpoint.get("epoch", 0))
+        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+        by_epochs = max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
+        by_steps = max_steps is not None and max_steps >= 0 and step >= max_steps
+        if by_epochs or by_steps:
+            limit = f"max_epochs {max_epochs}" if by_epochs else f"max_steps {max_steps}"
+            raise RunComplete(
+                f"{self.saved.path}: the run is complete ({epochs} epochs, step {step}, {limit}); "
+                f"to train further, add e.g. --trainer.max_epochs {epochs + max(epochs, 1)}"
+            )
+
 
 def given(args: list[str], key: str) -> Any:
-    """The value a command line gives a dotted option, `--key V`, `--key=V` or inside a
-    `--config` file or text; the last one wins, as when it is parsed."""
+    """The value a command line gives a dotted option (`--key V`, `--key=V`, in a `--config`);
+    the last one wins, as when it is parsed."""
     value = None
     for i, arg in enumerate(args):
         name, has_value, inline = arg.partition("=")
@@ -91,9 +107,8 @@ def resolve(command: str, args: list[str]) -> Resolved:
 
 
 def start_again(ckpt_path: str, root: str | None) -> Resolved:
-    """`fit --ckpt_path last|best` without that checkpoint: a run killed before its first
-    checkpoint starts again with its own config.yaml (options given still win); a run
-    another process is training is refused; with no run at all, a new run starts."""
+    """`fit --ckpt_path last|best` without that checkpoint: a run killed before its first one
+    starts again with its config.yaml; one being trained is refused; else a new run starts."""
     run = newest_training_run(Path(root or ".", "lightning_logs"))
     if run is not None and is_being_trained(run):
         raise CommandError(
@@ -122,10 +137,8 @@ def run_config(path: Path) -> str:
 def data_file_of(
     saved: SavedModel, command: str, typed: str, args: list[str]
 ) -> tuple[str | None, str | None]:
-    """(the --data.path to use, or None to keep the given one; a one-line note, or None).
-
-    A resume must train on the recorded content; `test`/`validate`/`predict` take another file
-    only when it is given with --data.path, and say so."""
+    """(the --data.path to use or None, a note or None): a resume trains on the recorded content;
+    the other commands take another file only when given with --data.path, and say so."""
     recorded = saved.data_file
     if recorded is None:  # a checkpoint of an older makemore_pl: the path as saved
         return None, None
@@ -149,38 +162,16 @@ def data_file_of(
         return None, None  # the checkpoint's characters are enough to score other names
     if recorded.sha256 == NAMES_SHA256:  # the canonical names.txt: downloaded where it was
         return recorded.path, None
-    raise missing_data(saved, recorded, typed)
-
-
-def missing_data(saved: SavedModel, recorded: DataFile, typed: str) -> CheckpointError:
     state = "has changed" if Path(recorded.path).exists() else "is gone"
     here = "holds other data" if Path(typed).is_file() else "is missing"
-    return saved.error(
+    raise saved.error(
         f"the data file it was trained on, {recorded.describe()}, {state} (and {typed} here "
         f"{here}); pass --data.path FILE to use another file"
     )
 
 
-def check_not_complete(saved: SavedModel, trainer: Any) -> None:
-    """A run that has trained as far as asked says so instead of touching its files."""
-    checkpoint = saved.checkpoint
-    done = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
-    epochs = done.get("current", {}).get("processed", checkpoint.get("epoch", 0))
-    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-    by_epochs = max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
-    by_steps = max_steps is not None and max_steps >= 0 and checkpoint["global_step"] >= max_steps
-    if by_epochs or by_steps:
-        limit = f"max_epochs {max_epochs}" if by_epochs else f"max_steps {max_steps}"
-        raise RunComplete(
-            f"{saved.path}: the run is complete ({epochs} epochs, step "
-            f"{checkpoint['global_step']}, {limit}); to train further, add e.g. "
-            f"--trainer.max_epochs {epochs + max(epochs, 1)}"
-        )
-
-
 def require_weights_only(config: Any) -> None:
-    """Sets a command's `weights_only` to True: Lightning's default, None, defers to torch.load's,
-    which is False before torch 2.6. Refuses an explicit False."""
+    """weights_only=True, always (Lightning's None defers to torch.load: False before 2.6)."""
     if config.weights_only is False:
         raise CheckpointError(
             "--weights_only false: makemore_pl loads checkpoints with weights_only=True only, so "

@@ -1,8 +1,4 @@
-"""Run folders: `lightning_logs/version_<N>_<name>/`, claimed atomically, found again by best/last.
-
-A run folder holds the TensorBoard events, `config.yaml` and `checkpoints/`. Its name carries a
-number (newest = highest) and a run name, so that TensorBoard's run selector tells runs apart.
-"""
+"""Run folders `lightning_logs/version_<N>_<name>/`, claimed atomically, found by best/last."""
 
 from __future__ import annotations
 
@@ -16,9 +12,18 @@ from pathlib import Path
 from makemore_pl.core.errors import CheckpointError, CommandError
 
 RUN_FOLDER = re.compile(r"version_(\d+)(_[^/]*)?")  # version_3 or version_3_trigram-adam
-# set in the environment by the process that claimed the run, so that the processes a
-# multi-device launch starts join that run instead of claiming new ones
+# set by the process that claimed the run: the processes of a multi-device launch join it
 RUN_ENV = "MAKEMORE_PL_RUN_FOLDER"
+# how launchers that start every process themselves (torchrun, SLURM, MPI, or one that sets
+# Lightning's LOCAL_RANK and NODE_RANK) tell a process its rank and the launch's size
+RANK_AND_SIZE = (
+    ("RANK", "WORLD_SIZE"),
+    ("SLURM_PROCID", "SLURM_NTASKS"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("PMI_RANK", "PMI_SIZE"),
+    ("LOCAL_RANK", "WORLD_SIZE"),
+    ("NODE_RANK", "WORLD_SIZE"),
+)
 
 
 def run_number(folder: Path) -> int | None:
@@ -33,9 +38,8 @@ def runs(logs: Path) -> list[Path]:
 
 
 def newest_training_run(logs: Path) -> Path | None:
-    """The newest run with a checkpoints folder, which `fit` creates before its first step: a
-    run killed before its first checkpoint is still the newest, so that `last` starts it afresh
-    instead of continuing an older run with other options."""
+    """The newest run with a checkpoints folder (made before fit's first step): `last` starts a
+    run killed before its first checkpoint afresh, not an older run with other options."""
     trained = [run for run in runs(logs) if (run / "checkpoints").is_dir()]
     return trained[-1] if trained else None
 
@@ -48,36 +52,29 @@ def find_run_checkpoint(logs: Path, which: str) -> Path | None:
 
 
 def find_named_checkpoint(ckpt_path: str, root: str | None, required: bool = True) -> str | None:
-    """The one resolver of `--ckpt_path`: 'best' or 'last' -> that checkpoint of the newest
-    training run under root/lightning_logs; any other value is a path, returned as it is.
-    Without such a checkpoint: None, or with `required` a CommandError saying what to do."""
+    """`--ckpt_path`: 'best' or 'last' of the newest training run under root/lightning_logs (or
+    None, or with `required` an error), else a path as it is."""
     if ckpt_path not in ("best", "last"):
         return ckpt_path
     logs = Path(root or ".", "lightning_logs")
     path = find_run_checkpoint(logs, ckpt_path)
-    if path is not None:
-        return str(path)
-    if not required:
-        return None
-    raise CommandError(
-        f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt in the newest training run under {logs}; "
-        "train one with `fit` or pass a checkpoint path"
-    )
+    if path is None and required:
+        raise CommandError(
+            f"--ckpt_path {ckpt_path}: no {ckpt_path}.ckpt in the newest training run under "
+            f"{logs}; train one with `fit` or pass a checkpoint path"
+        )
+    return None if path is None else str(path)
 
 
 def run_of_checkpoint(path: str | Path) -> Path | None:
     """The run folder a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), if any."""
-    run = Path(path).resolve().parent.parent
-    return (
-        run
-        if Path(path).resolve().parent.name == "checkpoints" and run_number(run) is not None
-        else None
-    )
+    folder = Path(path).resolve().parent
+    in_run = folder.name == "checkpoints" and run_number(folder.parent) is not None
+    return folder.parent if in_run else None
 
 
 def new_run_folder(logs: Path, name: str) -> Path:
-    """Creates the next `version_<N>_<name>` folder. Claims are serialised by a lock on
-    `logs/.claim.lock`, so two runs starting at the same moment get different numbers."""
+    """Creates the next `version_<N>_<name>` folder, numbered under a lock on `.claim.lock`."""
     joined = os.environ.get(RUN_ENV)
     if joined:
         return Path(joined)
@@ -92,23 +89,7 @@ def new_run_folder(logs: Path, name: str) -> Path:
             folder.mkdir()
             return folder
     except OSError as err:
-        raise CheckpointError(
-            f"cannot write the run's logs and checkpoints to {str(logs)!r} ({err.strerror}); "
-            "set --trainer.default_root_dir to a folder you can write to"
-        ) from None
-
-
-# how the launchers that start every process themselves (torchrun, SLURM, MPI, or one that sets
-# Lightning's LOCAL_RANK and NODE_RANK) tell a process its place: a rank and the launch's size.
-# A launch by Lightning itself passes the run folder in RUN_ENV instead.
-RANK_AND_SIZE = (
-    ("RANK", "WORLD_SIZE"),
-    ("SLURM_PROCID", "SLURM_NTASKS"),
-    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-    ("PMI_RANK", "PMI_SIZE"),
-    ("LOCAL_RANK", "WORLD_SIZE"),
-    ("NODE_RANK", "WORLD_SIZE"),
-)
+        raise unwritable(logs, err) from None
 
 
 def first_process() -> bool:
@@ -128,9 +109,8 @@ def safe_name(name: str) -> str:
 
 
 def lock_run(run: Path):
-    """Holds an exclusive lock on the run while this process trains it: a second `fit` of the
-    same run (say, `--ckpt_path last` while it is still training) is refused instead of two
-    writers taking turns at its checkpoints. The lock ends with the process."""
+    """An exclusive lock on the run while this process trains it, so that a second `fit` of it
+    is refused instead of taking turns at its checkpoints; it ends with the process."""
     handle = open(run / ".training.lock", "a")  # noqa: SIM115 (held for the whole run)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,22 +136,23 @@ def is_being_trained(run: Path) -> bool:
 
 
 def remove_if_unstarted(run: Path) -> None:
-    """Removes a run folder that holds no checkpoint (its command failed or was stopped before
-    the first): as the newest run, it would hide an older run's best.ckpt from `--ckpt_path
-    best`, and its logs show nothing yet."""
+    """Removes a run without a checkpoint: as the newest, it would hide an older best.ckpt."""
     if not any((run / "checkpoints").glob("*.ckpt")):
         shutil.rmtree(run, ignore_errors=True)
 
 
 def check_writable(folder: str | Path) -> None:
-    """Creates `folder` and a file in it, so that a run fails before training, not at its first
-    checkpoint, when it cannot write its logs or checkpoints."""
+    """Creates `folder` and a file in it: a run fails before training, not at its checkpoint."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise CheckpointError(
-            f"cannot write the run's logs and checkpoints to {str(folder)!r} ({err.strerror}); "
-            "set --trainer.default_root_dir to a folder you can write to"
-        ) from None
+        raise unwritable(folder, err) from None
+
+
+def unwritable(folder: str | Path, err: OSError) -> CheckpointError:
+    return CheckpointError(
+        f"cannot write the run's logs and checkpoints to {str(folder)!r} ({err.strerror}); "
+        "set --trainer.default_root_dir to a folder you can write to"
+    )

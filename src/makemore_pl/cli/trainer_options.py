@@ -1,5 +1,4 @@
-"""Trainer and data options checked before any run folder is made: the device, counts that
-Lightning expects positive, precision, empty splits, the seed."""
+"""Trainer and data options checked before any run folder is made."""
 
 from __future__ import annotations
 
@@ -10,6 +9,19 @@ from lightning.pytorch.utilities import rank_zero_info
 from makemore_pl.core.data import NamesData
 from makemore_pl.core.devices import device_of, has_float64
 from makemore_pl.core.errors import CommandError
+
+# Trainer options that count something: Lightning divides by some (ZeroDivisionError) and
+# silently trains nothing with others
+POSITIVE = ("accumulate_grad_batches", "check_val_every_n_epoch", "log_every_n_steps")
+FIT_POSITIVE = ("max_epochs", "max_steps", "limit_train_batches")
+NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
+
+
+def check_options(command: str, config: Any) -> None:
+    """The device, the strategy, counts and precision of a command's parsed config."""
+    check_device(config.trainer)
+    check_trainer_options(command, config.trainer)
+    check_precision(command, config.trainer, config.model)
 
 
 def check_device(trainer: Any) -> None:
@@ -26,23 +38,14 @@ def check_device(trainer: Any) -> None:
         )
 
 
-# Trainer options that count something: Lightning divides by some (ZeroDivisionError) and
-# silently trains nothing with others
-POSITIVE = ("accumulate_grad_batches", "check_val_every_n_epoch", "log_every_n_steps")
-FIT_POSITIVE = ("max_epochs", "max_steps", "limit_train_batches")
-NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
-
-
 def check_trainer_options(command: str, trainer: Any) -> None:
-    """Counts Lightning expects positive, checked before any run folder is made."""
     strategy = trainer.get("strategy")
     if isinstance(strategy, str) and "spawn" in strategy:
         raise CommandError(
             f"--trainer.strategy {strategy}: not supported (a spawned process cannot be handed "
             "the run's open lock and data); use --trainer.strategy ddp"
         )
-    names = POSITIVE + (FIT_POSITIVE if command == "fit" else ())
-    for name in names:
+    for name in POSITIVE + (FIT_POSITIVE if command == "fit" else ()):
         value = trainer.get(name)
         if value is None or isinstance(value, bool) or value == NO_LIMIT and "max_" in name:
             continue
@@ -52,8 +55,7 @@ def check_trainer_options(command: str, trainer: Any) -> None:
 
 
 def check_precision(command: str, trainer: Any, model: Any) -> None:
-    """float16 weights cannot train with Adam: its eps (1e-8) is 0 in float16, so the first
-    step divides by zero whatever the learning rate."""
+    """Adam cannot train float16 weights: its eps (1e-8) is 0 in float16."""
     init_args = model.get("init_args") if hasattr(model, "get") else None
     optimizer = init_args.get("optimizer") if init_args is not None else None
     if command == "fit" and str(trainer.get("precision")) == "16-true" and optimizer == "adam":
@@ -65,15 +67,14 @@ def check_precision(command: str, trainer: Any, model: Any) -> None:
 
 
 def check_splits(command: str, data: NamesData) -> None:
-    """A split the command uses must hold names: fit trains on train (and checks val unless it
-    is asked not to), test and validate read their own; predict has its own file to score."""
+    """A split the command uses must hold names (predict of its own file reads none)."""
     config = data.config
     used = {"fit": ["train"], "validate": ["val"], "test": ["test"]}.get(command, [])
     if command == "predict" and not config.predict_path:
         used = ["test"]
     if command == "fit" and config.val_fraction > 0:
         used.append("val")
-    if not used:  # predict of its own file reads no data file
+    if not used:
         return
     num_words = len(set(data.words)) if config.dedupe else data.scan.num_names
     sizes = config.split_sizes(num_words)

@@ -1,10 +1,4 @@
-"""fit, validate, test and predict: LightningCLI on its public hooks, with runs that resume.
-
-`--ckpt_path best|last|PATH` is resolved before anything is built (`makemore_pl.cli.resume`):
-`fit` of a run's checkpoint continues that run with its own saved config.yaml (options given on
-the command line still win); the other commands take the checkpoint's settings, so a trigram is
-tested on its own split. The arguments are then parsed once.
-"""
+"""fit/validate/test/predict: LightningCLI on its public hooks; `--ckpt_path` is resolved first."""
 
 from __future__ import annotations
 
@@ -18,35 +12,15 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from makemore_pl.cli import runs
 from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
-from makemore_pl.cli.interrupts import interrupts_raised
+from makemore_pl.cli.interrupts import raise_interrupted, sigint_handled_by
 from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
 from makemore_pl.cli.plain.baseline import counting_model
 from makemore_pl.cli.plain.command import flag
-from makemore_pl.cli.resume import (
-    Resolved,
-    RunComplete,
-    check_not_complete,
-    require_weights_only,
-    resolve,
-)
-from makemore_pl.cli.runs import (
-    RUN_ENV,
-    check_writable,
-    lock_run,
-    new_run_folder,
-    remove_if_unstarted,
-    run_of_checkpoint,
-    safe_name,
-)
-from makemore_pl.cli.trainer_options import (
-    check_device,
-    check_precision,
-    check_seed,
-    check_splits,
-    check_trainer_options,
-)
+from makemore_pl.cli.resume import Resolved, RunComplete, require_weights_only, resolve
+from makemore_pl.cli.trainer_options import check_options, check_seed, check_splits
 from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, SettingError, UserError
 from makemore_pl.core.files import check_writable_target
@@ -63,7 +37,7 @@ from makemore_pl.lit.datamodule import NamesDataModule
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PREDICTIONS, PredictionWriter
-from makemore_pl.lit.progress import ModelLine, progress_display
+from makemore_pl.lit.progress import ModelLine, PlainProgress, ReadableProgressBar
 from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
 
 OPTIONS = """
@@ -79,24 +53,31 @@ VERBOSE = "\n            verbose: print the results table."
 
 
 class MakemoreTrainer(Trainer):
-    """The Lightning Trainer, its commands documented as this package runs them: LightningCLI
-    takes each command's help, and its options' help, from these docstrings."""
+    """The Lightning Trainer, loading checkpoints as weights only; its docstrings are the help."""
 
     def fit(self, model, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True):
         return super().fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
     def validate(
-        self, model=None, ckpt_path: str | None = None, verbose: bool = True, datamodule=None,
+        self,
+        model=None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+        datamodule=None,
         weights_only: bool = True,
-    ):  # fmt: skip
+    ):
         return super().validate(
             model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
         )
 
     def test(
-        self, model=None, ckpt_path: str | None = None, verbose: bool = True, datamodule=None,
+        self,
+        model=None,
+        ckpt_path: str | None = None,
+        verbose: bool = True,
+        datamodule=None,
         weights_only: bool = True,
-    ):  # fmt: skip
+    ):
         return super().test(
             model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
         )
@@ -104,22 +85,17 @@ class MakemoreTrainer(Trainer):
     def predict(
         self, model=None, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True
     ):
-        return super().predict(
-            model, datamodule=datamodule, return_predictions=False, ckpt_path=ckpt_path,
-            weights_only=True,
-        )  # fmt: skip
+        kept = {"datamodule": datamodule, "ckpt_path": ckpt_path}
+        return super().predict(model, **kept, return_predictions=False, weights_only=True)
 
 
 for _name in ("fit", "validate", "test", "predict"):  # each command's help, from the table
     _verbose = VERBOSE if _name in ("validate", "test") else ""
-    getattr(MakemoreTrainer, _name).__doc__ = COMMANDS[_name].help + OPTIONS.format(
-        verbose=_verbose
-    )
+    getattr(MakemoreTrainer, _name).__doc__ = COMMANDS[_name] + OPTIONS.format(verbose=_verbose)
 
 
 class SaveFitConfig(SaveConfigCallback):
-    """config.yaml is the training run's: `test` or `predict` of its checkpoint, which log into
-    the same folder, leave it as it is."""
+    """config.yaml is the training run's: `test` or `predict` in its folder leave it alone."""
 
     def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
         if stage == "fit":
@@ -130,9 +106,8 @@ class MakemoreCLI(LightningCLI):
     """Links the data's vocabulary and order into the model; runs in a run folder of its own."""
 
     exit_code = 0
-    lock = None  # the run's lock, held by the process that writes the run (rank 0) during fit
-    fresh_run = False  # the run folder was made by this command (and is removed if it fails
-    # before its first checkpoint)
+    lock = None  # the run's lock, held during fit by the process that writes the run (rank 0)
+    fresh_run = False  # the run folder was made by this command (removed if it fails unstarted)
 
     def __init__(self, *args, resolved: Resolved | None = None, **kwargs) -> None:
         self.resolved = resolved or Resolved()
@@ -141,7 +116,7 @@ class MakemoreCLI(LightningCLI):
         except BaseException:  # refused options, bad data, Ctrl-C: before the first checkpoint,
             # the newest run would hide an older run's best.ckpt from `--ckpt_path best`
             if self.fresh_run:
-                remove_if_unstarted(self.run)
+                runs.remove_if_unstarted(self.run)
             raise
 
     @property
@@ -160,19 +135,11 @@ class MakemoreCLI(LightningCLI):
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
-        parser.add_argument(
-            "--run_name",
-            type=str | None,
-            default=None,
-            help="name shown in TensorBoard's run selector; default: the order and the model",
-        )
-        parser.add_argument(
-            "--output",
-            type=str | None,
-            default=None,
-            help="predict: where to write the TSV of scored names; default: predictions.tsv in "
-            "the checkpoint's run folder",
-        )
+        run_name = "name shown in TensorBoard's run selector; default: the order and the model"
+        parser.add_argument("--run_name", type=str | None, default=None, help=run_name)
+        output = "predict: where to write the TSV of scored names; default: predictions.tsv in "
+        output += "the checkpoint's run folder"
+        parser.add_argument("--output", type=str | None, default=None, help=output)
         parser.set_defaults({"trainer.enable_model_summary": False})
 
     def parse_arguments(self, parser, args) -> None:
@@ -189,30 +156,27 @@ class MakemoreCLI(LightningCLI):
         config.ckpt_path = None
 
     def data_vocab_size(self, data: NamesDataModule) -> int:
-        self.adopt_checkpoint_vocabulary(data)
-        return data.data.vocab_size
+        return self.adopt_checkpoint_vocabulary(data).vocab_size
 
     def data_chars(self, data: NamesDataModule) -> list[str]:
-        self.adopt_checkpoint_vocabulary(data)
-        return data.data.chars
+        return self.adopt_checkpoint_vocabulary(data).chars
 
-    def adopt_checkpoint_vocabulary(self, data: NamesDataModule) -> None:
+    def adopt_checkpoint_vocabulary(self, data: NamesDataModule):
         """A checkpoint knows its characters: scoring --data.predict_path needs no training file."""
         chars = self.saved.model.config.chars if self.saved is not None else None
         if chars is not None and data.config.predict_path and not data.data.path.is_file():
             data.data.adopt_vocabulary(chars)
+        return data.data
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
         config = self.config[self.subcommand]
-        check_device(config.trainer)  # before any folder is made
-        check_trainer_options(self.subcommand, config.trainer)
-        check_precision(self.subcommand, config.trainer, config.model)
+        check_options(self.subcommand, config)  # before any folder is made
         if self.saved is not None:
             config.ckpt_path = self.saved.path
-            if self.subcommand == "fit":
-                check_not_complete(self.saved, config.trainer)
+        if self.subcommand == "fit":
+            self.resolved.check_not_complete(config.trainer)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
@@ -226,8 +190,7 @@ class MakemoreCLI(LightningCLI):
             self.saved.check_fits(self.datamodule.data)
         check_splits(self.subcommand, self.datamodule.data)
         if self.subcommand == "predict" and config.get("output"):
-            output = Path(config["output"])
-            check_writable_target(output, CommandError, self.inputs(), PREDICTIONS)
+            check_writable_target(Path(config["output"]), CommandError, self.inputs(), PREDICTIONS)
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
@@ -239,25 +202,26 @@ class MakemoreCLI(LightningCLI):
         # ModelLine (fit only) prints before the bar starts drawing, never onto it
         callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:
-            callbacks.append(progress_display(sys.stdout.isatty()))
+            callbacks.append(ReadableProgressBar() if sys.stdout.isatty() else PlainProgress())
         if self.subcommand == "predict":
-            callbacks.append(PredictionWriter(self.predictions_path(config), self.inputs()))
+            path = Path(config.get("output") or self.run / "predictions.tsv")
+            callbacks.append(PredictionWriter(path, self.inputs()))
         kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
         return super().instantiate_trainer(**kwargs)
 
     def claim_run(self, config) -> Path:
         """The run this command writes to: the checkpoint's own, or a new one."""
-        resumed = run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
+        resumed = runs.run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
         if resumed is not None:
             return resumed
-        joined = os.environ.get(RUN_ENV)
+        joined = os.environ.get(runs.RUN_ENV)
         root = Path(config["trainer"].get("default_root_dir") or ".")
         name = config.get("run_name") or self.default_name()
         prefix = "" if self.subcommand == "fit" else f"{self.subcommand}-"
         # one form, absolute, so that a resumed checkpoint callback finds its own folder again
-        run = new_run_folder(root / "lightning_logs", safe_name(prefix + name)).resolve()
+        run = runs.new_run_folder(root / "lightning_logs", runs.safe_name(prefix + name)).resolve()
         self.fresh_run = joined is None and run.is_dir()  # made here, by this process
-        os.environ[RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
+        os.environ[runs.RUN_ENV] = str(run)  # processes a multi-device launch starts join this run
         return run
 
     def default_name(self) -> str:
@@ -267,29 +231,24 @@ class MakemoreCLI(LightningCLI):
         return kind.run_name(self.model.config)
 
     def inputs(self) -> tuple[str | None, ...]:
-        """The files this command reads, which none of its outputs may replace: the data, the
-        names to score and the checkpoint (None where there is none)."""
+        """The files this command reads, never to be replaced: data, names to score, checkpoint."""
         data, saved = self.datamodule, self.saved
         return (str(data.data.path), data.config.predict_path, saved and saved.path)
 
-    def predictions_path(self, config) -> Path:
-        return Path(config.get("output") or self.run / "predictions.tsv")
-
     def after_instantiate_classes(self) -> None:
-        """Fails before the run starts on a folder the run could not write its logs and
-        checkpoints to; takes the run's lock for `fit`."""
+        """Fails early on a run folder it cannot write to; takes the run's lock for `fit`."""
         if self.subcommand is not None and self.trainer.is_global_zero:
-            check_writable(self.run)
+            runs.check_writable(self.run)
             if self.subcommand == "fit":
-                check_writable(self.run / "checkpoints")
-                self.lock = lock_run(self.run)
+                runs.check_writable(self.run / "checkpoints")
+                self.lock = runs.lock_run(self.run)
 
     def after_fit(self) -> None:
         if self.lock is not None:  # the other processes of a multi-device run hold none
             self.lock.close()  # the run is free to be resumed
         stop = next(cb for cb in self.trainer.callbacks if isinstance(cb, StopOnSignal))
         best = next(cb for cb in self.trainer.callbacks if isinstance(cb, BestCheckpoint))
-        if stop.signal_name is not None:
+        if stop.received is not None:
             self.exit_code = stop.exit_code
             last = Path(self.run, "checkpoints", "last.ckpt")
             rank_zero_info(stop.message(last, self.command_line("fit", "last")))
@@ -307,18 +266,15 @@ class MakemoreCLI(LightningCLI):
         if len(val) == 0:
             return None
         counting = counting_model(data, "auto").counts_nll(val)
-        sweep = (
-            f"{self.parser.prog} sweep --data.path {data.config.path} "
-            f"--data.context_size {data.context_size}"
-        )
+        sweep = f"{self.parser.prog} sweep --data.path {data.config.path} "
+        sweep += f"--data.context_size {data.context_size}"
         last = self.trainer.callback_metrics.get("val_nll")
         improving = last is not None and float(last) <= best
         minibatch = data.config.batch_size is not None
         return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
     def command_line(self, command: str, checkpoint: str) -> str:
-        """How to call this package again for the same run folder (options after the command,
-        where its parser takes them)."""
+        """How to call this package again for the same run folder."""
         root = self.config.fit.trainer.default_root_dir
         where = f" --trainer.default_root_dir {root}" if root not in (None, ".") else ""
         return f"{self.parser.prog} {command}{where} --ckpt_path {checkpoint}"
@@ -345,7 +301,7 @@ def user_error_in(err: BaseException) -> UserError | None:
 def run_training(prog: str, args: list[str]) -> int:
     """Runs a training command; returns the exit status."""
     quiet_console(args[0])
-    joined = os.environ.get(RUN_ENV)  # set when this process is one of a multi-device launch
+    joined = os.environ.get(runs.RUN_ENV)  # set when this process is one of a multi-device launch
     for kind in MODELS.values():  # --model SuffixLitModule finds the classes imported
         importlib.import_module(kind.lit_module)
     try:
@@ -363,13 +319,13 @@ def run_training(prog: str, args: list[str]) -> int:
         raise user_error_in(err) or err from None
     finally:
         if joined is None:
-            os.environ.pop(RUN_ENV, None)
+            os.environ.pop(runs.RUN_ENV, None)
     return cli.exit_code
 
 
 def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
     """The CLI, run on `args`; Ctrl-C raises Interrupted but while training runs."""
-    with interrupts_raised():
+    with sigint_handled_by(raise_interrupted):
         resolved = resolve(args[0], args[1:])
         for note in resolved.notes:
             rank_zero_info(note)

@@ -1,2 +1,1 @@
-"""Words, vocabulary, context keys, n-gram counts, batches, the split and sampling: torch and
-numpy only."""
+"""Words, vocabulary, context keys, n-gram counts, batches, sampling: torch and numpy only."""

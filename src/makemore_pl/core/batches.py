@@ -9,19 +9,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from makemore_pl.core.contexts import INT64_LIMIT
 from makemore_pl.core.errors import DataError
 from makemore_pl.core.ngrams import NgramCounts
 
 Batch = tuple[Tensor, Tensor, Tensor]  # contexts (B, c), next characters (B,), counts (B,)
-SEED_MODULUS = 2**63  # torch.Generator seeds are below this
+ONE_HOT_LIMIT = 4 * 2**30  # bytes of one one-hot batch; the same model by index needs none
 
 
 def counts_table(counts: NgramCounts) -> Batch:
-    """The distinct (context, next) rows of some n-gram counts, with how often each occurs.
-
-    A count-weighted mean over these rows equals the mean over all the examples counted, in
-    value and in gradient, at a few thousand rows instead of hundreds of thousands.
-    """
+    """Distinct (context, next) rows with counts: their weighted mean is every example's mean."""
     x, y = counts.pairs()
     return x, y, counts.counts.float()
 
@@ -37,14 +34,10 @@ def example_table(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Batch:
 
 
 class TensorBatches(Dataset):
-    """(X, Y, counts) tensors whose item is a whole batch: indexed by a slice or index tensor.
+    """(X, Y, counts) tensors whose item is a whole batch, indexed by a slice or index tensor.
 
-    With several processes, each keeps the rows of the batch whose context it owns (`owner`,
-    one rank per row). A context's rows thus meet on one process in their usual order, so each
-    row of W gets its gradient summed as on one device and the all-reduce adds zeros to it:
-    one and several processes train the same weights, instead of drifting apart where Adam
-    magnifies the rounding noise of a split sum.
-    """
+    Each process keeps the rows whose context it owns (`owner`: a rank per row), so that each
+    row of W sums its gradient as on one device and several processes train the same weights."""
 
     def __init__(self, table: Batch, owner: Tensor | None = None, rank: int = 0) -> None:
         self.table, self.owner, self.rank = table, owner, rank
@@ -61,11 +54,8 @@ class TensorBatches(Dataset):
 
 
 class BatchSlices(Sampler):
-    """Yields one batch's rows at a time: slices in order, or a fresh permutation per epoch.
-
-    The permutation is a function of (seed, epoch) alone, so a resumed run sees the same batches
-    as an uninterrupted one; Lightning calls `set_epoch` before each epoch.
-    """
+    """One batch's rows at a time: slices in order, or a permutation of (seed, epoch) alone, so
+    that a resumed run sees the same batches (Lightning calls `set_epoch`)."""
 
     def __init__(self, num_rows: int, batch_size: int | None, shuffle: bool, seed: int) -> None:
         self.num_rows, self.seed, self.epoch = num_rows, seed, 0
@@ -84,7 +74,7 @@ class BatchSlices(Sampler):
                 yield slice(start, start + self.batch_size)
             return
         # modulo 2**63: any seed the data accepts stays a valid generator seed
-        seed = (self.seed * 1_000_003 + self.epoch) % SEED_MODULUS
+        seed = (self.seed * 1_000_003 + self.epoch) % INT64_LIMIT
         generator = torch.Generator().manual_seed(seed)
         yield from torch.randperm(self.num_rows, generator=generator).split(self.batch_size)
 
@@ -92,19 +82,12 @@ class BatchSlices(Sampler):
 def one_hot_rows(rows: Tensor, num_rows: int, dtype: torch.dtype) -> Tensor:
     """(B,) table rows -> (B, num_rows) one-hot, written straight in `dtype` (F.one_hot would
     first build an int64 copy, 8 bytes per cell: 1.3 GB for the trigram's full batch)."""
-    check_one_hot_size(len(rows), num_rows, dtype)
-    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
-    return out.scatter_(1, rows[:, None], 1.0)
-
-
-ONE_HOT_LIMIT = 4 * 2**30  # bytes of one one-hot batch; the same model by index needs none
-
-
-def check_one_hot_size(batch: int, num_rows: int, dtype: torch.dtype) -> None:
-    size = batch * num_rows * torch.empty(0, dtype=dtype).element_size()
+    size = len(rows) * num_rows * torch.empty(0, dtype=dtype).element_size()
     if size > ONE_HOT_LIMIT:
         raise DataError(
-            f"a one-hot batch of {batch:,} rows × {num_rows:,} contexts would take "
+            f"a one-hot batch of {len(rows):,} rows × {num_rows:,} contexts would take "
             f"{size / 2**30:,.1f} GiB, above the {ONE_HOT_LIMIT // 2**30} GiB limit; use "
             "--data.encoding index (the same model and numbers) or a smaller --data.batch_size"
         )
+    out = torch.zeros(len(rows), num_rows, dtype=dtype, device=rows.device)
+    return out.scatter_(1, rows[:, None], 1.0)

@@ -1,9 +1,6 @@
-"""Context keys: a context of c token ids as one integer, its row of the V**c table, and back.
-
-A context (x_1 .. x_c) is the base-V number sum(x_i * V**(c - i)), most significant first, so
-the last k characters of a context are its k lowest digits (`suffix`), and an n-gram's key is
-`row(context) * V + next`. This module is the one place that does the arithmetic.
-"""
+"""Context keys: a context (x_1 .. x_c) is the base-V number sum(x_i * V**(c - i)), its row of
+the V**c table; its last k characters are its k lowest digits, and an n-gram's key is
+`row * V + next`."""
 
 from __future__ import annotations
 
@@ -12,16 +9,9 @@ import math
 import torch
 from torch import Tensor
 
-from makemore_pl.core.errors import DataError, SettingError
+from makemore_pl.core.errors import DataError
 
 INT64_LIMIT = 2**63  # keys are int64: every key stays below this
-
-
-def check_sizes(vocab_size: int, context_size: int) -> None:
-    """The one check of a model's or the data's sizes: whole numbers, 1 or more."""
-    for name, value in (("vocab_size", vocab_size), ("context_size", context_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SettingError(name, f"must be at least 1, got {value!r}")
 
 
 def context_rows(x: Tensor, vocab_size: int) -> Tensor:
@@ -48,8 +38,7 @@ def ngram_keys(x: Tensor, y: Tensor, vocab_size: int) -> Tensor:
 
 
 def sliding_keys(stream: Tensor, vocab_size: int, context_size: int) -> Tensor:
-    """(L,) token ids -> (L - c,) keys of every window of c + 1 tokens, the one ending at
-    position c + i at i, in place over one copy (no (L, c + 1) table of windows)."""
+    """(L,) token ids -> (L - c,) keys of every window of c + 1 tokens, computed in place."""
     width = len(stream) - context_size
     keys = stream[:width].clone()
     for j in range(1, context_size + 1):
@@ -87,7 +76,7 @@ def power_shown(base: int, exponent: int) -> str:
 
 def check_keys_fit(vocab_size: int, context_size: int) -> None:
     """A DataError, saying the size, the limit and the way out, if keys would overflow int64."""
-    # V >= 2: past 63 the power alone overflows int64 (and a huge one takes long to compute)
+    # past 63 the power overflows anyway (V >= 2), and a huge one takes long to compute
     if context_size + 1 <= 63 and vocab_size ** (context_size + 1) < INT64_LIMIT:
         return
     largest = largest_context_size(vocab_size)

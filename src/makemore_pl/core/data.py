@@ -1,10 +1,4 @@
-"""Words in, n-grams out: the data's settings, the split, and `NamesData` (no Lightning here).
-
-`NamesData` gives the counting models streaming n-gram counts (`ngram_counts`: the file read in
-chunks, memory for the distinct n-grams only) and the neural model its example tensors
-(`examples`, built on first use: memory for every token). `makemore_pl.lit.datamodule` adds what
-the Lightning Trainer needs.
-"""
+"""Words in, n-grams out: the data's settings, the split, and `NamesData` (no Lightning here)."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ from typing import Literal, TypeVar
 import torch
 from torch import Tensor
 
-from makemore_pl.core.contexts import check_keys_fit
+from makemore_pl.core.contexts import INT64_LIMIT, check_keys_fit
 from makemore_pl.core.errors import DataError, SettingError
 from makemore_pl.core.ngrams import NgramCounter, NgramCounts, window_keys
 from makemore_pl.core.settings import Settings, of_type, one_of, setting, takes_settings, whole
@@ -25,7 +19,6 @@ from makemore_pl.core.vocabulary import Vocabulary, build_ngrams
 from makemore_pl.core.words import NameScan, download_names, load_words, name_chunks, scan_names
 
 SPLITS = ("train", "val", "test")
-SEED_LIMIT = 2**63  # torch.Generator seeds are below this
 ENTRY_CHUNK = 1 << 17  # names counted at a time, from a list in memory
 Word = TypeVar("Word", bound=Hashable)
 
@@ -37,7 +30,7 @@ def fraction(value: object) -> str | None:
 
 def batch_size_problem(value: object) -> str | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        if value is None or value < SEED_LIMIT:  # a checkpoint holds 64-bit integers
+        if value is None or value < INT64_LIMIT:  # a checkpoint holds 64-bit integers
             return None
         return f"must be below 2**63 (None: full batch), got {value}"
     return f"must be positive or None (full batch), got {value}"
@@ -70,7 +63,7 @@ class DataConfig(Settings):
     seed: int = setting(
         42,
         "seed of the word split and of the minibatch order, in [0, 2**63).",
-        whole(0, SEED_LIMIT, "must be a whole number in [0, 2**63)"),
+        whole(0, INT64_LIMIT, "must be a whole number in [0, 2**63)"),
     )
     dedupe: bool = setting(
         False,
@@ -116,11 +109,8 @@ def split_words(
     seed: int,
     dedupe: bool = False,
 ) -> tuple[list[Word], list[Word], list[Word]]:
-    """A seeded random split by word into (train, val, test); never splits a word's n-grams.
-
-    With `dedupe`, repeated words are kept once, so no name can appear in two splits. A word may
-    be a (name, count) pair: the name goes to one split with its count.
-    """
+    """A seeded split by word (or (name, count) pair) into (train, val, test); `dedupe` keeps
+    repeated words once."""
     config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     if dedupe:
         words = list(dict.fromkeys(words))
@@ -131,8 +121,7 @@ def split_words(
 
 
 def split_of_words(config: DataConfig, num_words: int) -> Tensor:
-    """(W,) int8 split of each word in file order, 0 train, 1 val, 2 test: the same split as
-    `split_words`, at one byte per word instead of a list of every word."""
+    """(W,) int8 split of each word in file order (0 train, 1 val, 2 test), as `split_words`."""
     order, sizes = config.split_order(num_words), config.split_sizes(num_words)
     n_test, n_val = sizes["test"], sizes["val"]
     split = torch.zeros(num_words, dtype=torch.int8)
@@ -143,17 +132,13 @@ def split_of_words(config: DataConfig, num_words: int) -> Tensor:
 
 @takes_settings(DataConfig)
 class NamesData:
-    """Character n-grams of a one-name-per-line file, split by word into train/val/test.
-
-    The vocabulary, the split, streaming n-gram counts for the counting models and example
-    tensors for the neural model; `NamesDataModule` adds the Trainer's loaders.
-    """
+    """Character n-grams of a one-name-per-line file, split by word into train/val/test: n-gram
+    counts streamed from the file for the counting models, example tensors for the neural one."""
 
     def __init__(self, *args, **settings) -> None:
         self.config = DataConfig(*args, **settings)
         self._scan: NameScan | None = None
         self._words: list[str] | None = None
-        self._name_counts: list[int] | None = None
         self._vocab: Vocabulary | None = None
         self._adopted = False  # the vocabulary is a model's: the file may be absent
         self._counts: dict[str, NgramCounts] = {}
@@ -169,18 +154,15 @@ class NamesData:
         return self.config.context_size
 
     def adopt_vocabulary(self, chars: Sequence[str]) -> None:
-        """Takes a model's characters as the vocabulary, so that names can be scored or sampled
-        without the training file (which is then never downloaded either)."""
+        """Takes a model's characters as the vocabulary: no training file needed, nor downloaded."""
         self._vocab, self._adopted = Vocabulary(list(chars)), True
 
     def ensure_file(self) -> None:
-        """Downloads names.txt if it is the data file and is missing from an existing folder;
-        never any other file, never a folder."""
+        """Downloads names.txt if it is the data file and is missing; never any other file."""
         if self.path.name == "names.txt" and not self.path.exists() and not self._adopted:
             download_names(self.path)
 
-    # the vocabulary is needed before setup (the CLI links vocab_size into the model), so the
-    # file is read lazily, on first use: one pass for the characters, kept apart from the words
+    # read on first use: the CLI links vocab_size into the model before setup
     @property
     def scan(self) -> NameScan:
         if self._scan is None:
@@ -206,30 +188,23 @@ class NamesData:
     @property
     def words(self) -> list[str]:
         """Every word of the file, in memory (the counts need none of them)."""
-        self._load()
+        if self._words is None:
+            counts = self.scan.counts
+            self._words = list(counts) if counts is not None else load_words(self.path)
         return self._words
 
     @property
     def name_counts(self) -> list[int] | None:
         """Each word's count, from a name,count file; None for a plain file."""
-        self._load()
-        return self._name_counts
-
-    def _load(self) -> None:
-        if self._words is None:
-            counts = self.scan.counts
-            if counts is not None:
-                self._words, self._name_counts = list(counts), list(counts.values())
-            else:
-                self._words = load_words(self.path)
+        counts = self.scan.counts
+        return None if counts is None else list(counts.values())
 
     def split(self) -> dict[str, list[str]]:
         """The words of each split."""
         return {name: [w for w, _ in part] for name, part in self.counted_split().items()}
 
     def counted_split(self) -> dict[str, list[tuple[str, int]]]:
-        """(word, count) of each split: by word, a name,count file's names with their counts
-        (a plain file's words with count 1)."""
+        """(word, count) of each split; a plain file's words count 1."""
         counts = self.name_counts or [1] * len(self.words)
         entries = list(zip(self.words, counts, strict=True))
         c = self.config
@@ -242,8 +217,7 @@ class NamesData:
         return load_words(path) if path else self.split()["test"]
 
     def examples(self, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
-        """X (N, c), Y (N,) and the (N,) int64 example weights of a split (None: all 1), in the
-        split's word order: memory for every example."""
+        """X (N, c), Y (N,) and the (N,) int64 example weights of a split (None: all 1)."""
         if split not in self._examples:
             for name, part in self.counted_split().items():
                 words = [w for w, _ in part]
@@ -257,9 +231,7 @@ class NamesData:
         return self._examples[split]
 
     def ngram_counts(self, split: str) -> NgramCounts:
-        """The (weighted) n-gram counts of a split, counted from the file a chunk at a time:
-        memory for the distinct n-grams, not for the examples. The same counts as
-        `NgramCounts.from_examples(*examples(split))`."""
+        """The (weighted) n-gram counts of a split, streamed from the file: as `from_examples`."""
         if not self._counts:
             check_keys_fit(self.vocab_size, self.context_size)
             with one_thread():
@@ -279,11 +251,10 @@ class NamesData:
         return {name: counter.result() for name, counter in zip(SPLITS, counters, strict=True)}
 
     def _word_chunks(self) -> Iterator[tuple[list[str], Tensor | None, Tensor]]:
-        """(words, their counts or None, their splits) a chunk at a time, in file order: from
-        the file itself, or from the distinct names when they are in memory anyway."""
+        """(words, their counts or None, their splits) a chunk at a time, in file order."""
         counts = self.scan.counts
         if counts is None and not self.config.dedupe:
-            split_of = self._split_of(self.scan.num_names)
+            split_of = split_of_words(self.config, self.scan.num_names)
             start = 0
             for words in name_chunks(self.path):  # the second pass over the file
                 if start + len(words) > len(split_of):
@@ -294,14 +265,11 @@ class NamesData:
                 raise DataError(f"data file {str(self.path)!r} changed while it was read")
             return
         entries = list(counts) if counts is not None else list(dict.fromkeys(self.words))
-        split_of = self._split_of(len(entries))
+        split_of = split_of_words(self.config, len(entries))
         for start in range(0, len(entries), ENTRY_CHUNK):
             words = entries[start : start + ENTRY_CHUNK]
             weights = None if counts is None else torch.tensor([counts[w] for w in words])
             yield words, weights, split_of[start : start + ENTRY_CHUNK]
-
-    def _split_of(self, num_words: int) -> Tensor:
-        return split_of_words(self.config, num_words)
 
 
 class ExampleSplits(Mapping):

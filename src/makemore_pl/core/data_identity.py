@@ -1,6 +1,4 @@
-"""Which data file a run was trained on: its resolved path and its content (size and sha256),
-recorded at fit time, so that a checkpoint finds its file from any folder and a different file
-that happens to have the same name is noticed."""
+"""Which data file a run was trained on: absolute path, size and sha256."""
 
 from __future__ import annotations
 
@@ -31,8 +29,7 @@ class DataFile:
 
     @classmethod
     def from_saved(cls, saved: object) -> DataFile | None:
-        """The record a checkpoint holds, or None (older checkpoints, or one not written by
-        makemore_pl); a record of the wrong shape counts as none."""
+        """The record a checkpoint holds, or None (none, or of the wrong shape)."""
         if not isinstance(saved, dict):
             return None
         path, size, sha = saved.get("path"), saved.get("size"), saved.get("sha256")
@@ -56,8 +53,7 @@ class DataFile:
 
 def locate(recorded: DataFile, typed: str | Path) -> tuple[Path | None, bool]:
     """(the file holding the recorded content, whether it moved): the recorded path, else the
-    path as typed at fit time, taken from the current folder; (None, False) if neither holds
-    it."""
+    path as typed at fit time from the current folder; (None, False) if neither holds it."""
     if recorded.same_content(recorded.path):
         return Path(recorded.path), False
     here = Path(typed).resolve()

@@ -1,13 +1,6 @@
-"""Whether a device has float64, the one place that decides it.
-
-NLL sums are exact because they are accumulated in float64. CPU and CUDA have it; Apple's MPS
-backend has none (a float64 tensor cannot even be moved there). Where a device lacks it, the
-sums are carried on the host instead (`float64_of`) and the weights stay float32.
-
-A test can declare a device type without float64 by naming it in the environment variable
-`MAKEMORE_NO_FLOAT64` (comma-separated device types, e.g. `cpu`): the CPU then takes the path
-an MPS device takes, and a check can see that no float64 tensor is made on it.
-"""
+"""Whether a device has float64 (MPS has none: exact sums are then carried on the host), and
+which device an accelerator name runs on. A test can declare device types without float64 in
+MAKEMORE_NO_FLOAT64 (comma-separated, e.g. `cpu`)."""
 
 from __future__ import annotations
 
@@ -40,7 +33,6 @@ def float64_of(t: Tensor) -> Tensor:
 
 
 # what each of Lightning's accelerator names runs on, in the order Lightning tries them
-# ("gpu" is MPS on an Apple machine, else CUDA)
 ACCELERATORS = {"cuda": ("cuda",), "mps": ("mps",), "gpu": ("mps", "cuda")}
 DESCRIBED = {"cuda": "CUDA GPU", "mps": "Apple MPS device"}
 
@@ -52,8 +44,7 @@ def available(device_type: str) -> bool:
 
 
 def accelerator_problem(option: str, accelerator: str) -> str | None:
-    """Why `accelerator` ("gpu", "cuda", "mps") cannot run on this machine, as one line naming
-    what was looked for and the way out; None if it can, or if it is another name."""
+    """Why `accelerator` ("gpu", "cuda", "mps") cannot run here, as one line; None if it can."""
     wanted = ACCELERATORS.get(accelerator)
     if wanted is None or any(available(kind) for kind in wanted):
         return None
@@ -66,9 +57,8 @@ def accelerator_problem(option: str, accelerator: str) -> str | None:
 
 
 def device_of(option: str, accelerator: str) -> torch.device:
-    """The device an accelerator name runs on here, as Lightning picks it ("gpu": MPS, else
-    CUDA; "auto": one of those if there is one, else the CPU); a missing one raises
-    CommandError (`accelerator_problem`). Other names (e.g. "tpu") are left to Lightning: CPU."""
+    """The device an accelerator name runs on here, as Lightning picks it; CommandError if it is
+    missing. Other names (e.g. "tpu") are left to Lightning: CPU."""
     problem = accelerator_problem(option, accelerator)
     if problem is not None:
         raise CommandError(problem)

@@ -1,6 +1,4 @@
-"""Files the package writes (checkpoints, predictions, figures): whole or not at all, never in
-place of something that is not a regular file, nor of a file of another kind than the one
-written, with one message for each way a write fails."""
+"""Files the package writes: whole or not at all, never over a file it must keep."""
 
 from __future__ import annotations
 
@@ -18,8 +16,7 @@ from makemore_pl.core.errors import CommandError, UserError
 
 @dataclass(frozen=True)
 class FileKind:
-    """What a command writes, known by how its files begin: an existing file that begins
-    otherwise (a checkpoint or the data named as --plot or --output by mistake) is kept."""
+    """What a command writes, known by how its files begin."""
 
     name: str  # as a message says it: "a PNG image"
     magic: bytes  # the first bytes of every such file
@@ -41,11 +38,8 @@ def write_atomically(
     inputs: Iterable[str | Path] = (),
     kind: FileKind | None = None,
 ) -> Path:
-    """Calls `write(file)` on a temporary file beside `path`, then renames it into place, so
-    readers see the old file or the new one. Refused before anything is written: a `path` that
-    is a folder, a device, a FIFO or any other non-regular file, one that is the same file
-    as one of the command's `inputs`, and an existing file that is not of `kind`. Failures raise
-    `error` naming the path; no partial file is left behind."""
+    """Calls `write(file)` on a temporary file beside `path`, then renames it into place; what
+    `check_writable_target` refuses is refused first, and a failure raises `error`."""
     path = Path(path)
     check_writable_target(path, error, inputs, kind)
     try:
@@ -75,7 +69,7 @@ def check_writable_target(
     kind: FileKind | None = None,
 ) -> None:
     """A path the package may replace: new, or a regular file that is none of `inputs` and,
-    given a `kind`, is empty or of that kind (a previous output of the same command)."""
+    given a `kind`, is empty or of that kind (else, e.g. the data named as --plot, it is kept)."""
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):  # new: the folder is made (or refused) next

@@ -1,10 +1,5 @@
-"""Sparse n-gram counts: only the (context, next) pairs that occur, as sorted integer keys.
-
-A key is the pair written in base V (`makemore_pl.core.contexts`). Sorting the keys groups each
-context's pairs together, so every lookup is a `searchsorted`: storage grows with the distinct
-n-grams, not with V**(c + 1) (27**7 cells for c = 6 would not fit) nor with the tokens, as
-`NgramCounter` counts a chunk of words at a time.
-"""
+"""Sparse n-gram counts: the (context, next) pairs that occur, as sorted base-V keys, so every
+lookup is a `searchsorted` and storage grows with the distinct n-grams, not with V**(c + 1)."""
 
 from __future__ import annotations
 
@@ -31,8 +26,8 @@ SORTED_SEARCH = 1 << 14  # queries above which sorting them first pays
 
 
 def sorted_search(sorted_keys: Tensor, query: Tensor) -> Tensor:
-    """torch.searchsorted of many queries, sorted first: a search of sorted queries walks the
-    keys in order instead of at random, 3-5 times faster than the sort costs (measured)."""
+    """torch.searchsorted of many queries, sorted first: walking the keys in order is 3-5 times
+    faster than the sort costs (measured)."""
     flat = query.reshape(-1).numpy()
     order = np.argsort(flat)
     index = np.empty_like(flat)
@@ -49,8 +44,7 @@ def lookup(sorted_keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
 
 
 def count_keys(keys: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """(N,) keys, each counting `weights[i]` times (once without) -> sorted distinct keys and
-    their int64 counts."""
+    """(N,) keys, key i counting `weights[i]` times (once without) -> distinct keys, counts."""
     if weights is None:
         distinct, counts = np.unique(keys.cpu().numpy(), return_counts=True)
         return as_tensor(distinct, keys), as_tensor(counts, keys)
@@ -59,11 +53,8 @@ def count_keys(keys: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Ten
 
 
 def group_sums(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Sorted distinct keys, the sum of `values` (int64) and the number of entries of each.
-
-    In numpy: its sorts are many times faster than torch's on CPU (SIMD sorts, no threads to
-    share). The sort is stable, so already sorted runs (merging counts) take linear time.
-    """
+    """Sorted distinct keys, the int64 sum of `values` and the number of entries of each. In numpy:
+    its stable SIMD sorts are many times faster than torch's on CPU, linear on sorted runs."""
     k, v = keys.cpu().numpy(), values.cpu().numpy()
     if len(k) == 0:
         return keys, values, torch.zeros_like(keys)
@@ -71,11 +62,7 @@ def group_sums(keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     k, v = k[order], v[order]
     starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
     sizes = np.diff(np.append(starts, len(k)))
-    return (
-        as_tensor(k[starts], keys),
-        as_tensor(np.add.reduceat(v, starts), keys),
-        as_tensor(sizes, keys),
-    )
+    return tuple(as_tensor(a, keys) for a in (k[starts], np.add.reduceat(v, starts), sizes))
 
 
 def as_tensor(array: np.ndarray, like: Tensor) -> Tensor:
@@ -83,11 +70,8 @@ def as_tensor(array: np.ndarray, like: Tensor) -> Tensor:
 
 
 class NgramCounts:
-    """How often each (context, next) pair occurs: sorted distinct `keys` (U,) and `counts` (U,).
-
-    Counts are int64 (a weighted example adds its weight, a whole number), so weighted data and
-    the same examples repeated give identical tables.
-    """
+    """How often each (context, next) pair occurs: sorted distinct `keys` (U,), int64 `counts`
+    (U,), so weighted data and the same examples repeated give identical tables."""
 
     def __init__(self, vocab_size: int, context_size: int, keys: Tensor, counts: Tensor) -> None:
         self.vocab_size, self.context_size = vocab_size, context_size
@@ -98,7 +82,7 @@ class NgramCounts:
     def from_examples(
         cls, x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None
     ) -> NgramCounts:
-        """Count X (N, c), Y (N,), each example counting `weights[i]` times (1 without weights)."""
+        """Count X (N, c), Y (N,), example i counting `weights[i]` times (once without)."""
         if weights is not None:
             check_weights(weights, len(y))
         keys, counts = count_keys(ngram_keys(x, y, vocab_size), weights)
@@ -147,11 +131,8 @@ class NgramCounts:
 
 
 class NgramCounter:
-    """Counts keys a chunk at a time; memory grows with the distinct keys, not with the chunks.
-
-    Each chunk's counts join a stack of sorted runs, and the newest two merge while the older
-    is less than twice the newer (a binary counter): every key is merged O(log chunks) times.
-    """
+    """Counts keys a chunk at a time in a stack of sorted runs, the newest two merged while the
+    older is under twice the newer: every key is merged O(log chunks) times."""
 
     def __init__(self, vocab_size: int, context_size: int) -> None:
         self.vocab_size, self.context_size = vocab_size, context_size
@@ -177,13 +158,8 @@ def merge_runs(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor]) -> tuple[Tens
 
 
 def example_ends(stream: Tensor, context_size: int) -> tuple[Tensor, Tensor]:
-    """Where the examples of a framed stream end, and the word of each.
-
-    In `stream` (words end to end with c boundaries, 0, before, between and after them), the
-    window of c + 1 tokens ending at position c + i is an example of the usual framing (c
-    boundaries + word + one boundary) where it ends at a character or at the first boundary
-    after a word. Returns that (L - c,) mask and the (L - c,) word index of each window.
-    """
+    """(L - c,) mask of the windows of a framed stream that end at a character or at the first
+    boundary after a word (the examples), and the (L - c,) word index of each window."""
     c = context_size
     end, before = stream[c:], stream[c - 1 : -1]
     starts = (end != 0) & (before == 0)  # the first character of a word

@@ -13,10 +13,8 @@ from makemore_pl.core.errors import CommandError, SettingError
 
 NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-probabilities
 
-# Rows are drawn BLOCK at a time, block k from its own generator seeded from (seed, k), and the
-# words are the non-empty words of blocks 0, 1, 2, ... in order: the n-th name depends on the
-# seed alone, never on how many are asked for. Blocks are generated together up to CHUNK words,
-# so memory stays bounded (50 steps x CHUNK ids) however many are asked for.
+# Block k of BLOCK words is drawn from a generator of (seed, k), so the n-th name depends on the
+# seed alone, never on how many are asked for; CHUNK words at a time bound the memory.
 BLOCK = 1024
 CHUNK = 10_000
 MAX_TRIES = 100  # blocks drawn before a model that ends almost every word at once is given up on
@@ -32,12 +30,8 @@ def sample(
     max_length: int = 50,
     device: torch.device | str = "cpu",
 ) -> list[list[int]]:
-    """`num_samples` non-empty words as character ids (the prefix included, no boundaries).
-
-    The first words are the same whatever `num_samples`: `sample(..., 3)` is the start of
-    `sample(..., 8)`. Words that end at once are empty and are skipped. `iter_samples` yields
-    the same words chunk by chunk.
-    """
+    """`num_samples` non-empty words as character ids (the prefix included, no boundaries);
+    `sample(..., 3)` is the start of `sample(..., 8)`."""
     chunks = iter_samples(
         next_logprobs, context_size, num_samples, seed, temperature, prefix, max_length, device
     )
@@ -64,10 +58,10 @@ def iter_samples(
     while given < num_samples:
         want = min(CHUNK, num_samples - given)
         blocks = range(block, block + max(1, math.ceil((want - len(words)) / BLOCK)))
+        seeds = [block_seed(seed, k) for k in blocks]
         drawn = _generate(
-            next_logprobs, context_size, [block_seed(seed, k) for k in blocks],
-            temperature, prefix, max_length, device,
-        )  # fmt: skip
+            next_logprobs, context_size, seeds, temperature, prefix, max_length, device
+        )
         words += [w for w in drawn if w]
         block = blocks.stop
         if block >= MAX_TRIES and given + len(words) < block:
@@ -85,8 +79,7 @@ def iter_samples(
 
 
 def block_seed(seed: int, block: int) -> int:
-    """Block 0: the seed itself; block k: a 63-bit number drawn from a generator of (seed, k),
-    so that no two (seed, block) pairs are likely to share a stream."""
+    """Block 0: the seed itself; block k: a 63-bit number drawn from a generator of (seed, k)."""
     if block == 0:
         return seed
     mixer = torch.Generator().manual_seed(seed)
@@ -121,26 +114,21 @@ def _generate(
 
 
 def host_uniforms(generators: list[torch.Generator]) -> Tensor:
-    """BLOCK float64 uniforms in [0, 1) from each generator, drawn on the host: the same draws
-    whatever the device, also one without float64."""
+    """BLOCK float64 uniforms in [0, 1) from each generator, on the host: the same on any device."""
     return torch.cat([torch.rand(BLOCK, generator=g, dtype=torch.float64) for g in generators])
 
 
 def inverse_cdf(probs: Tensor, uniform: Tensor) -> Tensor:
-    """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws; a character of probability 0
-    is never drawn (its cumulative sum equals its left neighbour's). In float64 (on the host
-    where the device has none)."""
+    """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws, in float64; a character of
+    probability 0 is never drawn."""
     cdf = float64_of(probs).cumsum(-1)
     u = uniform.to(cdf.device)[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[-1] - 1)
 
 
 def tempered(log_probs: Tensor, temperature: float) -> Tensor:
-    """(B, V) log-probabilities -> (B, V) float32 probabilities of p**(1 / temperature).
-
-    A temperature so small that log_probs / temperature overflows float32 (1e-45) is computed
-    in float64 from each row's maximum (on the host where the device has no float64), which
-    then gets all the mass: greedy decoding."""
+    """(B, V) log-probabilities -> (B, V) float32 probabilities of p**(1 / temperature); one so
+    small that float32 overflows (1e-45) is redone in float64: greedy decoding."""
     probs = torch.softmax(log_probs.float() / temperature, dim=-1)
     if not torch.isnan(probs).any():
         return probs

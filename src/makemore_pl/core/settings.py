@@ -1,11 +1,5 @@
-"""Settings written once: a frozen dataclass per model, and one for the data, is the only place
-a setting's name, type, default, allowed range and help live.
-
-Built from keyword arguments, a command line or a checkpoint, a config checks every value it
-holds and raises `SettingError(setting, problem)` at the first one out of range. The classes a
-config configures take its signature and help from it (`takes_settings`), which is what
-LightningCLI reads to make `--model.l2` and `--data.path`.
-"""
+"""Settings written once: a frozen dataclass holds each setting's name, type, default, range
+and help, checks its values when built, and lends its signature to the class it configures."""
 
 from __future__ import annotations
 
@@ -145,8 +139,7 @@ def options_of(
 
 
 def describe(function: Callable, options: list[Option], first: list[str] = ()) -> None:
-    """Gives `function(*first, **options)` a signature and an Args docstring of the options,
-    with their types, defaults and help, as jsonargparse and `help()` read them."""
+    """Gives `function(*first, **options)` the signature and Args docstring jsonargparse reads."""
     keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [inspect.Parameter(name, keyword) for name in first] + [
         inspect.Parameter(name, keyword, default=f.default, annotation=hint)
@@ -161,10 +154,9 @@ def describe(function: Callable, options: list[Option], first: list[str] = ()) -
 
 
 def takes_settings(settings_class: type[Settings]) -> Callable[[type], type]:
-    """A class decorator: the class's `__init__(*args, **settings)` shows the signature, types
-    and help of `settings_class`, so that LightningCLI and jsonargparse offer every setting as
-    an option of its own, and `help()` lists them. The class defines no `__init__` that calls
-    `super()`: Lightning would read that frame's arguments by the signature shown."""
+    """A class decorator: `__init__(*args, **settings)` shows the signature and help of
+    `settings_class` to LightningCLI. The class's `__init__` must not call `super()`: Lightning
+    would read that frame's arguments by the signature shown."""
 
     def decorate(cls: type) -> type:
         init = cls.__init__

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 
-# controls (C0, C1) and format characters (bidi overrides, zero-width joiners): a terminal acts
-# on them, so a name or a message holding one could retitle the window or reorder the line;
-# surrogates (a checkpoint's characters may hold one) cannot be written as UTF-8 at all, and
-# the line and paragraph separators U+2028/U+2029 split a line for str.splitlines and editors
+# controls and format characters (a terminal acts on them), surrogates (not UTF-8) and the
+# line and paragraph separators (they split a line)
 UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def printable(text: str) -> str:
-    """`text` with every control, format, surrogate or separator character escaped, e.g.
-    ESC -> \\x1b, RLO -> \\u202e; other text, backslashes included, is left as it is."""
-    if not any(unicodedata.category(ch) in UNPRINTABLE for ch in text):
-        return text
+    """`text` with every UNPRINTABLE character escaped (ESC -> \\x1b), other text as it is."""
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
         if unicodedata.category(ch) in UNPRINTABLE
@@ -34,8 +29,7 @@ def human_bytes(n: float) -> str:
 
 
 def shortened(text: str, limit: int = 2000) -> str:
-    """`text`, or its start and end with the size of what was cut between them, so that no
-    message (a value from a file can be 50 MB long) floods the terminal."""
+    """`text`, or its start and end with the size of what was cut, so no message floods."""
     if len(text) <= limit:
         return text
     keep = limit // 2

@@ -1,5 +1,4 @@
-"""The vocabulary (token 0 the word boundary, the data's characters 1..V-1) and the framing of
-words into examples."""
+"""The vocabulary (token 0 the word boundary) and the framing of words into examples."""
 
 from __future__ import annotations
 
@@ -16,10 +15,8 @@ BOUNDARY = "."  # how index 0, the start/end-of-word token, is shown
 
 
 class Vocabulary:
-    """Token 0 is the word boundary (shown as '.'); the data's characters, sorted, are 1..V-1.
-
-    A '.' inside the data is an ordinary character with its own index, never the boundary.
-    """
+    """Token 0 is the word boundary (shown as '.', though a '.' in the data is a character of
+    its own); the data's characters, sorted, are 1..V-1."""
 
     def __init__(self, chars: Sequence[str]) -> None:
         if len(set(chars)) != len(chars) or any(len(ch) != 1 or ch == "\n" for ch in chars):
@@ -61,8 +58,7 @@ class Vocabulary:
 
     def encode_framed(self, words: Sequence[str], gap: int) -> Tensor:
         """(T + gap * (W + 1),) int64 ids of the words end to end, with `gap` boundaries (0)
-        before, between and after them: a few array operations, no Python loop over characters.
-        """
+        before, between and after them, without a Python loop over characters."""
         separator = "\n" * gap  # no name holds a line end: it stands for the boundary
         text = separator + separator.join(words) + separator
         if text.isascii():
@@ -87,12 +83,8 @@ class Vocabulary:
 def build_ngrams(
     words: Sequence[str], vocab: Vocabulary, context_size: int
 ) -> tuple[Tensor, Tensor]:
-    """Every word framed as `c` boundaries + word + one boundary; one example per next character.
-
-    Returns X (N, c) and Y (N,), int64, N = sum(len(w) + 1), word by word in order. Vectorised:
-    the words are laid end to end with c boundaries between them, and each example is a window
-    of c + 1 tokens ending at a character or at the first boundary after a word.
-    """
+    """Every word framed as `c` boundaries + word + one boundary -> X (N, c), Y (N,), int64,
+    N = sum(len(w) + 1), one example per next character, word by word in order."""
     c = context_size
     stream = vocab.encode_framed(words, c)
     valid, _ = example_ends(stream, c)

@@ -1,10 +1,5 @@
-"""Word files: one name per line or name,count lines, read strictly, in chunks; names.txt fetched.
-
-A file is read a chunk of lines at a time, so that reading it takes memory for a chunk, not for
-the file. Lines end at `\\n`, `\\r\\n` or `\\r` only (`str.splitlines` would also split at
-U+2028, U+0085, \\x0c, ... and shift every later line number). Names hold no control or format
-characters that a terminal would act on (ESC, BEL, right-to-left override, ...).
-"""
+"""Word files (one name per line, or name,count lines) read strictly, a chunk at a time; lines
+end at `\\n`, `\\r\\n` or `\\r` only (`str.splitlines` would also split at U+2028, U+0085, ...)."""
 
 from __future__ import annotations
 
@@ -21,27 +16,26 @@ import numpy as np
 import torch
 
 from makemore_pl.core.errors import DataError
+from makemore_pl.core.text import UNPRINTABLE
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 
-COUNTED_LINE = re.compile(r"([^,]*),\s*([0-9]+)")  # name,count: the count a whole number
-# a plain name line of the name,count form, in a chunk of lines joined by "\n"
+# a line of the name,count form, in a chunk of lines joined by "\n"
 COUNTED_IN_CHUNK = re.compile(r"^[^,\n]*,[^\S\n]*[0-9]+$", re.MULTILINE)
 ASCII_REFUSED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the ASCII controls but tab, "\n"
 MAX_COUNT = 10**12  # far above any real name count
 MAX_TOTAL = 2**63 - 1  # examples of a name,count file, sum of count * (len + 1): int64 sums
 CHUNK_BYTES = 1 << 20  # read at a time; a line longer than this is not a name
 QUOTE_CHARS = 40  # at most this much of a line is quoted in an error
-# format characters some scripts need to be spelled right (Persian, Indic scripts, emoji)
-JOINERS = {"\u200c", "\u200d"}
+# tab and line end, and the joiners ZWNJ and ZWJ that some scripts (Persian, Indic) and emoji need
+ALLOWED = {"\t", "\n", "\u200c", "\u200d"}
 
 log = logging.getLogger("makemore_pl")
 
 
 def open_data_file(path: str | Path):
-    """The file opened for reading in binary; a folder, pipe or device is refused in one line
-    (a FIFO would block, /dev/zero never ends)."""
+    """The file opened in binary; a folder, pipe or device is refused (a FIFO would block)."""
     name = str(path)
     try:
         mode = os.stat(path).st_mode
@@ -62,25 +56,22 @@ def open_data_file(path: str | Path):
         raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
 
 
-def line_chunks(path: str | Path, chunk_bytes: int | None = None) -> Iterator[tuple[int, list]]:
-    """(number of the first line, the lines) of successive chunks of a UTF-8 file: every line
-    stripped of surrounding whitespace, in NFC form (an "é" written as e + combining accent is
-    "é"), blank lines kept as "" so that numbers stay right. Chunks are of about `chunk_bytes`
-    (default CHUNK_BYTES), cut at line ends."""
+def line_chunks(path: str | Path) -> Iterator[tuple[int, list]]:
+    """(first line number, lines) of chunks of about CHUNK_BYTES of a UTF-8 file: lines stripped
+    and in NFC form, blank lines kept as "" so that line numbers stay right."""
     name, number, carry, first = str(path), 1, b"", True
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
     with open_data_file(path) as file:
         while True:
             try:
-                block = file.read(chunk_bytes)
+                block = file.read(CHUNK_BYTES)
             except OSError as err:  # EIO: a failing disk, or /proc/self/mem
                 raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
             raw = carry + block
             # cut after the last line end; a final "\r" might be the start of "\r\n"
             cut = len(raw) if not block else max(raw.rfind(b"\n"), raw.rfind(b"\r", 0, -1)) + 1
-            if cut == 0 and len(raw) > chunk_bytes:
+            if cut == 0 and len(raw) > CHUNK_BYTES:
                 raise DataError(
-                    f"data file {name!r}, line {number}: longer than {chunk_bytes:,} bytes, "
+                    f"data file {name!r}, line {number}: longer than {CHUNK_BYTES:,} bytes, "
                     "not a name: a data file holds one name per line"
                 )
             head, carry = raw[:cut], raw[cut:]
@@ -103,7 +94,8 @@ def decode(raw: bytes, name: str, number: int, first: bool) -> str:
     try:  # -sig: tolerate the byte-order mark some editors write at the start
         text = raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as err:
-        line = number + count_line_ends(raw[: err.start])
+        before = raw[: err.start]
+        line = number + before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n")
         raise DataError(
             f"data file {name!r}, line {line}: bytes that are not UTF-8 ({err.reason}); "
             "save the file as UTF-8, one name per line"
@@ -112,8 +104,7 @@ def decode(raw: bytes, name: str, number: int, first: bool) -> str:
 
 
 def utf16_guess(raw: bytes) -> str | None:
-    """How the start of a file is UTF-16, if it is: its byte-order mark, or else the zero high
-    byte of Latin characters at every other position (which UTF-8 would read as U+0000s)."""
+    """How the file is UTF-16, if it is: a byte-order mark, or a zero byte at every other place."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         endian = "little" if raw.startswith(b"\xff\xfe") else "big"
         return f"{endian} endian, with a byte-order mark"
@@ -128,20 +119,21 @@ def utf16_guess(raw: bytes) -> str | None:
     return None
 
 
-def count_line_ends(raw: bytes) -> int:
-    return raw.count(b"\n") + raw.count(b"\r") - raw.count(b"\r\n")
-
-
 def chunk_lines(text: str, name: str, number: int) -> list[str]:
     """Text of whole lines -> the lines, checked, in NFC form and stripped."""
     if text.isascii():  # the common case: one regular-expression scan
         match = ASCII_REFUSED.search(text)
         at = match.start() if match else -1
     else:
-        refused = [ch for ch in set(text) if is_refused(ch)]
+        refused = [ch for ch in set(text) - ALLOWED if unicodedata.category(ch) in UNPRINTABLE]
         at = min(text.find(ch) for ch in refused) if refused else -1
     if at >= 0:
-        raise refused_error(text[at], name, number + text.count("\n", 0, at))
+        ch, line = text[at], number + text.count("\n", 0, at)
+        raise DataError(
+            f"data file {name!r}, line {line}: character U+{ord(ch):04X} "
+            f"({unicodedata.name(ch, 'a control character')}), a control or format character: "
+            "names may not hold it (a terminal would act on it); remove it"
+        )
     text = unicodedata.normalize("NFC", text)
     lines = text.removesuffix("\n").split("\n")
     if not (text.isascii() and " " not in text and "\t" not in text):  # else nothing to strip
@@ -157,27 +149,11 @@ def chunk_lines(text: str, name: str, number: int) -> list[str]:
 
 
 def distinct_chars(text: str) -> set[str]:
-    """The characters of `text`; fast for ASCII (a byte histogram instead of a Python set)."""
+    """The characters of `text`; a byte histogram for ASCII, faster than a set."""
     if not text.isascii():
         return set(text)
     present = np.bincount(np.frombuffer(text.encode("ascii"), dtype=np.uint8), minlength=128)
     return {chr(code) for code in np.flatnonzero(present).tolist()}
-
-
-def is_refused(ch: str) -> bool:
-    """Control and format characters other than tab and the line end: a terminal acts on them
-    (ESC, BEL, U+202E RIGHT-TO-LEFT OVERRIDE); the joiners ZWNJ and ZWJ spell some scripts."""
-    if ch in "\t\n":
-        return False
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") and ch not in JOINERS
-
-
-def refused_error(ch: str, name: str, line: int) -> DataError:
-    label = unicodedata.name(ch, "a control character")
-    return DataError(
-        f"data file {name!r}, line {line}: character U+{ord(ch):04X} ({label}), a control or "
-        "format character: names may not hold it (a terminal would act on it); remove it"
-    )
 
 
 def quote(line: str) -> str:
@@ -186,8 +162,7 @@ def quote(line: str) -> str:
 
 
 def name_chunks(path: str | Path) -> Iterator[list[str]]:
-    """The names of a one-name-per-line file, a chunk at a time, blank lines dropped; a line of
-    the name,count form among them is an error (a mixed file), as is a name,count file."""
+    """The names of a one-name-per-line file, a chunk at a time; a name,count line is an error."""
     name, first = str(path), None
     for number, lines in line_chunks(path):
         if first is None:
@@ -224,9 +199,8 @@ def is_counted_file(path: str | Path) -> bool:
 
 
 def read_counted(path: str | Path) -> dict[str, int]:
-    """name -> count of a name,count file, in order of first line; lines of a name are merged,
-    their counts added. Every line is checked, and the total count of examples, so that no sum
-    of counts overflows int64 anywhere later."""
+    """name -> count of a name,count file, a name's lines added; the total is checked so that
+    no later sum of counts overflows int64."""
     name, counts, total = str(path), {}, 0
     for number, lines in line_chunks(path):
         for offset, line in enumerate(lines):
@@ -272,20 +246,14 @@ def counted_line_problem(fields: list[str]) -> str | None:
 
 
 def load_words(path: str | Path) -> list[str]:
-    """One word per line, UTF-8; surrounding whitespace and blank lines dropped; order, case and
-    duplicates kept; characters in NFC form. A `name,count` file is refused:
-    `load_counted_words` reads it."""
+    """One word per line, UTF-8, stripped, blank lines dropped, in NFC form; order, case and
+    duplicates kept. A `name,count` file is refused: `load_counted_words` reads it."""
     return [word for chunk in name_chunks(path) for word in chunk]
 
 
 def load_counted_words(path: str | Path) -> tuple[list[str], list[int] | None]:
-    """The words of a data file, and their counts if it is a `name,count` file (else None).
-
-    A file whose first non-blank line holds a comma is a `name,count` file (`Olivia,17728`): every
-    non-blank line must then be a name, a comma and a whole count of at least 1, and the lines
-    of one name are merged, their counts added. Otherwise it holds one word per line, and a line
-    of the `name,count` form among them is an error (a mixed file).
-    """
+    """The words of a data file, and their counts (else None) if its first non-blank line holds
+    a comma (`Olivia,17728`); the lines of one name are merged, their counts added."""
     if is_counted_file(path):
         counts = read_counted(path)
         return list(counts), list(counts.values())
@@ -294,7 +262,7 @@ def load_counted_words(path: str | Path) -> tuple[list[str], list[int] | None]:
 
 @dataclass
 class NameScan:
-    """What one pass over a data file tells before counting: its characters and its size."""
+    """What one pass over a data file tells before counting."""
 
     chars: list[str]  # the distinct characters of the names, sorted
     num_names: int  # non-blank lines of a plain file; distinct names of a name,count file
@@ -314,8 +282,7 @@ def scan_names(path: str | Path) -> NameScan:
 
 
 def download_names(path: str | Path, url: str | None = None, sha256: str | None = None) -> None:
-    """Fetch names.txt (by default from NAMES_URL, checked against NAMES_SHA256) to `path` in an
-    existing folder; the file appears whole or not at all."""
+    """Fetch names.txt (checked against its sha256) to `path` in an existing folder, atomically."""
     path, url, sha256 = Path(path), url or NAMES_URL, sha256 or NAMES_SHA256
     if not path.parent.is_dir():  # a path taken from a checkpoint may name another machine's
         raise DataError(
@@ -324,7 +291,6 @@ def download_names(path: str | Path, url: str | None = None, sha256: str | None 
         )
     log.warning("%s not found: downloading it from %s", path, url)
     try:
-        # writes to a temporary file beside `path`, checks the hash, then renames it into place
         torch.hub.download_url_to_file(url, str(path), hash_prefix=sha256, progress=False)
     except Exception as err:  # any network, disk or checksum failure means the same to the user
         raise DataError(

@@ -1,2 +1,1 @@
-"""The Lightning layer: thin LightningModules, the DataModule, callbacks, checkpoint files, the
-logger, the prediction writer and the Trainer."""
+"""The Lightning layer: LightningModules, DataModule, callbacks, checkpoint IO, logger, progress."""

@@ -1,5 +1,4 @@
-"""Callbacks the CLI adds to every run: checkpoints, TensorBoard snapshots, the counting
-reference on test, and a clean stop on Ctrl-C or SIGTERM."""
+"""Callbacks every run gets: checkpoints, snapshots, the counting reference, clean stops."""
 
 from __future__ import annotations
 
@@ -24,11 +23,7 @@ from makemore_pl.models.ngram import MAX_WEIGHT
 
 
 class LogSnapshots(Callback):
-    """Logs TensorBoard snapshots: the next-character heatmap and a few generated names.
-
-    Taken every `every_n_epochs` epochs and at the end of training, after the final checkpoints
-    are written; a snapshot that fails is a warning, never the end of the run. Only the final
-    heatmap prints its values, so periodic snapshots stay cheap (about 0.15 s)."""
+    """Logs TensorBoard snapshots: the next-character heatmap and a few generated names."""
 
     def __init__(
         self, every_n_epochs: int = 100, num_samples: int = 20, max_rows: int = 27
@@ -46,7 +41,7 @@ class LogSnapshots(Callback):
         n, done = self.every_n_epochs, trainer.current_epoch + 1
         final = trainer.max_epochs is not None and done >= trainer.max_epochs  # on_fit_end's
         if n > 0 and done % n == 0 and not final and not trainer.sanity_checking:
-            self.snapshot(trainer, pl_module, annotate=False)
+            self.snapshot(trainer, pl_module, annotate=False)  # no values printed: ~0.15 s
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # on_fit_end, not on_train_end: Lightning runs checkpoint callbacks' on_train_end last
@@ -86,33 +81,25 @@ class LogSnapshots(Callback):
 
 
 class CountingReference(Callback):
-    """Beside the neural model's test_nll, logs `counting_test_nll`: the counting model of the same
-    order on the same split, its add-k smoothing chosen on val."""
+    """Logs `counting_test_nll`: the counting model of the same order, add-k chosen on val."""
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         data = getattr(trainer.datamodule, "data", None)
         val = data.ngram_counts("val") if data is not None else None
         if val is None or len(val) == 0:
             return
-        counting = tune_smoothing(self.fit_counts(trainer, pl_module), val)
+        # on the CPU, from the streaming counts (every process counts the same table): float64
+        # cannot live on MPS, and a closed form gains nothing from a GPU
+        v, c = pl_module.config.vocab_size, pl_module.config.context_size
+        fitted = CountingBaseline(v, c, 0.0).fit_counts(data.ngram_counts("train"))
+        counting = tune_smoothing(fitted, val)
         rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
         nll = counting.counts_nll(data.ngram_counts("test"))
         pl_module.log("counting_test_nll", torch.tensor(nll, dtype=torch.float64))
 
-    @staticmethod
-    def fit_counts(trainer: Trainer, pl_module: LightningModule) -> CountingBaseline:
-        """The add-0 counting model of the training split, from its streaming counts: every
-        process counts the same file to the same table, so nothing is summed across them. It
-        is counted on the CPU, whatever the model's device: its float64 probabilities could
-        not live on MPS, and a closed form gains nothing from a GPU."""
-        config = pl_module.config
-        counts = trainer.datamodule.data.ngram_counts("train")
-        return CountingBaseline(config.vocab_size, config.context_size, 0.0).fit_counts(counts)
-
 
 class BestCheckpoint(ModelCheckpoint):
-    """checkpoints/best.ckpt: the lowest val_nll among those seen every `every_n_epochs` epochs
-    and at the end of training."""
+    """checkpoints/best.ckpt: the lowest val_nll, judged every `every_n_epochs` and at the end."""
 
     def __init__(self, every_n_epochs: int = 10) -> None:
         """
@@ -139,9 +126,7 @@ class BestCheckpoint(ModelCheckpoint):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """checkpoints/last.ckpt: rewritten every `every_n_epochs` epochs and when training ends,
-    so it always holds the final weights and a killed run loses at most those epochs (replayed
-    exactly on resume, as training is deterministic)."""
+    """checkpoints/last.ckpt: rewritten every `every_n_epochs` epochs and when training ends."""
 
     def __init__(self, every_n_epochs: int = 10) -> None:
         """
@@ -175,28 +160,23 @@ def saved_step(path: Path) -> int | None:
 
 
 class StopOnSignal(Callback):
-    """Ctrl-C (SIGINT) or SIGTERM, what a cluster scheduler sends before killing a job, ends
-    training at the end of the current epoch: the run then ends as a finished one does, its
-    last.ckpt written, and resuming from it is exact. A second signal stops at once."""
+    """Ctrl-C or SIGTERM (a scheduler's notice) ends training at the end of the epoch, as a
+    finished run ends, its last.ckpt written; a second signal stops at once."""
 
-    EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.received: int | None = None
         self.previous: dict[int, object] = {}
 
     @property
-    def signal_name(self) -> str | None:
-        return None if self.received is None else signal.Signals(self.received).name
-
-    @property
     def exit_code(self) -> int:
-        return self.EXIT_CODES.get(self.received, 0)
+        return 0 if self.received is None else 128 + self.received  # as the shell reports it
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # here, not on_fit_start: Lightning installs its own SIGTERM handler in between
         if threading.current_thread() is threading.main_thread():
-            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.EXIT_CODES}
+            self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
 
     def handle(self, signum: int, frame) -> None:
         self.received = signum
@@ -217,17 +197,14 @@ class StopOnSignal(Callback):
         self.previous = {}
 
     def message(self, last: Path, resume: str) -> str:
-        return f"stopped by {self.signal_name}; saved {last}\nresume with: {resume}"
+        name = signal.Signals(self.received).name
+        return f"stopped by {name}; saved {last}\nresume with: {resume}"
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stops training with one line at the first step whose loss, or whose updated weights, are
-    NaN or infinite (an lr too large), before any checkpoint of that step: the last checkpoint
-    saved keeps the last good weights.
-
-    It must run before the checkpoint callbacks of the same hook, as Lightning orders them
-    (checkpoints last). Under DDP every process sees the same global loss and weights, so all
-    of them stop at the same step."""
+    """Stops training at the first step whose loss or updated weights are NaN or infinite (an lr
+    too large). Lightning runs it before the checkpoint callbacks of the same hook, so the last
+    checkpoint keeps the last good weights; under DDP every process stops at the same step."""
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -243,9 +220,8 @@ class StopOnNonFiniteLoss(Callback):
         if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
             self.stop(pl_module, "the weights hold NaN or infinite values")
         # a checkpoint of such weights would be refused by every reader (models.dense)
-        largest = max(
-            (p.abs().max().item() for p in pl_module.parameters() if p.numel()), default=0
-        )
+        sizes = [p.abs().max().item() for p in pl_module.parameters() if p.numel()]
+        largest = max(sizes, default=0)
         if largest > MAX_WEIGHT:
             self.stop(pl_module, f"the weights reach {largest:.3g}, beyond {MAX_WEIGHT:g}")
 

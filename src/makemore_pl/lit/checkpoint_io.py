@@ -16,9 +16,8 @@ from makemore_pl.core.files import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Saves each checkpoint to a temporary file beside it and renames it into place, so a run
-    killed mid-save keeps the previous checkpoint whole; loads only tensors and plain values
-    unless told otherwise. Never writes over one of `inputs`, the files the command reads."""
+    """Saves to a temporary file renamed into place (a run killed mid-save keeps the previous
+    checkpoint whole), never over one of `inputs`; loads weights only unless told otherwise."""
 
     def __init__(self, inputs: tuple[str | Path, ...] = ()) -> None:
         super().__init__()
@@ -47,9 +46,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class _KeepsWriteErrors:
-    """A file for torch.save that remembers why a write failed: torch replaces the OSError (and
-    its errno) with a RuntimeError of its own ("basic_ios::clear: iostream error" for a path,
-    "unexpected pos" for a file)."""
+    """A file for torch.save that keeps the OSError of a failed write: torch replaces it (and its
+    errno) with a RuntimeError of its own, such as "basic_ios::clear: iostream error"."""
 
     def __init__(self, file: BinaryIO) -> None:
         self.file, self.error = file, None

@@ -25,11 +25,7 @@ from makemore_pl.core.vocabulary import build_ngrams
 
 @takes_settings(DataConfig)
 class NamesDataModule(LightningDataModule):
-    """Character n-grams of a one-name-per-line file, split by word into train/val/test.
-
-    Its settings are `DataConfig`'s (`--data.*` on the command line); `data` is the
-    `NamesData` they describe. Checkpoints keep them as `datamodule_hyper_parameters`.
-    """
+    """Character n-grams of a one-name-per-line file, split by word into train/val/test."""
 
     def __init__(self, *args, **settings) -> None:
         LightningDataModule.__init__(self)  # not super(): see takes_settings
@@ -44,8 +40,7 @@ class NamesDataModule(LightningDataModule):
         self.data.ensure_file()
 
     def setup(self, stage: str | None = None) -> None:
-        """For fit: records the data file by resolved path and content in the checkpoints (as
-        `_data_file`, beside the settings), so that they find it, or notice another, anywhere."""
+        # the data file by resolved path and content, so that a checkpoint finds it anywhere
         if stage == "fit":
             self.hparams["_data_file"] = DataFile.of(self.data.path).saved()
 
@@ -86,11 +81,9 @@ class NamesDataModule(LightningDataModule):
                     f"{where}, name {number}: {word!r} has characters the model does not know "
                     f"({''.join(unknown)!r}); the model knows {''.join(data.vocab.chars)!r}"
                 )
-        x, y = build_ngrams(words, data.vocab, data.context_size)
-        table = example_table(x, y)
-        return DataLoader(
-            TensorBatches(table), sampler=BatchSlices(len(y), None, False, 0), batch_size=None
-        )
+        table = example_table(*build_ngrams(words, data.vocab, data.context_size))
+        sampler = BatchSlices(len(table[1]), None, False, 0)
+        return DataLoader(TensorBatches(table), sampler=sampler, batch_size=None)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int):
         x, *rest = batch

@@ -1,5 +1,4 @@
-"""`BigramLitModule`: the dense table W (`makemore_pl.models.dense`) trained by the Lightning
-Trainer, cross-entropy + L2."""
+"""`BigramLitModule`: the dense table W (`makemore_pl.models.dense`), cross-entropy + L2."""
 
 from __future__ import annotations
 
@@ -12,10 +11,7 @@ from makemore_pl.models.dense import DenseConfig, DenseTable
 
 @takes_settings(DenseConfig)
 class BigramLitModule(NgramLitModule):
-    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers.
-
-    With `context_size` c, W has one row per joint context, V**c rows of V logits.
-    """
+    """logits = W[context] (index) or one_hot(context) @ W (one-hot): the same numbers."""
 
     model_class = DenseTable
 

@@ -27,16 +27,15 @@ def probability_heatmap(
     annotate: bool = True,
     max_columns: int = MAX_COLUMNS,
 ) -> Figure:
-    """Heatmap of P(next | context): `probs` (R, V) holds the rows of the V**c-row table whose
-    indices are `contexts`. `annotate` prints every value (slower: about 0.7 s for 27 × 27).
-
-    Of a vocabulary larger than `max_columns`, only the next characters with the most mass in
-    these rows are shown; the figure is at most MAX_INCHES on a side whatever R and V (a
-    3,921-character vocabulary would otherwise take a 1284 × 164882-pixel canvas)."""
+    """P(next | context) of the rows `contexts` (probs: (R, V)), at most `max_columns` next
+    characters, the likeliest; `annotate` prints every value (about 0.7 s for 27 × 27)."""
     probs = probs.detach().cpu().double()  # on the host: MPS has no float64
     known = torch.nan_to_num(probs, nan=0.0)  # NaN (of NaN weights): a blank cell, "nan"
-    columns = shown_columns(known, max_columns)
+    columns = list(range(probs.shape[1]))
+    if len(columns) > max_columns:  # the likeliest, in index order
+        columns = sorted(known.sum(0).topk(max_columns).indices.tolist())
     data, top = probs[:, columns].numpy(), known[:, columns].max().item() if len(known) else 0
+    # bounded whatever R and V: 3,921 characters would otherwise take 1284 × 164882 pixels
     inches = (min(0.42 * len(columns) + 2, MAX_INCHES), min(0.42 * len(data) + 1.5, MAX_INCHES))
     fig = Figure(figsize=inches)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.94)
@@ -51,23 +50,9 @@ def probability_heatmap(
     ax.set_xlabel(f"next character{some}")
     ax.set_ylabel("context")
     ax.set_title(title, **plain)
+    cell = {"ha": "center", "va": "center", "fontsize": 6, **plain}
     for i, row in enumerate(data if annotate else []):
         for j, p in enumerate(row):
-            ax.text(
-                j,
-                i,
-                f"{p:.2f}".lstrip("0"),
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if p > 0.6 * top else "gray",
-                **plain,
-            )
+            color = "white" if p > 0.6 * top else "gray"
+            ax.text(j, i, f"{p:.2f}".lstrip("0"), color=color, **cell)
     return fig
-
-
-def shown_columns(data: Tensor, max_columns: int) -> list[int]:
-    """All V columns, or the `max_columns` with the most mass, in index order."""
-    if data.shape[1] <= max_columns:
-        return list(range(data.shape[1]))
-    return sorted(data.sum(0).topk(max_columns).indices.tolist())

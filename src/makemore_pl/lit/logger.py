@@ -9,8 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from makemore_pl.models.registry import DEFAULT_MODEL
 
-# TensorBoard groups tags by their prefix and lists the groups alphabetically: the training
-# curves come first, the held-out figures of `test`/`validate` next to them
+# TensorBoard lists tag groups (prefixes) alphabetically: training curves first, held-out next
 TAGS = {
     "train_loss": "curves/train_loss",
     "train_nll": "curves/train_nll",
@@ -19,18 +18,14 @@ TAGS = {
     "test_nll": "held_out/test_nll",
     "counting_test_nll": "held_out/counting_test_nll",
 }
-# the HParams table's columns besides "model": TensorBoard sorts columns by name and ticks the
-# first five, so the table holds just these (the rest of a run's settings: its config.yaml)
+# the HParams columns besides "model": TensorBoard sorts columns by name and ticks the first five
 HPARAMS = ("optimizer", "lr", "l2", "context_size")
-
-
 NOT_ITS = "n/a"  # a setting the run's model does not have (the suffix model has no optimizer)
 
 
 class RunLogger(TensorBoardLogger):
-    """Logs into an existing run folder. `fit` ranks the run in the HParams table by its
-    settings; `test`/`validate` of a run's checkpoint add their figures to that run at the
-    checkpoint's step, so they sit on the same axes as its training curves."""
+    """Logs into an existing run folder; `test`/`validate` of a checkpoint log at its step, on
+    the same axes as its training curves; only `fit` ranks the run in the HParams table."""
 
     def __init__(
         self, run: Path, stage: str = "fit", step: int | None = None, model: str | None = None
@@ -40,7 +35,7 @@ class RunLogger(TensorBoardLogger):
         self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
 
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
-        if self.stage != "fit":  # only training runs rank in the HParams table
+        if self.stage != "fit":
             return
         params = dict(vars(params) if hasattr(params, "__dict__") else params)
         # every run gets every column: TensorBoard drops a column some run lacks
@@ -53,8 +48,7 @@ class RunLogger(TensorBoardLogger):
 
 
 def cell(key: str, value: Any) -> Any:
-    """What a setting shows in the HParams table: words for None and for yes/no, which it
-    would show as 'None' and '0.0000'."""
+    """A setting in the HParams table: words for None and booleans (not 'None' and '0.0000')."""
     if value is None:
         return "default" if key == "lr" else "none"
     if isinstance(value, bool):

@@ -1,6 +1,4 @@
-"""What every neural n-gram LightningModule shares: it holds its plain model (`self.model`, built
-from its config) and adds exact example-weighted NLLs, one step for every stage, the DDP
-objective and sampling. The model's math, its loss included, is the plain model's."""
+"""What every n-gram LightningModule shares: exact NLLs, one step per stage, the DDP objective."""
 
 from __future__ import annotations
 
@@ -21,21 +19,16 @@ from makemore_pl.models.saved import plain_state
 
 
 class NgramLitModule(LightningModule):
-    """A plain n-gram model (`model_class`, built from its config) trained by Lightning.
+    """A plain n-gram model (`self.model`, built from its config) trained by Lightning."""
 
-    A subclass names its `model_class`, takes its settings (`takes_settings`) and adds
-    `configure_optimizers`.
-    """
-
-    model_class: ClassVar[type[NgramModel]]
+    model_class: ClassVar[type[NgramModel]]  # a subclass names it and adds configure_optimizers
 
     def __init__(self, *args, **settings) -> None:
         super().__init__()
         self.model = self.model_class(self.model_class.config_class(*args, **settings))
         self.save_hyperparameters(self.model.config.saved())
-        # float64 running sums: exact example-weighted means over an epoch, synced across
-        # devices. They are not children of the module, so that neither moving it nor its
-        # precision (64-true, bf16) converts them: `_metric` puts them where float64 is.
+        # float64 running sums, synced across devices; not children of the module, so that
+        # neither moving it nor its precision converts them: `_metric` puts them where float64 is
         self._nll_metrics = {stage: MeanMetric() for stage in ("train", "val", "test")}
         self._counted_step = -1
 
@@ -58,8 +51,7 @@ class NgramLitModule(LightningModule):
         checkpoint["state_dict"] = {f"model.{key}": value for key, value in state.items()}
 
     def _metric(self, stage: str) -> MeanMetric:
-        """The stage's float64 NLL metric, on the module's device, or on the host where the
-        device has no float64 (MPS)."""
+        """The stage's float64 NLL metric, on the module's device, or the host's without float64."""
         metric = self._nll_metrics[stage]
         device = self.device if has_float64(self.device) else torch.device("cpu")
         if metric.device != device or metric.dtype != torch.float64:
@@ -93,8 +85,8 @@ class NgramLitModule(LightningModule):
     def _exact_nll(
         self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """(mean NLL, example count) in float64 from the model's own sums where the device has
-        float64; else from each example's NLL, computed on the device, summed on the host."""
+        """(mean NLL, example count) in float64: from the model's sums, or where the device has no
+        float64 from each example's NLL, summed on the host."""
         if has_float64(nll_sum.device):
             nll_sum, total = nll_sum.detach().double(), total.double()
         else:
@@ -103,14 +95,10 @@ class NgramLitModule(LightningModule):
         return nll_sum / total.clamp_min(1), total
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
-        """This process's share of the global batch's objective.
-
-        DDP averages gradients over the R processes, so the local NLL sum is scaled by
-        R / (global example count), and process 0 alone carries R times the L2 term: their
-        average is then exactly the one-device gradient, however unevenly the rows are split
-        (bit for bit when R is a power of two and each context's rows are on one process).
-        The value is the global objective, so that L-BFGS line searches agree across processes.
-        """
+        """This process's share of the global objective: DDP averages gradients over R processes,
+        so the local NLL sum is scaled by R / (global example count) and process 0 alone carries
+        R times the penalty, which makes their average the one-device gradient however the rows
+        are split. The value is the global objective, so that L-BFGS line searches agree."""
         strategy, world = self.trainer.strategy, self.trainer.world_size
         total = total.detach().to(sum_dtype(total.device), copy=True)  # reduced in place
         global_total = strategy.reduce(total, reduce_op="sum")
@@ -125,8 +113,7 @@ class NgramLitModule(LightningModule):
             self._val_epoch = self.current_epoch  # as the progress display numbers it
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The epoch of the val_nll a checkpoint was judged by: one saved once training has
-        ended has the next epoch's number, after that of the epoch that was measured."""
+        """The epoch of the val_nll a checkpoint was judged by (a later save has the next one's)."""
         if getattr(self, "_val_epoch", None) is not None:
             checkpoint["val_epoch"] = self._val_epoch
 
@@ -143,8 +130,8 @@ class NgramLitModule(LightningModule):
         return loss
 
     def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
-        """Every loss L-BFGS evaluates, as its own curve: a full-batch L-BFGS run takes a few
-        steps of many iterations, which the per-step curves show as a point or two."""
+        """Every loss L-BFGS evaluates, as its own curve: per-step curves of a full-batch L-BFGS
+        run (a few steps of many iterations) show a point or two."""
         logger = self.logger
         optimizer = self.optimizers(use_pl_optimizer=False)
         if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(logger, TensorBoardLogger)):
@@ -161,8 +148,7 @@ class NgramLitModule(LightningModule):
 
     @torch.no_grad()
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        """(B,) float64 log-probability of each example's next character (on the host where
-        the device has no float64)."""
+        """(B,) float64 log-probability of each example's next character."""
         x, y, _ = batch
         log_p = torch.log_softmax(float64_of(self.model(x)), dim=-1)  # (B, V)
         return log_p.gather(1, y[:, None].to(log_p.device))[:, 0]

@@ -16,8 +16,7 @@ PREDICTIONS = FileKind("a predictions file (a TSV of `predict`)", HEADER.encode(
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes `name, tokens (its characters + the end token), nll (total, nats),
-    nll_per_token` for each name of the predict split, in file order, atomically."""
+    """Writes a TSV row (name, tokens, nll, nll_per_token) per name, in file order, atomically."""
 
     def __init__(self, path: Path, inputs: tuple[str | Path, ...] = ()) -> None:
         super().__init__(write_interval="epoch")

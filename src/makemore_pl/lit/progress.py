@@ -1,5 +1,4 @@
-"""What a run shows while it trains: the run and model once, then the losses, on a terminal as a
-bar that fits 80 columns, in a file as one plain line per tenth of the run."""
+"""While a run trains: an 80-column bar on a terminal, one line per tenth of the run in a file."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ class EpochBar(Tqdm):
 
 
 class ReadableProgressBar(TQDMProgressBar):
-    """The losses right after the epoch, then the bar: on an 80-column terminal Lightning's
-    layout (counts, times and rate first) leaves no room for val_nll."""
+    """The losses first, then the bar: Lightning's layout leaves val_nll no room in 80 columns."""
 
     BAR_FORMAT = "{desc}{postfix} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
 
@@ -50,8 +48,7 @@ class ReadableProgressBar(TQDMProgressBar):
 
 
 class PlainProgress(ProgressBar):
-    """For output to a file (nohup, a scheduler, `> log`): one line per tenth of the epochs,
-    and at least one every `seconds` of a long epoch, instead of a bar redrawn every step."""
+    """For a file: a line per tenth of the epochs (and every `seconds`), not a redrawn bar."""
 
     def __init__(self, seconds: float = 60.0) -> None:
         super().__init__()
@@ -91,11 +88,6 @@ class PlainProgress(ProgressBar):
         print(*args, **kwargs, file=sys.stdout, flush=True)
 
 
-def progress_display(interactive: bool) -> ProgressBar:
-    """The bar on a terminal, plain lines otherwise."""
-    return ReadableProgressBar() if interactive else PlainProgress()
-
-
 def describe_model(model: LightningModule) -> str:
     """One line instead of Lightning's summary table, whose only row would be the metrics."""
     plain = getattr(model, "model", model)  # the plain model a LightningModule holds
@@ -107,8 +99,7 @@ def describe_model(model: LightningModule) -> str:
 
 
 class ModelLine(Callback):
-    """Prints the run's name and `describe_model` once training starts, when every table is
-    built; it comes before the progress bar, which starts drawing at the same moment."""
+    """Prints the run's name and `describe_model` once every table is built, before the bar."""
 
     def __init__(self, run_name: str) -> None:
         self.run_name = run_name

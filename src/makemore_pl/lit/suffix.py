@@ -1,12 +1,11 @@
-"""`SuffixLitModule`: the every-suffix model (`makemore_pl.models.suffix_model`) trained by the
-Lightning Trainer: full-batch L-BFGS (`makemore_pl.models.suffix_fit`), its table built from the
-data module's training split."""
+"""`SuffixLitModule`: the every-suffix model fitted by full-batch L-BFGS (`models.suffix_fit`)."""
 
 from __future__ import annotations
 
 import copy
 import ctypes
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.distributed as dist
@@ -23,18 +22,16 @@ from makemore_pl.models.suffix_model import SuffixConfig, SuffixModel
 
 
 def release_freed_memory() -> None:
-    """Hands the memory freed so far back to the system (glibc's malloc_trim; elsewhere
-    nothing). Building the table frees tens of MB of index temporaries that glibc would keep
-    resident under the fit's own buffers, which are allocated next."""
+    """glibc's malloc_trim: building the table frees tens of MB of temporaries that glibc would
+    keep resident under the fit's buffers, allocated next (elsewhere: nothing)."""
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is not None:
         trim(0)
 
 
 class FitSteps(torch.optim.Optimizer):
-    """The optimizer Lightning steps: `step(closure)` runs the closure, which is a run of the
-    model's own L-BFGS (`SuffixFit`, held by the module with its curvature memory). Its
-    checkpointed state is empty: that memory is rebuilt in a few iterations after a resume."""
+    """The optimizer Lightning steps: the closure runs the module's own L-BFGS (`SuffixFit`),
+    whose curvature memory is not checkpointed: a resume rebuilds it in a few iterations."""
 
     def __init__(self, params) -> None:
         super().__init__(params, {})
@@ -45,11 +42,7 @@ class FitSteps(torch.optim.Optimizer):
 
 @takes_settings(SuffixConfig)
 class SuffixLitModule(NgramLitModule):
-    """The every-suffix model; see `makemore_pl.models.suffix_model.SuffixModel`.
-
-    Its table is built from the training split in `setup` and kept as buffers, so a checkpoint
-    holds it.
-    """
+    """The every-suffix model; see `makemore_pl.models.suffix_model.SuffixModel`."""
 
     model_class = SuffixModel
     _fit: SuffixFit | None = None  # the L-BFGS state, made at the first step
@@ -59,38 +52,30 @@ class SuffixLitModule(NgramLitModule):
         return False  # the fit runs its own iterations in a step
 
     def on_train_end(self) -> None:
-        # the fit's buffers, (3 + 2 history_size) copies of the weights, go before the end of
-        # fit hooks (the TensorBoard snapshot) allocate theirs
+        # the fit's (3 + 2 history_size) copies of the weights go before the snapshot allocates
         self._fit = None
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        """max_iter iterations of the fit on the whole (or this process's share of the) count
-        table; every iteration's objective is logged as `fit_objective`, by iteration."""
+        """max_iter iterations of the fit on (this process's share of) the count table."""
         if self._fit is None:  # the first step, or the first after a resume: from U
-            reduce = self._sum_over_processes if self.trainer.world_size > 1 else None
+            reduce = dist.all_reduce if self.trainer.world_size > 1 else None  # sums in place
             config = self.config
             release_freed_memory()
             self._fit = SuffixFit(self.model, batch, config.history_size, config.tolerance, reduce)
         with one_thread():
-            report = self.optimizers().step(closure=self._run_fit)
+            fit = partial(self._fit.run, self.config.max_iter, self._log_iteration)
+            report = self.optimizers().step(closure=fit)
         loss = torch.tensor(report.objective, dtype=sum_dtype(self.device))
         # the train NLL at the step's end weights, from the fit (the same on every process)
         self._log_nll("train", *host_nll(report.nll, batch[2]), len(batch[1]))
         self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
         return loss
 
-    def _run_fit(self):
-        def log(iteration: int, objective: float) -> None:
-            if self.logger is not None:  # a curve of every iteration, not only each step's end
-                self.logger.log_metrics({"fit_objective": objective}, step=iteration)
+    def _log_iteration(self, iteration: int, objective: float) -> None:
+        if self.logger is not None:  # a curve of every iteration, not only each step's end
+            self.logger.log_metrics({"fit_objective": objective}, step=iteration)
 
-        return self._fit.run(self.config.max_iter, log)
-
-    @staticmethod
-    def _sum_over_processes(tensor: Tensor) -> None:
-        dist.all_reduce(tensor)
-
-    def setup(self, stage: str) -> None:
+    def setup(self, stage: str) -> None:  # the table, in buffers a checkpoint holds
         if len(self.model.keys) or self.trainer is None or self.trainer.datamodule is None:
             return  # built already, or loaded from a checkpoint
         data = self.trainer.datamodule.data
@@ -109,9 +94,8 @@ class SuffixLitModule(NgramLitModule):
 
 
 def carry_step_count(checkpoint: dict) -> None:
-    """A checkpoint of the earlier fit (torch's L-BFGS, stepped by Lightning's automatic
-    optimization) counts its steps there; the manual loop takes them over, so a resumed run
-    goes on from the same global step."""
+    """A checkpoint of the earlier fit (torch's L-BFGS, automatic optimization) counts its steps
+    there; the manual loop takes them over, so a resumed run goes on from the same step."""
     loops = checkpoint.get("loops", {}).get("fit_loop", {})
     automatic = loops.get("epoch_loop.automatic_optimization.optim_progress")
     manual = loops.get("epoch_loop.manual_optimization.optim_step_progress")

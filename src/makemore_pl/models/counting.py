@@ -20,16 +20,8 @@ EVAL_CHUNK = 1 << 18  # n-grams scored at a time
 
 
 class CountingBaseline:
-    """P(next | context) from the counts of (context, next) pairs, under one of two smoothings:
-
-    - add-k (`smoothing` a number k): (N[context, next] + k) / (N[context].sum() + k * V); a
-      context never seen (with k = 0) gets the uniform distribution, so every row sums to 1;
-    - `smoothing="kneser-ney"`: interpolated modified Kneser-Ney over every order up to c, its
-      discounts estimated from the counts of counts (`makemore_pl.models.kneser_ney`).
-
-    Only the pairs that occur are stored, so every order whose keys fit in int64 works
-    (c = 6 on names.txt); the dense `counts` and `probs` tables are built on request.
-    """
+    """P(next | context) from the (context, next) counts seen, smoothed by add-k (N + k) /
+    (N[context] + k V), uniform for a context never seen, or by Kneser-Ney ("kneser-ney")."""
 
     def __init__(
         self,
@@ -52,13 +44,11 @@ class CountingBaseline:
         self._kneser_ney: KneserNey | None = None
 
     def fit(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> CountingBaseline:
-        """Count every (context, next) pair of X (N, c), Y (N,); example i counts `weights[i]`
-        times (int64, e.g. its name's count), once without weights."""
+        """Count every (context, next) pair of X (N, c), Y (N,), example i `weights[i]` times."""
         return self.fit_counts(NgramCounts.from_examples(x, y, self.vocab_size, weights))
 
     def fit_counts(self, counts: NgramCounts) -> CountingBaseline:
-        """Take the (context, next) counts as they are, e.g. `NamesData.ngram_counts("train")`,
-        counted from the file without example tensors."""
+        """Take the (context, next) counts as they are, e.g. `NamesData.ngram_counts("train")`."""
         if (counts.vocab_size, counts.context_size) != (self.vocab_size, self.context_size):
             raise ValueError(
                 f"counts of vocab_size {counts.vocab_size} and context_size {counts.context_size}"
@@ -72,11 +62,6 @@ class CountingBaseline:
         """(V**c, V) int64 counts N[context, next]."""
         self._check_dense("counts")
         return self.table.dense()
-
-    @counts.setter
-    def counts(self, counts: Tensor) -> None:
-        self.table = NgramCounts.from_dense(counts, self.context_size)
-        self._kneser_ney = None
 
     @property
     def is_kneser_ney(self) -> bool:
@@ -109,11 +94,7 @@ class CountingBaseline:
     def next_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) float64 next-character distributions."""
         everything = torch.arange(self.vocab_size, device=x.device).expand(len(x), -1)
-        return self._probs(x, everything)
-
-    def _probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
-        """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
-        return self._row_probs(context_rows(x, self.vocab_size), next_ids)
+        return self._row_probs(context_rows(x, self.vocab_size), everything)
 
     def _row_probs(self, rows: Tensor, next_ids: Tensor) -> Tensor:
         """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities."""
@@ -148,9 +129,8 @@ class CountingBaseline:
         return self.next_probs(x).log()
 
     def nll(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> float:
-        """Mean negative log-likelihood in nats over the examples, accumulated in float64;
-        with `weights`, example i counts weights[i] times."""
-        log_p = self._probs(x, y[:, None])[:, 0].log()
+        """Mean NLL in nats over the examples (example i weights[i] times), in float64."""
+        log_p = self._row_probs(context_rows(x, self.vocab_size), y[:, None])[:, 0].log()
         if weights is None:
             return -log_p.mean().item()
         check_weights(weights, len(y))
@@ -158,15 +138,13 @@ class CountingBaseline:
         return -((log_p * weights).sum() / weights.sum()).item()
 
     def counts_nll(self, counts: NgramCounts) -> float:
-        """The same mean over the examples that `counts` counted (e.g. a held-out split's
-        `NamesData.ngram_counts`): one term per distinct n-gram, weighted by its count; NaN
-        for no examples."""
+        """The mean NLL of the examples `counts` counted (NaN for none), a chunk at a time."""
         if counts.total() == 0:
             return float("nan")
         log_likelihood = 0.0
         chunks = zip(counts.keys.split(EVAL_CHUNK), counts.counts.split(EVAL_CHUNK), strict=True)
         with one_thread():
-            for keys, n in chunks:  # a chunk at a time: bounded temporaries
+            for keys, n in chunks:
                 log_p = self._key_probs(keys).log()
                 log_likelihood += float(log_p @ n.to(log_p.device, torch.float64))
         return -log_likelihood / counts.total()
@@ -177,8 +155,7 @@ class CountingBaseline:
 
     def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
         """Character ids of generated words; see `makemore_pl.core.sampling.sample`."""
-        next_logprobs = lambda ctx: self.next_probs(ctx).log()  # noqa: E731
-        return sample(next_logprobs, self.context_size, num_samples, seed, **kwargs)
+        return sample(self.log_probs, self.context_size, num_samples, seed, **kwargs)
 
 
 def add_k_probs(table: NgramCounts, k: float, rows: Tensor, next_ids: Tensor) -> Tensor:
@@ -201,8 +178,7 @@ DISCOUNT_SCALES = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
 def tune_smoothing(
     counting: CountingBaseline, val: HeldOut, grid: tuple[float, ...] = SMOOTHING_GRID
 ) -> CountingBaseline:
-    """The fitted counting model under the add-k smoothing with the lowest NLL on `val`:
-    n-gram counts, (x, y) or (x, y, weights)."""
+    """The fitted model under the add-k smoothing of the lowest NLL on `val`."""
     _check_val(val)
     candidates = [counting.with_smoothing(k) for k in grid]
     return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
@@ -211,8 +187,7 @@ def tune_smoothing(
 def tune_discounts(
     counting: CountingBaseline, val: HeldOut, grid: tuple[float, ...] = DISCOUNT_SCALES
 ) -> CountingBaseline:
-    """The fitted counting model under Kneser-Ney, its discounts scaled by the factor with the
-    lowest NLL on `val`: n-gram counts, (x, y) or (x, y, weights)."""
+    """The fitted model under Kneser-Ney, its discounts scaled by the best factor on `val`."""
     _check_val(val)
     if not counting.is_kneser_ney:
         counting = counting.with_smoothing(KNESER_NEY)  # built once, shared by the candidates

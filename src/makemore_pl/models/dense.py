@@ -1,9 +1,5 @@
 """The dense model: one weight table W of V**c rows of V logits, looked up by the joint context
-(index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers.
-
-`DenseConfig` holds its settings; `DenseTable` is its math in plain torch: logits, the L2
-penalty. `BigramLitModule` trains it; `sweep` fits it exactly and `sample` reads it back, neither
-with the training stack."""
+(index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers."""
 
 from __future__ import annotations
 
@@ -22,11 +18,8 @@ from makemore_pl.core.settings import Settings, number, one_of, setting, whole
 from makemore_pl.core.text import human_bytes
 from makemore_pl.models.ngram import NgramModel, at_least_float32
 
-# A fixed cap, not a share of this machine's memory, so that a model (or a checkpoint) that
-# builds on one machine builds on every other. 2**27 float32 cells are 537 MB for W; training
-# holds W, its gradient and Adam's two moments, about 2.1 GB. That admits names.txt up to
-# context_size 4 (57 MB) and a 3,921-character bigram (61 MB), and refuses context_size 5
-# (1.5 GB), where the counting model is the better tool anyway.
+# fixed, not a share of this machine's memory, so a model that builds here builds everywhere:
+# 537 MB for W, 2.1 GB with Adam; names.txt up to context_size 4 (57 MB), not 5 (1.5 GB)
 MAX_WEIGHT_CELLS = 2**27
 BYTES_PER_CELL = 4  # float32
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
@@ -94,7 +87,7 @@ def check_chars(chars: list[str] | None, vocab_size: int) -> None:
 
 def table_size_problem(vocab_size: int, context_size: int) -> str | None:
     """Why a W of V**c x V cells cannot be built, before anything is allocated; None if it can."""
-    # in logarithms: V**c of a hostile c (10**9) would take minutes to compute as an integer
+    # in logarithms: V**c of a hostile c (10**9) would take minutes as an integer
     log_cells = (context_size + 1) * math.log(max(vocab_size, 1))
     if log_cells <= math.log(MAX_WEIGHT_CELLS):
         return None
@@ -120,16 +113,14 @@ class DenseTable(NgramModel):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
-        # a one-hot product only selects rows of W; under 16-bit autocast it would round W to
-        # 3 digits first, so it runs in W's own precision and NLLs stay float32 or better
+        # 16-bit autocast would round W to 3 digits first: a one-hot product only selects rows
         with torch.autocast(x.device.type, enabled=False):
             if x.is_floating_point():
                 return x.to(self.W.dtype) @ self.W
             if self.config.encoding == "onehot":
                 rows = context_rows(x, self.vocab_size)
                 return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-            # F.embedding is W[rows] with a deterministic backward (W[rows] accumulates its
-            # gradient in a thread-dependent order: identical runs would drift apart by ~1e-4)
+            # F.embedding: W[rows] with a deterministic backward (W[rows]'s drifts by ~1e-4)
             return F.embedding(context_rows(x, self.vocab_size), self.W)
 
     def penalty(self) -> Tensor:

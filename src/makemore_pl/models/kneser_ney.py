@@ -1,20 +1,12 @@
-"""Interpolated modified Kneser-Ney smoothing (Chen & Goodman, 1998), vectorised and sparse.
+"""Interpolated modified Kneser-Ney smoothing (Chen & Goodman, 1998), vectorised and sparse:
 
-For context h (length k) and next character w, with h' = h minus its first character:
+    p_k(w | h) = (a(hw) - D_k(a(hw))) / A(h) + gamma(h) * p_{k-1}(w | h'),     A(h) = sum_w a(hw),
+    gamma(h)   = (D_k1 N1(h.) + D_k2 N2(h.) + D_k3 N3+(h.)) / A(h),    p_{-1}(w) = 1/V,
 
-    p_k(w | h) = (a(hw) - D_k(a(hw))) / A(h) + gamma(h) * p_{k-1}(w | h'),
-    gamma(h)   = (D_k1 N1(h.) + D_k2 N2(h.) + D_k3 N3+(h.)) / A(h),     A(h) = sum_w a(hw),
-
-down to p_{-1}(w) = 1/V; a context never seen passes p_{k-1} on unchanged. The adjusted count
-a is the raw count at the highest order, and below it the number of distinct characters seen
-before hw (how many contexts w continues, not how often), as in Kneser-Ney. Two rules follow
-from the framing (c boundaries, index 0, before every word), as KenLM does for <s>:
-- an n-gram whose context starts with a boundary sits at the start of a word: nothing precedes
-  it, so its adjusted count is its raw count;
-- a context starting with two boundaries says nothing more than the same context one boundary
-  shorter: such n-grams are dropped, and the shorter context's distribution is used as is.
-D_k1, D_k2, D_k3+ come from the counts of counts t_j of the adjusted counts of the order:
-Y = t1 / (t1 + 2 t2), D_kj = j - (j + 1) Y t_{j+1} / t_j.
+h' the context h without its first character. The adjusted count a is the raw count at the
+highest order or after a boundary (KenLM's <s>), else the number of distinct characters seen
+before hw; a context starting with two boundaries is dropped (the shorter one says the same).
+D_kj = j - (j + 1) Y t_{j+1} / t_j, Y = t1 / (t1 + 2 t2), t_j the order's counts of counts.
 """
 
 from __future__ import annotations
@@ -26,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from makemore_pl.core.contexts import context_rows, suffix
+from makemore_pl.core.contexts import suffix
 from makemore_pl.core.ngrams import NgramCounts, find, group_sums, lookup
 
 DENSE_KEYS = 1 << 20  # orders with at most this many possible keys are scored from arrays
@@ -43,8 +35,7 @@ class Order:
     _dense: tuple | None = None  # the arrays of `dense`, once built
 
     def dense(self, num_contexts: int, vocab_size: int) -> tuple[np.ndarray, ...]:
-        """alpha of every possible key, gamma and seen of every possible context: arrays
-        indexed by key and context (for the low orders, whose possible keys are few)."""
+        """alpha of every possible key, gamma and seen of every possible context, as arrays."""
         if self._dense is None:
             alpha = np.zeros(num_contexts * vocab_size)
             alpha[self.keys.numpy()] = self.alpha.numpy()
@@ -58,12 +49,7 @@ class KneserNey:
     """The model of every order 0..c from the counts of the highest; rows sum to 1 exactly."""
 
     def __init__(self, counts: NgramCounts, discount_scale: float = 1.0) -> None:
-        """
-        Args:
-            counts: raw counts of the (context, next) pairs of the highest order.
-            discount_scale: factor on every estimated discount (each kept within [0, j]); 1 is
-                Chen & Goodman's estimate, other values are for tuning on held-out data.
-        """
+        """`discount_scale`: a factor on every estimated discount (each kept within [0, j])."""
         self.vocab_size, self.context_size = counts.vocab_size, counts.context_size
         self.adjusted = adjusted_counts(counts)
         self.estimated = torch.stack([estimate_discounts(a) for _, a in self.adjusted])
@@ -86,16 +72,9 @@ class KneserNey:
             for (keys, adjusted), d in zip(self.adjusted, self.discounts, strict=True)
         ]
 
-    def probs(self, x: Tensor, next_ids: Tensor) -> Tensor:
-        """(B, c) contexts, (B, K) next ids -> (B, K) float64 probabilities."""
-        return self.row_probs(context_rows(x, self.vocab_size), next_ids)
-
     def row_probs(self, rows: Tensor, next_ids: Tensor, base: float | None = None) -> Tensor:
-        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities.
-
-        `base` is where the recursion starts: 1/V (every row then sums to 1); KenLM starts from
-        1/(V + 1), as it counts an unknown-word token.
-        """
+        """(B,) context rows, (B, K) next ids -> (B, K) float64 probabilities; `base` is where
+        the recursion starts: 1/V (rows sum to 1), or KenLM's 1/(V + 1) (an unknown-word token)."""
         v = self.vocab_size
         base = 1 / v if base is None else base
         p = torch.full(next_ids.shape, base, dtype=torch.float64, device=rows.device)
@@ -109,9 +88,7 @@ class KneserNey:
         return p
 
     def key_probs(self, keys: Tensor, base: float | None = None) -> Tensor:
-        """(B,) n-gram keys (context row * V + next) -> (B,) float64 probabilities: `row_probs`
-        for one next id each, on CPU, with one sort of the queries per order for both of its
-        searches (a context's row sorts with its keys)."""
+        """(B,) n-gram keys (context row * V + next) -> (B,) float64: `row_probs`, faster on CPU."""
         v = self.vocab_size
         p = np.full(len(keys), 1 / v if base is None else base)
         for k, order in enumerate(self.orders):
@@ -165,11 +142,8 @@ def drop_padded(keys: Tensor, adjusted: Tensor, k: int, v: int) -> tuple[Tensor,
 
 
 def estimate_discounts(adjusted: Tensor) -> Tensor:
-    """(3,) float64 D1, D2, D3+ from the counts of counts (Chen & Goodman, eq. 26).
-
-    Where a formula is undefined or out of (0, j] (tiny data without, say, any count of 3), the
-    discount falls back to Y, the single absolute discount of Ney et al., or to 0.5 without Y.
-    """
+    """(3,) float64 D1, D2, D3+ (Chen & Goodman, eq. 26); where undefined or out of (0, j]
+    (tiny data), Y, the single absolute discount of Ney et al., or 0.5 without Y."""
     t = [int((adjusted == j).sum()) for j in range(5)]
     y = t[1] / (t[1] + 2 * t[2]) if t[1] > 0 else 0.0
     fallback = y if y > 0 else 0.5

@@ -1,6 +1,5 @@
-"""What every neural n-gram model computes from its own logits: the loss, its parts, and
-log-probabilities. Training, the DDP objective, `sweep`, `suffix_sweep` and the tests all call
-these."""
+"""What every neural n-gram model computes from its own logits: the loss, its parts and
+log-probabilities (training, the DDP objective, `sweep`, `suffix_sweep` and the tests)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ MAX_WEIGHT = 1e6
 
 
 class NgramModel(nn.Module):
-    """A model of (B, c) contexts -> (B, V) logits (`forward`), built from its config; a
-    subclass adds `penalty()`."""
+    """(B, c) contexts -> (B, V) logits (`forward`), built from its config; adds `penalty()`."""
 
     config_class: ClassVar[type[Settings]]
 
@@ -40,9 +38,8 @@ class NgramModel(nn.Module):
         return F.cross_entropy(at_least_float32(self(x)), y, reduction="none")
 
     def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum of counts[i] * cross-entropy of row i, sum of counts), summed in float64 where
-        the device has it: a float32 sum would round differently however the rows are split
-        between devices."""
+        """(sum of counts[i] * cross-entropy of row i, sum of counts), in float64 where the device
+        has it: a float32 sum would round differently however the rows are split over devices."""
         per_row = self.nll_rows(x, y)
         return (per_row.to(sum_dtype(per_row.device)) * counts).sum(), counts.sum()
 
@@ -52,8 +49,7 @@ class NgramModel(nn.Module):
     def objective(
         self, x: Tensor, y: Tensor, counts: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """(loss, nll) on these examples: the mean cross-entropy plus the penalty, and the mean
-        alone. With `counts`, row i stands for counts[i] identical examples."""
+        """(mean cross-entropy + penalty, mean cross-entropy); row i counts counts[i] times."""
         if counts is None:
             counts = torch.ones(len(y), device=y.device)
         nll_sum, total = self.nll_sum(x, y, counts)
@@ -66,11 +62,9 @@ class NgramModel(nn.Module):
         return torch.log_softmax(at_least_float32(self(x)), dim=-1)
 
     def prepare_for(self, state: dict[str, Tensor]) -> None:
-        """Makes the model's tensors the sizes and precision a saved state holds, so that it
-        loads as it was saved."""
-        dtypes = {
-            t.dtype for t in state.values() if isinstance(t, Tensor) and t.is_floating_point()
-        }
+        """The sizes and precision a saved state holds, so that it loads as it was saved."""
+        tensors = [t for t in state.values() if isinstance(t, Tensor)]
+        dtypes = {t.dtype for t in tensors if t.is_floating_point()}
         if len(dtypes) == 1:
             self.to(dtypes.pop())
 

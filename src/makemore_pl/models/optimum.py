@@ -13,13 +13,9 @@ from makemore_pl.models.dense import DenseConfig, DenseTable
 def fit_optimum(
     vocab_size: int, context_size: int, l2: float, table: Batch, iterations: int = 60
 ) -> DenseTable:
-    """The model minimising cross-entropy + l2 * (W**2).mean() on a count table, exactly.
-
-    The objective splits into one small convex problem per row of W: row r only meets the
-    examples of context r. Rows whose context never occurs stay at 0 (no data, and L2 pulls
-    them there), and the seen rows are solved together by damped Newton steps in float64:
-    a few dozen batched 27 × 27 solves instead of thousands of gradient steps.
-    """
+    """The model minimising cross-entropy + l2 * (W**2).mean() on a count table, exactly: one
+    convex problem per seen row of W, solved together by damped Newton steps in float64 (rows
+    never seen stay at 0, where L2 pulls them)."""
     x, y, counts = table
     seen, local = torch.unique(context_rows(x, vocab_size), return_inverse=True)
     n = torch.zeros(len(seen), vocab_size, dtype=torch.float64, device=x.device)
@@ -33,11 +29,8 @@ def fit_optimum(
 
 
 def newton_rows(n: Tensor, total: Tensor, mu: float, iterations: int) -> Tensor:
-    """argmin over w (S, V) of sum_r [N_r logsumexp(w_r) - n_r . w_r] / total + mu |w_r|^2.
-
-    Rows are independent problems: each stops as soon as its own Newton decrement is below the
-    float64 noise of its objective, and later steps only touch the rows still moving.
-    """
+    """argmin over w (S, V) of sum_r [N_r logsumexp(w_r) - n_r . w_r] / total + mu |w_r|^2; a
+    row stops once its Newton decrement is below the float64 noise of its objective."""
     w = torch.zeros_like(n)
     active = torch.arange(len(n), device=n.device)
     for _ in range(iterations):
@@ -57,11 +50,8 @@ def newton_rows(n: Tensor, total: Tensor, mu: float, iterations: int) -> Tensor:
 
 
 def newton_step(w: Tensor, n: Tensor, total: Tensor, mu: float) -> tuple[Tensor, Tensor]:
-    """The Newton step of every row, and its slope (gradient . step).
-
-    A row's Hessian is c (diag(p) - p p^T) + lam I, with c = N_r / total: a diagonal minus a
-    rank-one term, so Sherman-Morrison solves it in O(V) instead of a V x V factorisation.
-    """
+    """The Newton step of every row and its slope (gradient . step). A row's Hessian
+    c (diag(p) - p p^T) + lam I, c = N_r / total, is solved in O(V) by Sherman-Morrison."""
     c = n.sum(1, keepdim=True) / total
     p = w.softmax(1)
     grad = c * p - n / total + 2 * mu * w
@@ -75,8 +65,7 @@ def newton_step(w: Tensor, n: Tensor, total: Tensor, mu: float) -> tuple[Tensor,
 
 
 def backtrack(objective, w: Tensor, step: Tensor, slope: Tensor) -> Tensor:
-    """Per row, the largest of 1, 1/2, 1/4, ... times `step` that decreases the objective enough
-    (Armijo): Newton's full step can overshoot far from the optimum."""
+    """Per row, the largest of 1, 1/2, 1/4, ... times `step` with enough decrease (Armijo)."""
     scale = torch.ones_like(slope)
     start = objective(w)
     for _ in range(40):

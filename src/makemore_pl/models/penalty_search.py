@@ -1,12 +1,8 @@
-"""Choosing the every-suffix model's penalty on val.
-
-A coordinate search on a log scale: for each suffix length 1..c in turn, its L2 strength and,
-when an L1 start is given, its L1 strength are doubled and halved, and the better side followed
-while val NLL falls, the others held; then the L1 term's smoothing and the scales by count. A
-second round moves by factors of sqrt(2). The empty suffix's strengths stay where they start:
-its row sees every example, so they hardly matter. A value of 0 stays 0. Every point is the
-model fitted to its optimum on train, warm-started from the best point so far; the two sides of
-a move, and two points ahead along a side, are fitted at the same time.
+"""Choosing the every-suffix model's penalty on val by a coordinate search on a log scale: each
+setting in turn (per suffix length 1..c its L2 and L1 strengths, then the smoothing and the
+scales by count) doubled and halved, the better side followed while val NLL falls; a second
+round moves by sqrt(2). The empty suffix's strengths stay (its row sees every example), and a
+0 stays 0. Every point is fitted to its optimum on train, warm-started from the best so far.
 """
 
 from __future__ import annotations
@@ -47,13 +43,11 @@ def above_one(value: object) -> str | None:
 
 @dataclass(frozen=True)
 class Search(Settings):
-    """How the penalty is searched: rounds, the first round's factor, each point's fit, and
-    how many points are fitted at a time (each on one thread)."""
+    """How the penalty is searched: rounds, factor, each point's fit, points at a time."""
 
     rounds: int = setting(
         2,
-        "search rounds: the first moves each strength by factors of 2, the next by sqrt(2), and "
-        "so on.",
+        "search rounds: the first moves each strength by factors of 2, the next by sqrt(2), ...",
         rounds_problem,
     )
     max_iter: int = setting(
@@ -61,15 +55,13 @@ class Search(Settings):
     )
     step: float = setting(
         2.0,
-        "the factor of the first round (2: doubling and halving); each round after moves by "
-        "the square root of the one before.",
+        "the first round's factor (2: doubling and halving); each next round's is its square root.",
         above_one,
     )
     tolerance: float = setting(
         1e-7,
-        "each point is fitted, from the best point so far, until every gradient entry (per "
-        "example) is at most this. A step in a strength moves the gradient by about the change "
-        "/ N (5e-7 at N = 182,000), so this must stay well below that.",
+        "each point is fitted from the best so far until every gradient entry (per example) is at "
+        "most this: well below a strength step's effect, about the change / N (5e-7 at N = 182k).",
         number(0, words="must be finite and 0 or more"),
     )
     workers: int = setting(
@@ -125,10 +117,7 @@ def moved(config: SuffixConfig, setting: str, k: int | None, factor: float) -> S
 
 
 def search_moves(config: SuffixConfig) -> list[tuple[str, int | None]]:
-    """The settings the search moves, in order: per length 1..c its L2 then its L1 strength
-    (where not 0), then the smoothing when there is an L1 term, then the L2 and the L1 scales
-    of entries seen 0, 1, 2 times (the 3+ entries' scales are the reference: the strengths per
-    length set their level); a 0 is not moved."""
+    """The settings moved, in order: not a 0, nor the 3+ scales (the strengths set their level)."""
     moves = []
     for k in range(1, len(config.strengths)):
         moves.append(("strengths", k))
@@ -143,30 +132,12 @@ def search_moves(config: SuffixConfig) -> list[tuple[str, int | None]]:
     return moves
 
 
-def fit_point(
-    config: SuffixConfig, train: Examples, warm: SuffixModel | None, search: Search
-) -> SuffixModel:
-    """A model of this penalty fitted on train in float64, starting from `warm`'s logits."""
-    model = SuffixModel(config).double()
-    model.build_table(*train)
-    if warm is not None:
-        with torch.no_grad():
-            model.U.copy_(warm.theta / model.scale[:, None])
-    table = count_table(*train[:2], config.vocab_size, train[2])
-    fit_suffix_model(model, table, search.max_iter, search.tolerance)
-    return model
-
-
 def choose_penalty(
     train: Examples, val: Examples, start: SuffixConfig, search: Search = Search(), report=None
 ) -> tuple[SuffixConfig, list[PenaltyPoint], SuffixModel]:
-    """The penalty with the lowest val NLL found by the coordinate search, every point tried
-    and the chosen model; `report(point)` is called as each point is done.
-
-    Each setting in turn is moved up and down at once; the better side, if it lowers val NLL,
-    is followed two points at a time while val NLL falls (up to MAX_MOVES points). The points
-    of a batch are fitted `search.workers` at a time, all from the best model so far, so the
-    search is the same whatever the number of workers."""
+    """The penalty of the lowest val NLL found, every point tried and the chosen model;
+    `report(point)` as each point is done. The points of a batch are fitted `search.workers` at
+    a time, all from the best model so far: the search is the same for any number of workers."""
     if len(val[1]) == 0:
         raise CommandError("choosing the penalty needs val examples: the val split is empty")
     v = start.vocab_size
@@ -175,14 +146,19 @@ def choose_penalty(
     tried: dict[tuple, float] = {}
 
     def fit(config: SuffixConfig, warm: SuffixModel | None) -> tuple[SuffixModel, PenaltyPoint]:
+        """The model of this penalty fitted on train in float64, from `warm`'s logits."""
         started = time.perf_counter()
-        model = fit_point(config, train, warm, search)
+        model = SuffixModel(config).double()
+        model.build_table(*train)
+        if warm is not None:
+            with torch.no_grad():
+                model.U.copy_(warm.theta / model.scale[:, None])
+        fit_suffix_model(model, tables[0], search.max_iter, search.tolerance)
         nlls = [mean_nll(model, table) for table in tables]
         return model, PenaltyPoint(config, *nlls, time.perf_counter() - started)
 
     def best_of(trials: list[SuffixConfig], warm: SuffixModel | None):
-        """(index, model, val NLL) of the lowest val NLL among the trials; a point tried before
-        is not fitted again (and, never better than the best so far, has no model)."""
+        """(index, model, val NLL) of the best trial; one tried before is not fitted again."""
         new = list({penalty_key(p): p for p in trials if penalty_key(p) not in tried}.values())
         models = {}
         for model, point in pool.map(lambda p: fit(p, warm), new):  # in order
@@ -194,16 +170,14 @@ def choose_penalty(
         i = min(range(len(trials)), key=lambda j: tried[penalty_key(trials[j])])
         return i, models.get(penalty_key(trials[i])), tried[penalty_key(trials[i])]
 
-    # L-BFGS fits on 1.6 M weights: one thread each (a second one gains little and, on a
-    # shared machine, costs several times the time); `workers` fits at a time
+    # one thread per fit: a second gains little and, on a shared machine, costs several times
     with one_thread(), ThreadPoolExecutor(search.workers) as pool:
         chosen, model = _search(start, search, best_of)
     return chosen, points, model
 
 
 def _search(start: SuffixConfig, search: Search, best_of) -> tuple[SuffixConfig, SuffixModel]:
-    """The coordinate search from `start`, `best_of(trials, warm)` fitting each batch: the
-    chosen penalty and its model."""
+    """The chosen penalty and its model: both sides of a move at once, then two points ahead."""
     current = start
     _, best, best_val = best_of([start], None)
     for factor in [search.step ** (0.5**r) for r in range(search.rounds)]:  # 2, sqrt(2), ...

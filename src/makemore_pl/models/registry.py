@@ -1,10 +1,6 @@
-"""The models this package trains, one entry each: every layer reads a model's facts here.
-
-A new model is a config and a plain module in `makemore_pl.models` (its settings; its math:
-logits, penalty), a LightningModule in `makemore_pl.lit` that holds it (its optimizer and
-hooks) and one entry in MODELS. Checkpoints, `sample`, the training command, run names and
-TensorBoard all find it from here; nothing else names it.
-"""
+"""The models this package trains, one entry each: checkpoints, `sample`, the training command,
+run names and TensorBoard read a model's facts here. A new model is a config and a plain module
+here, a LightningModule in `makemore_pl.lit` that holds it, and one entry in MODELS."""
 
 from __future__ import annotations
 
@@ -21,8 +17,7 @@ ORDER_NAMES = {1: "bigram", 2: "trigram"}
 
 @dataclass(frozen=True)
 class ModelKind:
-    """One trainable model: its LightningModule's name and module, its plain module (which
-    names its config), and its default run name."""
+    """One trainable model: its LightningModule, its plain module and its default run name."""
 
     name: str  # the LightningModule's class name, as configs and checkpoints give it
     lit_module: str  # imported by the training layer only
@@ -68,14 +63,14 @@ MODELS = {
             "makemore_pl.lit.dense",
             DenseTable,
             dense_run_name,
-            legacy_modules=("makemore_pl.model",),
+            ("makemore_pl.model",),
         ),
         ModelKind(
             "SuffixLitModule",
             "makemore_pl.lit.suffix",
             SuffixModel,
             suffix_run_name,
-            legacy_modules=("makemore_pl.suffix_model",),
+            ("makemore_pl.suffix_model",),
         ),
     )
 }
@@ -90,7 +85,6 @@ def kind_of_class_path(class_path: str) -> ModelKind | None:
 
 
 def kind_of_state(state: dict) -> ModelKind:
-    """The model whose weights a state dict holds (a checkpoint without its class path, saved
-    from Python): the suffix model's table, or else the dense W."""
+    """The model whose weights a state dict holds (saved from Python, without a class path)."""
     keys = {str(key).removeprefix("model.") for key in state}
     return MODELS["SuffixLitModule"] if "keys" in keys else DEFAULT_MODEL

@@ -1,24 +1,11 @@
-"""The every-suffix model's fit: L-BFGS in the W coordinates with a tree preconditioner and an
-analytic gradient, every buffer allocated once.
+"""The every-suffix model's fit: L-BFGS in W with an analytic gradient and a tree preconditioner,
 
-    objective(W) = NLL sum / N + sum_r L[len r] |W_r|^2 / N,    theta = T W (sums down the tree)
+    objective(W) = NLL sum / N + sum_r L[len r] |W_r|^2 / N (+ L1),    theta = T W (tree sums)
 
-plus the smoothed L1 term, and with scales by count class each entry's own strengths
-(`SuffixModel.penalty`).
-
-Why not torch.optim.LBFGS with autograd (the earlier fit): its history of 20 pairs, its working
-copies, autograd's temporaries and the memory glibc keeps after freeing them took the c = 5 fit
-on names.txt to 1.9 GB for 1.6 M weights (13 MB a copy). Here the memory is (3 + 2 * history)
-copies, allocated once: w, its gradient (which holds theta during an evaluation), the direction
-(U's own storage, unread until the weights are written back) and the history pairs, which the
-line search fills in place. With an L1 term or L2 scales by count the preconditioner's factors
-are per entry: two copies more.
-
-The initial inverse Hessian H0 of L-BFGS is the exact inverse of T' D T + 2 Lambda: D a diagonal
-of the NLL's Hessian in theta (per row, from the counts), Lambda the L2 strengths. In theta that
-quadratic couples rows along the suffix tree only, so elimination from the deepest suffixes up
-makes no fill: a solve is one pass up the tree and one down. It halves the iterations of the
-earlier diag(scale^2) preconditioner (444 against 957 to a gradient of 1e-9 at c = 5).
+Buffers are allocated once, (3 + 2 * history) copies of W (torch.optim.LBFGS with autograd took
+the c = 5 fit to 1.9 GB). H0 is the exact inverse of T' D T + 2 Lambda (D: the NLL's curvature
+in theta, Lambda: the L2 strengths), one pass up the tree and one down: half the iterations of
+diag(scale^2) (444 against 957 at c = 5).
 """
 
 from __future__ import annotations
@@ -32,14 +19,8 @@ import torch
 from torch import Tensor
 
 from makemore_pl.core.batches import Batch
+from makemore_pl.models import suffix_tree
 from makemore_pl.models.suffix_model import SuffixModel
-from makemore_pl.models.suffix_tree import (
-    count_classes,
-    subtree_diffs_,
-    subtree_sums_,
-    theta_to_w_,
-    w_to_theta_,
-)
 
 Reduce = Callable[[Tensor], None]  # sums a tensor over processes, in place (all_reduce)
 REFRESH = 50  # with strengths per entry: iterations between preconditioners (they follow w)
@@ -58,12 +39,11 @@ class FitReport:
 
 
 class Objective:
-    """f(W) and its gradient in W, analytic, into preallocated buffers (an evaluation allocates
-    one length's rows at most). Several processes (`reduce`): each holds a shard of the count
-    table, and the NLL and gradient are summed, so all of them see the one-device objective."""
+    """f(W) and its gradient in W into preallocated buffers, summed over processes (`reduce`)."""
 
     def __init__(self, model: SuffixModel, train: Batch, reduce: Reduce | None = None) -> None:
         x, y, counts = train
+        self.model, self.reduce = model, reduce or (lambda tensor: None)  # one process: no sums
         dtype, device, v = model.U.dtype, model.U.device, model.vocab_size
         x, y, counts = x.to(device), y.to(device), counts.to(device, dtype)
         rows = model.rows_of(x)
@@ -73,14 +53,11 @@ class Objective:
         self.examples = torch.zeros(len(model.keys), dtype=dtype, device=device)
         self.examples.index_add_(0, rows[known], self.counts)  # N_r: rows' deepest examples
         self.all_examples = self.examples.clone()  # ... of every process
-        if reduce is not None:
-            reduce(self.all_examples)
+        self.reduce(self.all_examples)
         sums = torch.stack([counts.sum(), counts[~known].sum() * math.log(v)])
-        if reduce is not None:
-            reduce(sums)
+        self.reduce(sums)
         self.total, self.unknown = float(sums[0]), float(sums[1])  # uniform: no row at all
         self.inv_total = 1 / max(self.total, 1.0)
-        self.model, self.reduce = model, reduce
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
         self.l1 = None  # (R, 1) the L1 strengths / N
@@ -95,12 +72,13 @@ class Objective:
         if config.l2_by_count is not None:
             self.l2_scales = model.count_scales(config.l2_by_count)
         if self.l1_scales is not None or self.l2_scales is not None:
-            self.classes = count_classes(self._counts(), model.links)  # (R, V) uint8
+            self.classes = suffix_tree.count_classes(self._counts(), model.links)  # (R, V) uint8
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
-        """f(w); its gradient is written into `grad`, and the NLL per example into `self.nll`."""
+        """f(w); its gradient into `grad`, the NLL per example into `self.nll`."""
         links = self.model.links
-        theta = w_to_theta_(grad.copy_(w), links)  # theta lives in grad until the softmax
+        # theta lives in grad until the softmax
+        theta = suffix_tree.w_to_theta_(grad.copy_(w), links)
         picked = (theta.view(-1)[self.flat] * self.counts).sum()
         top = theta.amax(1, keepdim=True)
         grad.sub_(top).exp_()  # softmax rows, unnormalised
@@ -109,10 +87,9 @@ class Objective:
         nll = ((self.examples * lse).sum() - picked).reshape(1)
         grad.mul_(self.examples[:, None] / sums)  # in theta: N_r softmax(theta_r) - counts
         grad.view(-1).index_add_(0, self.flat, self.counts, alpha=-1)
-        subtree_sums_(grad, links)  # in W
-        if self.reduce is not None:
-            self.reduce(nll)
-            self.reduce(grad)
+        suffix_tree.subtree_sums_(grad, links)  # in W
+        self.reduce(nll)
+        self.reduce(grad)
         grad.mul_(self.inv_total)
         self.nll = float(nll[0] + self.unknown) * self.inv_total
         square = 0.0
@@ -122,8 +99,7 @@ class Objective:
         return self.nll + square + self._add_by_blocks(w, grad)
 
     def _add_by_blocks(self, w: Tensor, grad: Tensor) -> float:
-        """The penalty's terms with strengths per entry: the L2 term l2 w^2 / 2 with scales by
-        count, the L1 term l1 (sqrt(w^2 + eps^2) - eps); their gradient added to grad."""
+        """Terms with strengths per entry, their gradient added to grad, block by block."""
         if self.l2_scales is None and self.l1 is None:
             return 0.0
         value = torch.zeros((), dtype=w.dtype, device=w.device)
@@ -143,17 +119,14 @@ class Objective:
         return float(value)
 
     def _strength_of(self, per_row: Tensor, scales: Tensor | None, start: int) -> Tensor:
-        """The strengths (`per_row`, (R, 1)) of the block of rows from `start`: (B, 1), or per
-        entry (B, V) scaled by the entries' count classes."""
+        """(R, 1) strengths -> the block's from `start`: (B, 1), or (B, V) scaled by class."""
         strengths = per_row[start : start + BLOCK_ROWS]
         if scales is None:
             return strengths
         return scales.take(self.classes[start : start + BLOCK_ROWS].long()).mul_(strengths)
 
     def couplings(self, w: Tensor) -> Tensor:
-        """The preconditioner's lambda: the L2 strengths / 2N ((R, 1)), per entry with
-        `l2_by_count` ((R, V)), plus with L1 its smoothed term's curvature at w, per entry:
-        l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
+        """The preconditioner's lambda: L2 / 2N, plus l1 eps^2 / (w^2 + eps^2)^(3/2) / 2."""
         if self.l1 is None and self.l2_scales is None:
             return self.l2 / 2
         t = torch.empty_like(w)  # one (R, V) buffer
@@ -167,14 +140,11 @@ class Objective:
         return t
 
     def curvature(self, w: Tensor | None = None, per_entry: bool = False) -> Tensor:
-        """A diagonal of the NLL's Hessian in theta: N_r p (1 - p) / N per entry ((R, V)), or
-        unless `per_entry` its mean over each row ((R, 1)). p: the model's probabilities at w;
-        without w, each row's next-character frequencies smoothed by one example of the
-        overall ones."""
+        """N_r p (1 - p) / N, the NLL's Hessian diagonal in theta, (R, V) or its row means."""
         if w is None:
             p = self._frequencies()
         else:  # a softmax per row, in place in one (R, V) buffer
-            p = w_to_theta_(w.clone(), self.model.links)
+            p = suffix_tree.w_to_theta_(w.clone(), self.model.links)
             p.sub_(p.amax(1, keepdim=True)).exp_()
             p.div_(p.sum(1, keepdim=True))
         p.addcmul_(p, p, value=-1)  # p (1 - p), in place: no second (R, V) copy
@@ -182,17 +152,14 @@ class Objective:
         return p if per_entry else p.mean(1, keepdim=True)
 
     def _counts(self) -> Tensor:
-        """(R, V) C_rv: every process's examples whose deepest row is r and next character v
-        (the same on every process)."""
+        """(R, V) C_rv: every process's examples of deepest row r and next character v."""
         table = torch.zeros_like(self.model.U)
         table.view(-1).index_add_(0, self.flat, self.counts)
-        if self.reduce is not None:
-            self.reduce(table)
+        self.reduce(table)
         return table
 
     def _frequencies(self) -> Tensor:
-        """(R, V) each row's next-character frequencies (of every process's counts), smoothed
-        by one example of the overall ones."""
+        """(R, V) each row's next-character frequencies, smoothed by one overall example."""
         table = self._counts()
         overall = table.sum(0, keepdim=True)
         overall /= overall.sum().clamp_min(1)
@@ -200,16 +167,11 @@ class Objective:
 
 
 class TreePreconditioner:
-    """H0 = (T' D T + 2 Lambda)^-1, exactly, for D (R, 1) and Lambda (R, 1) per row.
-
-    In theta the quadratic is 1/2 theta' D theta + sum_r lambda_r |theta_r - theta_parent|^2 (a
-    root's parent: 0). Eliminating the deepest rows first, a_r = D_r + sum over children of
-    2 lambda_c a_c / (a_c + 2 lambda_c): factors computed once, (R, 1) each.
-    """
+    """H0 = (T' D T + 2 Lambda)^-1 by elimination from the deepest rows: in theta, rows couple
+    along the tree only, a_r = D_r + sum over children of 2 lambda_c a_c / (a_c + 2 lambda_c)."""
 
     def __init__(self, links, curvature: Tensor, l2: Tensor) -> None:
-        """curvature: D, (R, 1) or like l2 (lambda, (R, 1) or (R, V)); both are used up: their
-        buffers become the factors (one fewer copy of the weights while they are made)."""
+        """D (R, 1) or like lambda `l2` ((R, 1) or (R, V)): both buffers become the factors."""
         self.links = links
         root = torch.ones(len(l2), 1, dtype=l2.dtype, device=l2.device)
         for (start, end), _, _ in links:
@@ -227,13 +189,13 @@ class TreePreconditioner:
 
     def apply_(self, q: Tensor) -> Tensor:
         """q (a gradient in W) <- H0 q (a step in W), in place."""
-        subtree_diffs_(q, self.links)  # in theta
+        suffix_tree.subtree_diffs_(q, self.links)  # in theta
         for (start, end), (p0, p1), parent in reversed(self.links):  # up: b_p += k_c b_c
             q[p0:p1].index_add_(0, parent, q[start:end] * self.gain[start:end])
         q.mul_(self.inverse)  # down: theta_c = b_c / (a_c + 2 lambda_c) + k_c theta_p
         for (start, end), (p0, p1), parent in self.links:
             q[start:end].addcmul_(self.gain[start:end], q[p0:p1][parent])
-        return theta_to_w_(q, self.links)
+        return suffix_tree.theta_to_w_(q, self.links)
 
 
 def _dot(a: Tensor, b: Tensor) -> float:
@@ -241,12 +203,7 @@ def _dot(a: Tensor, b: Tensor) -> float:
 
 
 class SuffixFit:
-    """L-BFGS on one model and count table, resumable: `run(n)` continues where the last run
-    stopped (the Trainer's steps), and writes the weights back into the model's U.
-
-    Stops once every gradient entry in W (per example) is at most `tolerance`. Deterministic:
-    the same inputs give the same weights bit for bit.
-    """
+    """L-BFGS until every gradient entry in W is at most `tolerance`, resumable by `run`."""
 
     def __init__(
         self,
@@ -261,10 +218,9 @@ class SuffixFit:
         self.model, self.tolerance, self.history = model, tolerance, history
         with torch.no_grad():
             self.f = Objective(model, train, reduce)
-            # with strengths per entry (L1, or L2 by count) H0's factors are per entry: so is
-            # the curvature, at the model's probabilities, renewed as w moves
+            # with strengths per entry H0 is per entry too, renewed as w moves
             self.per_entry = self.f.l1 is not None or self.f.l2_scales is not None
-            self.w = theta_to_w_(model.theta.contiguous(), model.links)
+            self.w = suffix_tree.theta_to_w_(model.theta.contiguous(), model.links)
             self.tree = self._preconditioner()
             self.g = torch.empty_like(self.w)
             self.s = torch.empty(history, *self.w.shape, dtype=self.w.dtype, device=self.w.device)
@@ -283,12 +239,10 @@ class SuffixFit:
         d = u.data if u.is_contiguous() else torch.empty_like(self.w)
         for _ in range(max_iter):
             if self.largest <= self.tolerance:
-                stopped = "gradient"
                 break
             if self.per_entry and self.iterations % REFRESH == 0 and self.iterations:
-                # the curvature per entry moves with w: a new H0, and curvature pairs of it
-                # (pairs of the old one stall the fit at a small smoothing). The old one goes
-                # first: (R, V) factors each
+                # a new H0 and new pairs (old ones stall the fit at a small smoothing); the
+                # old H0 goes first: (R, V) factors each
                 self.tree = None
                 self.tree = self._preconditioner()
                 self.pairs.clear()
@@ -298,25 +252,15 @@ class SuffixFit:
             self.iterations += 1
             if log is not None:
                 log(self.iterations, self.value)
-        else:
-            if self.largest <= self.tolerance:
-                stopped = "gradient"
+        if self.largest <= self.tolerance:
+            stopped = "gradient"
         self.model.set_W(self.w)
         self.seconds += time.perf_counter() - started
-        return FitReport(
-            self.iterations,
-            self.evaluations,
-            self.value,
-            self.largest,
-            self.nll,
-            self.seconds,
-            stopped,
-        )
+        progress = (self.iterations, self.evaluations, self.value, self.largest, self.nll)
+        return FitReport(*progress, self.seconds, stopped)
 
     def _preconditioner(self) -> TreePreconditioner:
-        """H0 at w: the NLL's curvature per row from the counts, or with strengths per entry
-        (and w not 0: the uniform model says nothing) per entry at the model's probabilities;
-        the penalty's."""
+        """H0 at w: the curvature per row from the counts, or per entry at w (unless w is 0)."""
         if self.per_entry and bool(self.w.any()):
             curvature = self.f.curvature(self.w, per_entry=True)
         else:
@@ -380,6 +324,5 @@ def fit_suffix_model(
     tolerance: float = 1e-7,
     history: int = 2,
 ) -> FitReport:
-    """Fits `model` (its table built; U the start: zeros or a warm start) in place to the
-    optimum of its objective on a count table; see `SuffixFit`."""
+    """Fits `model` (its table built, U the start) in place on a count table; see `SuffixFit`."""
     return SuffixFit(model, train, history, tolerance).run(max_iter)

@@ -1,20 +1,12 @@
-"""The every-suffix neural model: one linear layer over every suffix of the context.
-
-The one-hot input has a slot for every suffix of the context seen in training (lengths 0..c:
-the empty one, the last character, the last two, ...), so that
+"""The every-suffix neural model: one linear layer over every suffix of h seen in training,
 
     logits(h) = sum_k W[row of suffix_k(h)],      loss = mean NLL + sum_r L[len r] |W_r|^2 / N,
 
-with N the training examples and L the per-length strengths (in examples: L = 1 weighs like one
-example); an optional per-length L1 term (elastic net), smoothed: L1[len r] sum |W_rv|_eps / N,
-|w|_eps = sqrt(w^2 + eps^2) - eps: quadratic below eps (`smoothing`), |w| above. Either strength
-of an entry W_rv can be scaled by how often the pair (suffix r, next character v) was seen in
-training: 0, 1, 2, 3+ times (the scales by count). A suffix never seen in training has
-no row and adds nothing: the neural form of backing off. The suffixes of h that have rows are
-lengths 0..m, so the sum telescopes: with theta_r = W_r + W_parent(r) + ... (parent: one
-character shorter), logits(h) = theta[deepest row of h]. The weights are kept as U = theta /
-scale, scale ~ 1 / sqrt(curvature) (the checkpoint's form); the fit
-(`makemore_pl.models.suffix_fit`) works in W.
+N the training examples, L the per-length strengths (in examples), plus an optional L1 term
+L1[len r] sum_v |W_rv|_eps / N, |w|_eps = sqrt(w^2 + eps^2) - eps, each strength scaled by how
+often (suffix r, next v) was seen (0, 1, 2, 3+). A suffix never seen has no row. The sum
+telescopes: with theta_r = W_r + theta_parent(r), logits(h) = theta[deepest row of h]. The
+weights are kept as U = theta / scale, scale ~ 1 / sqrt(curvature).
 """
 
 from __future__ import annotations
@@ -29,20 +21,9 @@ from torch import Tensor, nn
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import SettingError
 from makemore_pl.core.settings import Settings, number, numbers, setting, whole
+from makemore_pl.models import suffix_tree
 from makemore_pl.models.dense import CHARS_HELP, chars_problem, check_chars
 from makemore_pl.models.ngram import NgramModel
-from makemore_pl.models.suffix_tree import (
-    COUNT_CLASSES,
-    count_classes,
-    deepest_logits,
-    deepest_rows,
-    key_lengths,
-    length_offsets,
-    parent_rows,
-    suffix_links,
-    table_keys,
-    w_to_theta_,
-)
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
 
@@ -53,7 +34,7 @@ def penalty(default, help: str, check=None):
 
 
 def scales(value: object) -> str | None:
-    return None if value is None else numbers(COUNT_CLASSES, BY_COUNT)(value)
+    return None if value is None else numbers(suffix_tree.COUNT_CLASSES, BY_COUNT)(value)
 
 
 @dataclass(frozen=True)
@@ -70,8 +51,7 @@ class SuffixConfig(Settings):
     )
     shortest: int = setting(
         0,
-        "suffixes shorter than this get no rows; c leaves only the full context, the dense "
-        "model's rows.",
+        "suffixes shorter than this get no rows; c leaves only the full context (the dense model).",
     )
     max_iter: int = setting(
         100,
@@ -103,9 +83,8 @@ class SuffixConfig(Settings):
     )
     l1_by_count: list[float] | None = penalty(
         None,
-        "scales of the L1 strength of an entry (a suffix, a next character) seen 0, 1, 2, or 3 "
-        "and more times in training (4 values; None: 1 each), as Kneser-Ney's discounts depend "
-        "on the count.",
+        "scales of the L1 strength of an entry (suffix, next character) seen 0, 1, 2 or 3+ times "
+        "in training (4 values; None: 1 each), as Kneser-Ney's discounts depend on the count.",
         scales,
     )
     l2_by_count: list[float] | None = penalty(
@@ -139,11 +118,7 @@ class SuffixConfig(Settings):
 
 
 class SuffixModel(NgramModel):
-    """logits(h) = sum over the suffixes of h seen in training of their row of W.
-
-    The suffix table is built from training examples by `build_table` and kept as buffers, so
-    a saved model holds it; W, its (R, V) rows, is a view of the parameter U.
-    """
+    """The model; its suffix table (`build_table`) is kept as buffers, so a saved one holds it."""
 
     config_class = SuffixConfig
 
@@ -151,11 +126,10 @@ class SuffixModel(NgramModel):
         super().__init__(config)
         self._allocate(0)
 
-    def _allocate(self, num_rows: int, dtype: torch.dtype | None = None) -> None:
-        """Zero weights and an empty table of `num_rows` rows, on the module's device, in
-        `dtype` (default: the weights' current one)."""
+    def _allocate(self, num_rows: int) -> None:
+        """Zero weights and an empty table of `num_rows` rows, on the module's device and dtype."""
         v, device = self.vocab_size, self.U.device if hasattr(self, "U") else None
-        dtype = dtype or (self.U.dtype if hasattr(self, "U") else torch.get_default_dtype())
+        dtype = self.U.dtype if hasattr(self, "U") else torch.get_default_dtype()
         self.U = nn.Parameter(torch.zeros(num_rows, v, dtype=dtype, device=device))
         self.register_buffer("scale", torch.ones(num_rows, dtype=dtype, device=device))
         self.register_buffer("keys", torch.zeros(num_rows, dtype=torch.long, device=device))
@@ -163,32 +137,30 @@ class SuffixModel(NgramModel):
         self._derive()
 
     def _derive(self) -> None:
-        """Each row's suffix length and parent row, from the keys (not saved: they follow)."""
+        """Each row's suffix length and parent row, from the keys (not saved)."""
         v, c = self.vocab_size, self.context_size
-        lengths = key_lengths(self.keys, v, c)
+        lengths = suffix_tree.key_lengths(self.keys, v, c)
         self.register_buffer("lengths", lengths, persistent=False)
-        self.register_buffer("parents", parent_rows(self.keys, v, c), persistent=False)
-        self.links = suffix_links(lengths, self.parents, c)  # the tree, per length
+        self.register_buffer("parents", suffix_tree.parent_rows(self.keys, v, c), persistent=False)
+        self.links = suffix_tree.suffix_links(lengths, self.parents, c)  # the tree, per length
         self._looked_up: tuple[Tensor, Tensor] | None = None  # (contexts, rows) of rows_of
 
     @torch.no_grad()
     def build_table(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> None:
-        """Rows for every suffix of the training contexts X (N, c), Y (N,), at zero, and the
-        coordinates the fit works in."""
+        """Rows, at zero, for every suffix of the training contexts X (N, c), Y (N,)."""
         v, shortest = self.vocab_size, self.config.shortest
         x, y, counts = count_table(x, y, v, weights)  # distinct rows: cheaper
         x, counts = x.to(self.U.device), counts.to(self.U.device, self.scale.dtype)
-        keys = table_keys(x, v, shortest)
+        keys = suffix_tree.table_keys(x, v, shortest)
         self._allocate(len(keys))
         self.keys.copy_(keys)
         self._derive()
         self.train_total.fill_(int(counts.sum().item()))
-        deepest = deepest_rows(self.keys, x, v, shortest)
+        deepest = suffix_tree.deepest_rows(self.keys, x, v, shortest)
         self.scale.copy_(self.curvature(deepest, counts).rsqrt())
 
     def curvature(self, deepest: Tensor, counts: Tensor) -> Tensor:
-        """(R,) a rough diagonal of the objective's Hessian in theta: a fifth of the examples
-        each row is the deepest row of, and the L2 terms of its own row and its children's."""
+        """(R,) a rough Hessian diagonal in theta: a fifth of the examples, and the L2 terms."""
         examples = torch.zeros_like(self.scale).index_add_(0, deepest.clamp_min(0), counts)
         pull = 2 * self.strength_of_rows()
         has_parent = self.parents >= 0
@@ -218,7 +190,7 @@ class SuffixModel(NgramModel):
     def set_W(self, w: Tensor) -> None:
         """U <- the coordinates of the linear layer `w` (R, V), which is left as it was."""
         self.U.copy_(w)
-        w_to_theta_(self.U.data, self.links).div_(self.scale[:, None])
+        suffix_tree.w_to_theta_(self.U.data, self.links).div_(self.scale[:, None])
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids -> (B, V) logits; 0 (uniform) for a context with no row at all."""
@@ -227,26 +199,21 @@ class SuffixModel(NgramModel):
         return self.theta_of(self.rows_of(x))
 
     def theta_of(self, rows: Tensor) -> Tensor:
-        """(B,) rows (-1: none) -> (B, V) their theta (0 for -1), computed for these rows only:
-        the whole table's theta is a copy of all the weights. F.embedding: a deterministic
-        backward, unlike U[rows]."""
+        """(B,) rows (-1: none) -> (B, V) their theta (0 for -1), for these rows only."""
         known = rows >= 0
         picked = rows.clamp_min(0)
-        return deepest_logits(self.U, rows) * (self.scale[picked] * known)[:, None]
+        return suffix_tree.deepest_logits(self.U, rows) * (self.scale[picked] * known)[:, None]
 
     def rows_of(self, x: Tensor) -> Tensor:
-        """(B, c) contexts -> (B,) their deepest rows; L-BFGS evaluates one batch many times
-        per step, so the last batch's rows are kept."""
+        """(B, c) contexts -> (B,) deepest rows, the last batch's kept (L-BFGS reuses it)."""
         if self._looked_up is not None and self._looked_up[0] is x:
             return self._looked_up[1]
-        rows = deepest_rows(self.keys, x, self.vocab_size, self.config.shortest)
+        rows = suffix_tree.deepest_rows(self.keys, x, self.vocab_size, self.config.shortest)
         self._looked_up = (x, rows)
         return rows
 
     def nll_sum(self, x: Tensor, y: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
-        """(sum of counts[i] * cross-entropy of example i, sum of counts), as
-        sum_r N_r logsumexp(theta_r) - sum_i counts[i] theta[row_i, y_i], N_r the examples of
-        row r: one logsumexp per row with examples instead of one per example."""
+        """(sum of counts[i] * cross-entropy of example i, sum of counts): one logsumexp per row."""
         rows, v = self.rows_of(x), self.vocab_size
         counts = counts.to(self.U.dtype)  # a float32 total would round the logged NLL to float32
         known = rows >= 0
@@ -260,9 +227,7 @@ class SuffixModel(NgramModel):
         return nll + unknown, counts.sum()
 
     def penalty(self, count_classes: Tensor | None = None) -> Tensor:
-        """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, |w|_eps = sqrt(w^2 + eps^2) - eps the smoothed
-        absolute value (eps: `smoothing`); with scales by count, each entry's strength scaled by
-        its class in `count_classes` (`count_classes_of` the training examples)."""
+        """sum_r (L2 |W_r|^2 + L1 |W_r|_eps) / N, scaled by `count_classes` (`count_classes_of`)."""
         config, w = self.config, self.W
         square = w.pow(2) * self.count_scales(config.l2_by_count, count_classes)
         terms = self.strength_of_rows() * square.sum(1)  # (R,)
@@ -276,8 +241,7 @@ class SuffixModel(NgramModel):
     def count_scales(
         self, scales: list[float] | None, classes: Tensor | None = None
     ) -> Tensor | float:
-        """(4,) the scale of an entry seen 0, 1, 2, 3+ times, or with `classes` each entry's
-        (R, V); 1 without scales."""
+        """(4,) scales by count class, or each entry's (R, V) with `classes`; 1 without."""
         if scales is None:
             return 1.0
         scales = torch.tensor(scales, dtype=self.scale.dtype, device=self.scale.device)
@@ -285,19 +249,17 @@ class SuffixModel(NgramModel):
 
     @torch.no_grad()
     def count_classes_of(self, x: Tensor, y: Tensor, counts: Tensor) -> Tensor:
-        """(R, V) uint8: how often each (suffix, next character) pair is seen in these examples
-        (distinct rows with counts), 0, 1, 2, or 3 for 3 and more."""
+        """(R, V) uint8: each (suffix, next) pair seen 0, 1, 2 or 3+ times in these examples."""
         rows = self.rows_of(x.to(self.U.device))
         table = torch.zeros_like(self.U)
         known = rows >= 0
         flat = rows[known] * self.vocab_size + y.to(rows.device)[known]
         table.view(-1).index_add_(0, flat, counts.to(table)[known])
-        return count_classes(table, self.links)
+        return suffix_tree.count_classes(table, self.links)
 
     def prepare_for(self, state: dict[str, Tensor]) -> None:
-        """An empty table of a saved state's size and precision, its tree that of the saved keys
-        (Lightning loads the weights into the module it holds, past this module's own
-        `load_state_dict`)."""
+        """An empty table of a saved state's size, precision and keys (Lightning loads past this
+        module's own `load_state_dict`)."""
         super().prepare_for(state)
         keys = state.get("keys")
         fits = isinstance(keys, Tensor) and keys.dim() == 1 and keys.dtype == torch.long
@@ -308,7 +270,7 @@ class SuffixModel(NgramModel):
 
     def keys_problem(self, keys: Tensor) -> str | None:
         """Why `keys` are not a suffix table of this context size: in range, sorted, distinct."""
-        limit = int(length_offsets(self.vocab_size, self.context_size)[-1])
+        limit = int(suffix_tree.length_offsets(self.vocab_size, self.context_size)[-1])
         if len(keys) and (keys.min() < 0 or keys.max() >= limit):
             return (
                 f"its suffix keys are not those of context_size {self.context_size} (from 0 to "

@@ -1,13 +1,8 @@
-"""Every suffix of a context as one row of a table: keys, lengths, parents and lookups.
-
-A suffix of length k (the last k characters, k = 0..c) has the key `offset(k) + id`, where id is
-its base-V number and offset(k) = V**0 + ... + V**(k-1): the keys of all lengths then never
-collide, and sorting them groups each length. A suffix whose first two characters are
-boundaries says no more than the same suffix one boundary shorter (boundaries only ever pad the
-start of a word), so the longer one has no row, as in Kneser-Ney. The tree of suffixes (each
-row's parent: the suffix one character shorter) carries the transforms between the model's
-coordinates.
-"""
+"""Every suffix of a context as one row of a table: keys, lengths, parents, lookups and the
+tree transforms. A suffix of length k has the key offset(k) + its base-V id, offset(k) = V**0 +
+... + V**(k-1): keys of all lengths never collide, and sorted they group by length. A suffix
+starting with two boundaries says no more than one boundary shorter, so it has no row (as in
+Kneser-Ney)."""
 
 from __future__ import annotations
 
@@ -25,11 +20,8 @@ def length_offsets(vocab_size: int, context_size: int, device=None) -> Tensor:
 
 
 def suffix_keys(x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
-    """(B, c) contexts -> (B, c + 1) key of each suffix length 0..c; -1 where it has no row.
-
-    Lengths below `shortest` have no rows; a suffix starting with two boundaries has none
-    either, unless its one-shorter equivalent is below `shortest` (then it stands for it).
-    """
+    """(B, c) contexts -> (B, c + 1) key of each suffix length 0..c; -1 where it has no row
+    (below `shortest`; two boundaries first, unless one shorter is below `shortest`)."""
     c = x.shape[1]
     offsets = length_offsets(vocab_size, c, x.device)
     ids, keys = torch.zeros_like(x[:, 0]), []
@@ -56,8 +48,7 @@ def key_lengths(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
 
 
 def parent_rows(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
-    """(R,) row of each key's suffix one character shorter; -1 where that has no row (length 0,
-    or below `shortest`)."""
+    """(R,) row of each key's suffix one character shorter; -1 where that has no row."""
     offsets = length_offsets(vocab_size, context_size, keys.device)
     k = key_lengths(keys, vocab_size, context_size)
     shorter = (k - 1).clamp_min(0)
@@ -67,11 +58,8 @@ def parent_rows(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
 
 
 def deepest_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
-    """(B, c) contexts -> (B,) row of the longest suffix of each that has a row; -1 for none.
-
-    The suffixes of a context that have rows are always lengths shortest..m for some m: the
-    suffixes of a suffix seen in training were seen too.
-    """
+    """(B, c) contexts -> (B,) row of the longest suffix with a row; -1 for none. The rows are
+    lengths shortest..m: the suffixes of a suffix seen in training were seen too."""
     rows = suffix_rows(keys, x, vocab_size, shortest)  # (B, c + 1)
     deepest = (rows >= 0).sum(1, keepdim=True) - 1 + shortest
     return rows.gather(1, deepest.clamp_min(0))[:, 0].where(deepest[:, 0] >= shortest, -1)
@@ -85,20 +73,17 @@ def suffix_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> 
 
 
 def deepest_logits(theta: Tensor, rows: Tensor) -> Tensor:
-    """(R, V) logits per row, (B,) deepest rows (-1: none) -> (B, V); 0 (uniform) without a row.
+    """(R, V) logits per row, (B,) rows (-1: none) -> (B, V); 0 (uniform) without a row.
     F.embedding: a deterministic backward, unlike theta[rows]."""
     return F.embedding(rows.clamp_min(0), theta) * (rows >= 0)[:, None]
 
 
-# -- the tree transforms, in place, one suffix length at a time ---------------------------------
-# `links` (suffix_links): for each suffix length k whose rows have parents, the rows' slice, their
-# parents' slice (length k - 1) and each row's parent as an index into that slice. The four
-# transforms are linear O(R V) passes that allocate at most one length's rows.
+# per suffix length with parents: its rows' slice, its parents' slice, each row's parent in it
 Links = list[tuple[tuple[int, int], tuple[int, int], Tensor]]
 
 
 def suffix_links(lengths: Tensor, parents: Tensor, context_size: int) -> Links:
-    """Each linked suffix length's (rows, parents' rows, parent index) (keys sorted by length)."""
+    """The tree of suffixes, one suffix length at a time (keys sorted by length)."""
     ends = torch.searchsorted(lengths, torch.arange(context_size + 2, device=lengths.device))
     levels = [(int(ends[k]), int(ends[k + 1])) for k in range(context_size + 1)]
     links = []
@@ -144,7 +129,5 @@ COUNT_CLASSES = 4  # an entry (suffix, next character) seen 0, 1, 2, or 3+ times
 
 
 def count_classes(deepest_counts: Tensor, links: Links) -> Tensor:
-    """(R, V) uint8 count classes (0, 1, 2, 3 = 3 and more) of every (suffix, next) pair, from
-    the counts at each example's deepest row; the buffer becomes the counts through each row."""
-    classes = subtree_sums_(deepest_counts, links).clamp_(max=COUNT_CLASSES - 1)
-    return classes.to(torch.uint8)
+    """(R, V) uint8 classes 0, 1, 2, 3+ of each (suffix, next), from deepest counts (used up)."""
+    return subtree_sums_(deepest_counts, links).clamp_(max=COUNT_CLASSES - 1).to(torch.uint8)

@@ -1,2 +1,1 @@
-"""The commands that train nothing (sample, baseline, sweep, suffix_sweep): plain functions,
-each parsed with its own options and the data's (`--data.*`), none importing Lightning."""
+"""The commands that train nothing, as plain functions that never import Lightning."""

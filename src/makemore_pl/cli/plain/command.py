@@ -1,10 +1,10 @@
-"""The commands that train nothing (sample, baseline, sweep, suffix_sweep) as plain functions:
-each parsed with its own options and the data's (`--data.*`), none importing Lightning."""
+"""Runs plain command `<name>` (cli/plain/<name>.py) with its own options and `--data.*`."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import typing
 from pathlib import Path
 
@@ -13,7 +13,6 @@ import yaml
 from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.config_files import safe_load
 from makemore_pl.cli.interrupts import plain_command_started
-from makemore_pl.cli.parsers import ReportsWriteFailures
 from makemore_pl.core.data import DataConfig, NamesData
 from makemore_pl.core.errors import CommandError, SettingError
 
@@ -23,18 +22,18 @@ TRAINER_OPTIONS = {
     "accelerator": 'where to run the model: "auto" takes a GPU if there is one',
 }
 # sections of a training config (`fit --config`) that these commands have no use for
-TRAINING_SECTIONS = {
-    "trainer",
-    "model",
-    "seed_everything",
-    "ckpt_path",
-    "snapshots",
-    "best_checkpoint",
-    "last_checkpoint",
-    "run_name",
-    "weights_only",
-    "output",
-}
+TRAINING_SECTIONS = {"trainer", "model", "seed_everything", "ckpt_path", "run_name", "output"}
+TRAINING_SECTIONS |= {"snapshots", "best_checkpoint", "last_checkpoint", "weights_only"}
+
+
+class ReportsWriteFailures:
+    """A parser mixin: argparse ignores an OSError while printing help (`--help >/dev/full` would
+    exit 0 with the help lost); here it reaches the one-line message and the exit status."""
+
+    def _print_message(self, message: str, file: typing.IO[str] | None = None) -> None:
+        file = file or sys.stderr
+        if message and file is not None:  # None: the stream was closed at start
+            file.write(message)
 
 
 def run_command(prog: str, name: str, args: list[str]) -> object:
@@ -44,10 +43,10 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     class Parser(ReportsWriteFailures, ArgumentParser):
         """jsonargparse's, reporting a failure to write its help."""
 
-    module = importlib.import_module(COMMANDS[name].module)
+    module = importlib.import_module(f"makemore_pl.cli.plain.{name}")
     function = getattr(module, name)
     plain_command_started()
-    parser = Parser(prog=f"{prog} {name}", description=COMMANDS[name].help)
+    parser = Parser(prog=f"{prog} {name}", description=COMMANDS[name])
     parser.add_argument(
         "--config",
         action=ActionConfigFile,
@@ -59,12 +58,8 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
     parser.add_function_arguments(function, skip={"data", *shared}, as_group=False)
     hints = typing.get_type_hints(function)
     for name in shared:  # spelled as by the training commands, whose runs these commands read
-        parser.add_argument(
-            f"--trainer.{name}",
-            type=hints[name],
-            default=parameters[name].default,
-            help=TRAINER_OPTIONS[name],
-        )
+        default, text = parameters[name].default, TRAINER_OPTIONS[name]
+        parser.add_argument(f"--trainer.{name}", type=hints[name], default=default, help=text)
     parser.add_class_arguments(NamesData, "data")
     config = parser.parse_args(data_sections_only(refuse_other_spellings(args), module))
     skipped = ("config", "data", "trainer")
@@ -81,8 +76,7 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
 
 
 def flag(setting: str, own: dict[str, str] | None = None) -> str:
-    """The one place a setting becomes its command-line option: a command's own (`own`: setting
-    -> option), else the data's or the model's."""
+    """A setting's command-line option: `own[setting]`, else the data's or the model's."""
     if own is not None and setting in own:
         return f"--{own[setting]}"
     return f"--data.{setting}" if setting in DataConfig.names() else f"--model.{setting}"
@@ -98,9 +92,8 @@ def refuse_other_spellings(args: list[str]) -> list[str]:
 
 
 def data_sections_only(args: list[str], command=None) -> list[str]:
-    """Each `--config FILE` becomes the file's own text minus the training-only sections, so a
-    config written for `fit` serves `baseline --config` too; a command module's
-    `options_from_fit_config` takes more from it (suffix_sweep: the model's penalty)."""
+    """Each `--config FILE` without its training-only sections, so that a `fit` config serves
+    too; a command module's `options_from_fit_config` takes more from it."""
     out, rest = [], iter(args)
     for arg in rest:
         path = next(rest, None) if arg == "--config" else None

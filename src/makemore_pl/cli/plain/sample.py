@@ -55,21 +55,17 @@ def sample(
         raise CommandError("--smoothing is the counting model's: it needs --counting true")
     device = device_of("--trainer.accelerator", accelerator)
     if counting:
-        source, vocab, c, device = (
-            counting_model(data, smoothing),
-            data.vocab,
-            data.context_size,
-            "cpu",
-        )
+        source, vocab, device = counting_model(data, smoothing), data.vocab, "cpu"
         train_words = set(data.split()["train"])
+    elif ckpt_path is None:
+        raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
     else:
-        saved = read_checkpoint(checkpoint_path(ckpt_path, default_root_dir))
+        saved = read_checkpoint(find_named_checkpoint(ckpt_path, default_root_dir))
         print(f"sampling from {saved.path}", file=sys.stderr)
         source = saved.model_on(device)
         vocab = saved.vocabulary(data if data.path.is_file() else None)
-        c = source.context_size
         train_words = checkpoint_train_words(saved, data)
-    prefix_ids = encode_prefix(vocab, prefix)
+    prefix_ids, c = encode_prefix(vocab, prefix), source.context_size
     chunks = iter_samples(
         source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
     )
@@ -84,9 +80,8 @@ def sample(
 
 
 def checkpoint_train_words(saved: SavedModel, data: NamesData) -> set[str] | None:
-    """The words the model was trained on: its recorded data file (found from any folder) split
-    with its own settings; None when that file is not at hand. A checkpoint of an older version
-    records no file: --data.path stands for it."""
+    """The model's training words: its recorded data file (or, if it records none, --data.path)
+    split with its own settings; None when that file is not at hand."""
     recorded, settings = saved.data_file, saved.data or data.config
     if recorded is None:
         found = data.path if data.path.is_file() else None
@@ -100,15 +95,8 @@ def checkpoint_train_words(saved: SavedModel, data: NamesData) -> set[str] | Non
     return set(NamesData(**{**settings.saved(), "path": str(found)}).split()["train"])
 
 
-def checkpoint_path(ckpt_path: str | None, root: str) -> str:
-    if ckpt_path is None:
-        raise CommandError("sample needs --ckpt_path PATH|best|last (or --counting true)")
-    return find_named_checkpoint(ckpt_path, root)
-
-
 def print_utf8(lines: list[str]) -> None:
-    """One per line on stdout, as UTF-8 like the data file, whatever the terminal's locale says
-    (a latin-1 or ASCII stdout could not print every name)."""
+    """One per line on stdout, as UTF-8 whatever the locale (latin-1 could not print every name)."""
     sys.stdout.flush()
     sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
     sys.stdout.buffer.flush()

@@ -1,6 +1,5 @@
-"""`suffix_sweep`: the every-suffix model's penalty chosen on val (`models.penalty_search`), each
-point tried printed, then the one look at test. Its options are the search's settings and the
-model's penalty settings, the L2 strengths spelled `--start`."""
+"""`suffix_sweep`: the every-suffix model's penalty chosen on val (`models.penalty_search`), then
+tested once; options: the search's settings and the penalty's, the L2 strengths as `--start`."""
 
 from __future__ import annotations
 
@@ -63,8 +62,7 @@ describe(suffix_sweep, OPTIONS, ["data"])
 
 
 def options_from_fit_config(config: dict) -> dict:
-    """The penalty of a fit config's suffix model, as this command's options: the search's
-    start (options given after the config still win)."""
+    """A fit config's suffix-model penalty, as this command's options (the search's start)."""
     model = config.get("model")
     if not isinstance(model, dict) or not str(model.get("class_path")).endswith(".SuffixLitModule"):
         return {}

@@ -1,5 +1,4 @@
-"""`sweep`: regularisation chosen on val, add-k for the counting model, l2 for the neural one
-(each fitted to its optimum, with the models' plain math), then tested once."""
+"""`sweep`: add-k (counting) and l2 (neural, fitted to its optimum) chosen on val, tested once."""
 
 from __future__ import annotations
 
@@ -79,9 +78,8 @@ def sweep_figure(points: list[SweepPoint], title: str):
         ax.plot(strengths, [p.train_nll for p in shown], "o-", label="train")
         ax.plot(strengths, [p.val_nll for p in shown], "o-", label="val")
         best = best_on_val(shown)
-        ax.axvline(
-            best.strength, color="gray", linestyle=":", label=f"best on val: {best.strength:g}"
-        )
+        label = f"best on val: {best.strength:g}"
+        ax.axvline(best.strength, color="gray", linestyle=":", label=label)
         # symlog: a log axis on which a strength of 0 (no regularisation) still has a place
         positive = [p.strength for p in shown if p.strength > 0]
         ax.set_xscale("symlog", linthresh=min(positive, default=1e-4))
@@ -126,7 +124,6 @@ def sweep(
             --trainer.default_root_dir/lightning_logs, which TensorBoard shows too.
         default_root_dir: the folder whose lightning_logs holds the sweep's run folder.
     """
-
     for name, grid in (("smoothing_grid", smoothing_grid), ("l2_grid", l2_grid)):
         if not grid or min(grid) < 0:
             raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
@@ -158,14 +155,11 @@ def sweep(
 def save_sweep_plot(
     points: list, path: str | None, c: int, root: str, data_path: str | Path = ""
 ) -> Path:
-    """The figure goes to TensorBoard, in a new run folder, and as a PNG (written atomically)
-    to `path`, or beside the events without it."""
+    """The figure in TensorBoard, in a new run folder, and as a PNG at `path` or beside it."""
     from torch.utils.tensorboard import SummaryWriter
 
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    written = (
-        save_png(fig, path, inputs=[data_path]) if path else None
-    )  # a bad --plot fails before the run
+    written = save_png(fig, path, inputs=[data_path]) if path else None  # before the run folder
     folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
     with SummaryWriter(str(folder)) as writer:
         writer.add_figure("sweep", fig, 0, close=False)
