@@ -1,3 +1,4 @@
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,31 @@ def events(run: Path) -> EventAccumulator:
         str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0}
     )
     return accumulator.Reload()
+
+
+PREFIX = "makemore_pl: error: "  # how every one-line error begins
+FIT_WORDS = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "1"]
+
+
+def exit_of(*args: str) -> str | int:
+    """What `python -m makemore_pl ARGS` exits with, run in this process: the error line, or the
+    exit status."""
+    from makemore_pl.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([*args])
+    return exited.value.code
+
+
+@pytest.fixture
+def cwd(tiny_run, tmp_path, monkeypatch) -> Path:
+    """A folder holding words.txt (TINY_WORDS) and model.ckpt (a bigram trained on it), as the
+    current folder, with the command line a user's would be."""
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    shutil.copy(last_checkpoint(tiny_run), tmp_path / "model.ckpt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+    return tmp_path
 
 
 def checkpoint(path: Path) -> dict:

@@ -1,4 +1,5 @@
-"""Checkpoints are written atomically and loaded without running code, on every path."""
+"""Checkpoints: written atomically, loaded without running code on every path, and read as
+untrusted input, checked by building the model they hold."""
 
 import errno
 import io
@@ -9,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
@@ -23,8 +26,10 @@ from makemore_pl.core.errors import CheckpointError
 from makemore_pl.lit import checkpoint_io
 from makemore_pl.lit.checkpoint_io import AtomicCheckpointIO, with_atomic_checkpoints
 from makemore_pl.lit.datamodule import NamesDataModule
+from makemore_pl.lit.dense import BigramLitModule
 from makemore_pl.lit.module import NgramLitModule
-from tests.conftest import QUIET, run_cli, run_folder
+from makemore_pl.models.saved import read_checkpoint
+from tests.conftest import QUIET, TINY_WORDS, last_checkpoint, quiet, run_cli, run_folder
 
 MARKER = "code_ran.txt"
 
@@ -197,3 +202,129 @@ def test_every_checkpoint_load_is_weights_only(tiny_run, tmp_path, monkeypatch, 
     assert asked == ([] if command == "sample" else [True])  # sample loads the model itself
     # our check, then Lightning's own loads (sample reads the checkpoint once, itself)
     assert len(loaded) >= (1 if command == "sample" else 2) and set(loaded) == {True}
+
+
+# reading: every checkpoint is untrusted input, checked by building it
+
+V = 15  # TINY_WORDS' vocabulary, the boundary included
+
+
+@pytest.fixture
+def model_ckpt(tiny_run, tmp_path) -> dict:
+    """tiny_run's last checkpoint, loaded (tmp_path holds words.txt)."""
+    shutil.copy(tiny_run / "words.txt", tmp_path)
+    return torch.load(last_checkpoint(tiny_run), weights_only=True)
+
+
+def checkpointing_trainer(**kwargs) -> L.Trainer:
+    """A quiet CPU Trainer that keeps the checkpoints its callbacks save."""
+    return L.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+        **kwargs,
+    )  # fmt: skip
+
+
+def saved(tmp_path, checkpoint: dict, name: str = "x.ckpt") -> str:
+    torch.save(checkpoint, tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_views_that_share_one_storage_cannot_add_up_to_more_than_the_file(model_ckpt, tmp_path):
+    block = torch.zeros(64 * 1024)
+    model_ckpt["callbacks"] = {"views": [block[:] for _ in range(100)]}  # 100 x 256 KB, stored once
+    path = saved(tmp_path, model_ckpt)
+    with pytest.raises(
+        CheckpointError, match="its tensors claim 26 MB together but the file holds"
+    ):
+        read_checkpoint(path)
+
+
+def test_a_transposed_view_is_refused(model_ckpt, tmp_path):
+    model_ckpt["state_dict"]["model.W"] = model_ckpt["state_dict"]["model.W"].t()
+    with pytest.raises(
+        CheckpointError, match=r"state_dict.model.W of shape \(15, 15\) is a strided view"
+    ):
+        read_checkpoint(saved(tmp_path, model_ckpt))
+
+
+def test_integers_out_of_range_are_named_wherever_they_are(model_ckpt, tmp_path):
+    model_ckpt["loops"]["fit_loop"]["epoch_progress"] = {"total": {"ready": -(2**64)}}
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(saved(tmp_path, model_ckpt))
+    assert "loops.fit_loop.epoch_progress.total.ready = -18446744073709551616" in str(refused.value)
+
+
+def test_a_key_with_control_characters_is_shown_escaped(model_ckpt, tmp_path):
+    model_ckpt["hyper_parameters"]["\x1b[2J\u202e"] = 1
+    with pytest.raises(CheckpointError, match=r"unknown model settings: \\x1b\[2J\\u202e\)"):
+        read_checkpoint(saved(tmp_path, model_ckpt))
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match=f"^--ckpt_path {tmp_path}: not a regular file$"):
+        read_checkpoint(str(tmp_path))
+
+
+def test_a_weights_only_checkpoint_reads_but_cannot_resume(model_ckpt, tmp_path):
+    for key in ("optimizer_states", "lr_schedulers", "callbacks"):
+        del model_ckpt[key]
+    path = saved(tmp_path, model_ckpt)
+    assert read_checkpoint(path).checkpoint["state_dict"].keys() == {"model.W"}
+    with pytest.raises(CheckpointError, match="holds the weights only .* cannot resume"):
+        read_checkpoint(path, resume=True)
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "predict", "sample"])
+def test_a_lightning_weights_only_save_works_where_no_resume_is_needed(tmp_path, command):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    dm = NamesDataModule(str(tmp_path / "words.txt"))
+    save = ModelCheckpoint(dirpath=tmp_path, filename="weights", save_weights_only=True)
+    checkpointing_trainer(max_epochs=1, callbacks=[save]).fit(
+        BigramLitModule(dm.data.vocab_size, chars=dm.data.chars), dm
+    )
+    args = [command, "--ckpt_path", "weights.ckpt", "--data.path", "words.txt"]
+    run_cli(*args, *quiet(args), cwd=tmp_path)
+
+
+def test_a_checkpoint_is_checked_by_building_its_model(model_ckpt, tmp_path):
+    hparams, state = model_ckpt["hyper_parameters"], model_ckpt["state_dict"]
+
+    def problem(hparams: dict, state: dict) -> str | None:
+        edited = {**model_ckpt, "hyper_parameters": hparams, "state_dict": state}
+        try:
+            read_checkpoint(saved(tmp_path, edited, "edited.ckpt"))
+        except CheckpointError as err:
+            return str(err)
+        return None
+
+    assert problem(hparams, state) is None
+    assert problem({**hparams, "chars": list("abc")}, state).endswith(
+        "not a makemore_pl model checkpoint (its characters ['a', 'b', 'c'] are not vocab_size "
+        "- 1 = 14 distinct characters)"
+    )
+    int_weights = {"model.W": torch.zeros(V, V).long()}
+    assert "its weights W are torch.int64, not floats" in problem(hparams, int_weights)
+    assert "its setting context_size 1000000000000 with vocab_size 15 needs a" in problem(
+        {**hparams, "context_size": 10**12}, state
+    )  # decided before anything is allocated, without computing 15**10**12
+
+
+def test_a_checkpoint_without_characters_samples_with_the_data(model_ckpt, tmp_path, capfd):
+    model_ckpt["hyper_parameters"]["chars"] = None
+    saved(tmp_path, model_ckpt, "no_chars.ckpt")
+    args = ["--ckpt_path", "no_chars.ckpt", "--data.path", "words.txt"]
+    run_cli("sample", "--num_samples", "5", *args, cwd=tmp_path)
+    names = capfd.readouterr().out.split()
+    assert len(names) == 5 and set("".join(names)) <= set("".join(TINY_WORDS))
+    run_cli("test", *args, *QUIET, cwd=tmp_path)
+
+
+def test_a_checkpoint_is_never_written_over_a_file_the_command_reads(tmp_path):
+    from makemore_pl.core.errors import CheckpointError
+    from makemore_pl.lit.checkpoint_io import AtomicCheckpointIO
+
+    data = tmp_path / "words.txt"
+    data.write_text("emma\n")
+    with pytest.raises(CheckpointError, match="it is .*words.txt, which this command reads"):
+        AtomicCheckpointIO(inputs=(str(data),)).save_checkpoint({"a": 1}, data)
+    assert data.read_text() == "emma\n"

@@ -1,8 +1,11 @@
 """The console as users read it: the losses on an 80-column bar, short log files, a fit that
-says when it is worse than counting."""
+says when it is worse than counting, a summary that says what to run next, and one bounded error
+line whatever happens to the output."""
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +13,19 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm import tqdm
 
 from makemore_pl.cli.console import fit_check
+from makemore_pl.cli.main import main
 from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.progress import ReadableProgressBar
-from tests.conftest import QUIET, TINY_WORDS, events, printed_nlls, run_cli, run_folder
+from tests.conftest import (
+    FIT_WORDS,
+    PREFIX,
+    QUIET,
+    TINY_WORDS,
+    events,
+    printed_nlls,
+    run_cli,
+    run_folder,
+)
 
 
 def test_the_bar_shows_the_losses_within_80_columns():
@@ -122,3 +135,63 @@ def test_a_full_batch_lbfgs_run_draws_a_curve(tmp_path: Path):
     assert len(logged.Scalars("curves/train_loss")) == 2 and len(curve) > 5  # 2 steps, many points
     assert [e.step for e in logged.Scalars("curves/lbfgs_loss")] == list(range(1, len(curve) + 1))
     assert curve[-1] < curve[0]
+
+
+def test_the_fit_summary_names_only_files_that_are_there(tmp_path):
+    from types import SimpleNamespace
+
+    from makemore_pl.cli.console import fit_summary
+
+    run = tmp_path / "lightning_logs" / "version_0_bigram"
+    (run / "checkpoints").mkdir(parents=True)
+    best = SimpleNamespace(best_model_score=None, best_model_path="")
+    trainer = SimpleNamespace(current_epoch=0, global_step=0)
+    again = lambda command, ckpt: f"makemore {command} --ckpt_path {ckpt}"  # noqa: E731
+    summary = fit_summary(run, best, trainer, again)
+    assert "last:" not in summary and "--ckpt_path" not in summary
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    summary = fit_summary(run, best, trainer, again)
+    assert "makemore test --ckpt_path last" in summary and "best" not in summary
+
+
+def test_next_steps_under_a_root_folder_put_the_option_after_the_command(cwd, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    main([*FIT_WORDS, "--trainer.default_root_dir", "elsewhere", *QUIET])
+    printed = caplog.text
+    assert "makemore test --trainer.default_root_dir elsewhere --ckpt_path best" in printed
+    assert "makemore sample --trainer.default_root_dir elsewhere --ckpt_path best" in printed
+
+
+@pytest.mark.slow
+def test_an_error_message_is_bounded():
+    from makemore_pl.cli.main import error_line
+
+    line = error_line("x" * 50_000_000)
+    assert len(line) < 2200 and "[… 49,998,000 characters cut …]" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    ["baseline --data.path words.txt", "--help", "sample --help", "sample --ckpt_path model.ckpt"],
+)
+@pytest.mark.parametrize("output", [">&-", ">/dev/full"])
+def test_a_closed_or_full_output_is_one_line_and_a_failure(cwd, command, output):
+    line = f"exec {sys.executable} -m makemore_pl {command} {output}"
+    proc = subprocess.run(["sh", "-c", line], cwd=cwd, text=True, stderr=subprocess.PIPE)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(PREFIX), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_deleted_current_folder_fails_before_torch_is_imported(tmp_path):
+    # in-process, torch is already imported: its MKL's fatal error needs a fresh process
+    line = f"mkdir gone && cd gone && rmdir ../gone && exec {sys.executable} -m makemore_pl fit"
+    proc = subprocess.run(["sh", "-c", line], cwd=tmp_path, text=True, capture_output=True)
+    gone = (
+        "the current folder no longer exists (it was deleted or moved); cd to a folder that "
+        "exists and run the command again"
+    )
+    assert (proc.returncode, proc.stderr) == (1, f"{PREFIX}{gone}\n")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from makemore_pl import DataError, NamesData, load_counted_words, load_words
+from makemore_pl.core.text import printable
 from tests.conftest import QUIET, run_cli, run_folder
 
 NAMES = ["emma", "åsa", "björn", "zoë", "søren", "łucja", "renée", "olivia", "ava", "mia"]
@@ -159,3 +160,13 @@ def test_errors_quote_at_most_a_short_part_of_a_line(tmp_path):
     with pytest.raises(DataError, match="line 2") as err:
         load_counted_words(path)
     assert "not-shown" not in str(err.value) and "…" in str(err.value)
+
+
+def test_printable_escapes_what_a_terminal_would_act_on():
+    assert printable("émilie-zoë o'neil") == "émilie-zoë o'neil"
+    assert printable("a\x1b[2Jb\nc\x7f\x85") == "a\\x1b[2Jb\\nc\\x7f\\x85"
+    assert printable("evil\u202eman\u200dx\u2028") == "evil\\u202eman\\u200dx\\u2028"
+    assert printable("\U000e0001\ud800") == "\\U000e0001\\ud800"
+    every = "".join(map(chr, range(0x110000)))
+    left = {unicodedata.category(ch) for ch in printable(every)}
+    assert not left & {"Cc", "Cf", "Cs", "Zl", "Zp"}

@@ -1,5 +1,10 @@
+"""The dense model W: one table of logits, cross-entropy plus L2, trained to the counting
+optimum; sizes refused before they allocate; a diverging fit stopped before it saves."""
+
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from makemore_pl import (
     BigramLitModule,
@@ -10,8 +15,10 @@ from makemore_pl import (
     load_words,
 )
 from makemore_pl.core.batches import count_table
+from makemore_pl.core.errors import CommandError, SettingError
+from makemore_pl.lit.callbacks import StopOnNonFiniteLoss
 from makemore_pl.models.dense import DenseTable
-from tests.conftest import quiet_trainer
+from tests.conftest import TINY_WORDS, quiet_trainer
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
 
@@ -135,3 +142,50 @@ def test_checkpoint_carries_the_vocabulary(tmp_path, tiny_file):
 def test_chars_must_match_vocab_size():
     with pytest.raises(ValueError, match="vocab_size"):
         BigramLitModule(vocab_size=5, chars=["a", "b"])
+
+
+# sizes chosen by the input, and divergence
+
+
+@pytest.mark.parametrize(
+    "v, c, size",
+    [(27, 5, "1.5 GB"), (27, 6, "42 GB"), (27, 8, "31 TB"), (3921, 2, "241 GB"), (27, 10**9, "")],
+)
+def test_a_weight_table_too_large_is_refused_before_allocating(v, c, size):
+    with pytest.raises(SettingError) as refused:
+        BigramLitModule(v, c)
+    message = str(refused.value)
+    assert message.startswith(f"context_size {c} with vocab_size {v} needs a {size}")
+    assert "(the limit is 537 MB); use the counting model" in message
+    assert "--smoothing kneser-ney" in message
+
+
+def test_a_large_vocabulary_bigram_and_names_up_to_context_size_4_build():
+    assert BigramLitModule(3921, 1).model.W.shape == (3921, 3921)  # 61 MB
+    assert BigramLitModule(27, 4).model.W.shape == (27**4, 27)  # 57 MB
+
+
+def test_a_diverging_fit_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    dm = NamesDataModule(str(tmp_path / "words.txt"))
+    model = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=1e30, chars=dm.data.chars)
+    last = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_epochs=1)
+    trainer = L.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        max_epochs=10,
+        callbacks=[StopOnNonFiniteLoss(), last],
+    )
+    with pytest.raises(CommandError) as stopped:
+        trainer.fit(model, dm)
+    # the first step already throws W far past any trained model's: stopped before any save,
+    # since every reader would refuse a checkpoint of those weights
+    message = str(stopped.value)
+    assert message.startswith("training diverged at step 0: the weights reach ")
+    assert message.endswith(
+        "beyond 1e+06; stopped before saving it (the last checkpoint holds the last good "
+        "weights); train again with a --model.lr below 1e+30"
+    )
+    assert not list((tmp_path / "ckpt").glob("*.ckpt")) if (tmp_path / "ckpt").exists() else True

@@ -5,7 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from makemore_pl.cli.main import main
 from makemore_pl.cli.runs import (
     RANK_AND_SIZE,
     RUN_ENV,
@@ -14,7 +16,16 @@ from makemore_pl.cli.runs import (
     new_run_folder,
     runs,
 )
-from tests.conftest import QUIET, TINY_WORDS, checkpoint, run_cli, run_folder
+from tests.conftest import (
+    FIT_WORDS,
+    PREFIX,
+    QUIET,
+    TINY_WORDS,
+    checkpoint,
+    exit_of,
+    run_cli,
+    run_folder,
+)
 
 
 def claim(logs: str) -> str:
@@ -93,12 +104,33 @@ def test_a_seed_numpy_cannot_take_is_one_line(tmp_path, seed):
     assert not (tmp_path / "lightning_logs").exists()
 
 
-def test_a_config_of_nested_aliases_is_refused_before_it_expands(tmp_path):
-    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
-    for level in "bcdefghij":
-        previous = chr(ord(level) - 1)
-        lines.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 10)}]")
-    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")  # 10**10 values once expanded
-    for command in ("fit", "baseline"):
-        with pytest.raises(SystemExit, match="bomb.yaml: its YAML aliases expand to"):
-            run_cli(command, "--config", "bomb.yaml", cwd=tmp_path)
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_its_settings(cwd):
+    main([*FIT_WORDS, "--data.context_size", "2", *QUIET])
+    for ckpt in (cwd / "lightning_logs").glob("version_0*/checkpoints/*.ckpt"):
+        ckpt.unlink()  # as if killed before its first save
+    main(["fit", "--ckpt_path", "last", "--trainer.max_epochs", "1", *QUIET])
+    again = run_folder(cwd, 1)
+    assert again.name.endswith("trigram-adam")  # not a default bigram on names.txt
+    settings = torch.load(again / "checkpoints" / "last.ckpt", weights_only=True)
+    assert settings["datamodule_hyper_parameters"]["path"] == "words.txt"
+    assert settings["hyper_parameters"]["context_size"] == 2
+
+
+def test_resuming_a_run_another_process_is_starting_says_so(cwd):
+    from makemore_pl.cli.runs import lock_run
+
+    main([*FIT_WORDS, *QUIET])
+    run = run_folder(cwd, 0)
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        ckpt.unlink()
+    lock = lock_run(run)  # held as a fit in another process holds it
+    try:
+        message = exit_of("fit", "--ckpt_path", "last", *QUIET)
+    finally:
+        lock.close()
+    assert message == (
+        f"{PREFIX}--ckpt_path last: the newest run 'lightning_logs/{run.name}' is being trained "
+        "by another process and has no checkpoint yet; wait for it to end or stop it"
+    )
+    assert not list((cwd / "lightning_logs").glob("version_1*"))

@@ -1,4 +1,4 @@
-"""Every user error of docs/reliability.md's table: one line, exit status 1, nothing written.
+"""Every user error of docs/reliability.md's tables: one line, exit status 1, nothing written.
 
 ROWS is the table: `python -m tests.test_user_errors` writes it into docs/reliability.md and a
 test checks that the two agree. Our own messages are checked word for word; a message partly
@@ -23,11 +23,13 @@ from makemore_pl.cli.main import main
 from tests.conftest import (
     QUIET,
     RELIABILITY_DOC,
+    TINY_WORDS,
     documented_table,
     last_checkpoint,
     markdown_code,
     quiet,
 )
+from tests.test_config_files import bomb_lines
 
 DOC = RELIABILITY_DOC
 CHARS = "abehilmnoprsvy"  # the sorted characters of TINY_WORDS
@@ -371,6 +373,398 @@ def test_a_user_sees_one_line_and_no_traceback(cwd, case):
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
-if __name__ == "__main__":  # python -m tests.test_user_errors: rewrite the doc's table
+# -- round 3: bombs through any option, outputs over inputs, imports, wrong numbers ------------
+# ROUND_3 is docs/reliability.md's round-3 table, written by `python -m tests.test_user_errors`.
+
+ROUND_3_START = "| round-3 case | command | what you see |"
+
+
+def indented(lines: list[str], prefix: str) -> str:
+    return "\n".join(prefix + line for line in lines)
+
+
+# a module in the current folder whose import leaves a file behind
+PAYLOAD = 'open("code_ran.txt", "w").write("ran")\n\nclass Anything:\n    pass\n'
+
+
+def write_inputs(folder: Path, checkpoint: Path) -> None:
+    """words.txt, model.ckpt and the hostile files the rows name."""
+    (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    shutil.copy(checkpoint, folder / "model.ckpt")
+    bomb = bomb_lines()
+    (folder / "bomb.yaml").write_text("\n".join(bomb) + "\n")
+    model = "class_path: makemore_pl.lit.dense.BigramLitModule\ninit_args:\n  lr: 0.1\n  junk:\n"
+    (folder / "model_bomb.yaml").write_text(model + indented(bomb, "    ") + "\n")
+    (folder / "trainer_bomb.yaml").write_text("max_epochs: 1\nplugins:\n" + indented(bomb, "  "))
+    (folder / "outer.yaml").write_text("model: model_bomb.yaml\n")
+    (folder / "outer_trainer.yaml").write_text("trainer: trainer_bomb.yaml\n")
+    (folder / "outer_class.yaml").write_text("model: model_class.yaml\n")
+    (folder / "model_class.yaml").write_text("class_path: payload_mod.Anything\n")
+    (folder / "deep.yaml").write_text("a: " + "[" * 200 + "]" * 200 + "\n")
+    (folder / "big.yaml").write_text("# padding\n" * 200_000)
+    os.symlink("loop.ckpt", folder / "loop.ckpt")
+    (folder / "two.txt").write_text("emma\nava\n", encoding="utf-8")
+    (folder / "names2.txt").write_text("zoe\nmia\n", encoding="utf-8")
+    words = "\n".join(TINY_WORDS)
+    for encoding in ("utf-16-le", "utf-16-be"):
+        (folder / f"{encoding}.txt").write_text(words, encoding=encoding)
+    (folder / "utf-16.txt").write_bytes(b"\xff\xfe" + words.encode("utf-16-le"))  # with a BOM
+    os.mkfifo(folder / "pipe")
+    write_bad_checkpoints(folder)
+    (folder / "payload_mod.py").write_text(PAYLOAD)
+    (folder / "model_payload.yaml").write_text("model: payload_mod.Anything\n")
+    callback = "trainer:\n  callbacks:\n    - class_path: payload_mod.Anything\n"
+    (folder / "callback_payload.yaml").write_text(callback)
+    (folder / "zen.yaml").write_text("model:\n  class_path: this.Nothing\n")
+
+
+def write_bad_checkpoints(folder: Path) -> None:
+    """flipped.ckpt: model.ckpt with one exponent bit of W flipped (its CRC no longer fits);
+    huge.ckpt: a W entry of 3.9e37 saved whole (its CRC fits)."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    weights = model["state_dict"]["model.W"]
+    data = bytearray((folder / "model.ckpt").read_bytes())
+    at = data.find(weights.numpy().tobytes())
+    data[at + 3] ^= 0x40  # float32, little-endian: the top exponent bit, x 2**128
+    (folder / "flipped.ckpt").write_bytes(bytes(data))
+    model["state_dict"]["model.W"] = weights.clone()
+    model["state_dict"]["model.W"][0, 0] = 3.9e37
+    torch.save(model, folder / "huge.ckpt")
+    model["state_dict"]["model.W"] = weights
+    deep: dict = {}
+    for _ in range(150):
+        deep = {"a": deep}
+    torch.save(
+        {**model, "hyper_parameters": {**model["hyper_parameters"], "l2": deep}},
+        folder / "deep.ckpt",
+    )
+
+
+# checkpoints with one saved setting replaced, (section, setting, value): written by the rows
+# that name them
+BAD_SETTINGS = {
+    "long.ckpt": ("hyper_parameters", "optimizer", "x" * 3_000_000),
+    "context_2_70.ckpt": ("hyper_parameters", "context_size", 2**70),
+    "vocab_10mb.ckpt": ("hyper_parameters", "vocab_size", "x" * 10_000_000),
+    "l2_nan.ckpt": ("hyper_parameters", "l2", float("nan")),
+    "l2_negative.ckpt": ("hyper_parameters", "l2", -1.0),
+    "val_nan.ckpt": ("datamodule_hyper_parameters", "val_fraction", float("nan")),
+    "val_5.ckpt": ("datamodule_hyper_parameters", "val_fraction", 5.0),
+}
+
+
+def write_bad_settings(folder: Path, names: list[str]) -> None:
+    """The BAD_SETTINGS checkpoints among `names`, made from model.ckpt."""
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    for name in set(names) & set(BAD_SETTINGS):
+        section, setting, value = BAD_SETTINGS[name]
+        torch.save({**model, section: {**model[section], setting: value}}, folder / name)
+
+
+@pytest.fixture
+def round_3_folder(tiny_run, tmp_path, monkeypatch) -> Path:
+    """A folder with the round-3 inputs, as the current folder."""
+    last = next((tiny_run / "lightning_logs").glob("version_0*")) / "checkpoints" / "last.ckpt"
+    write_inputs(tmp_path, last)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m` has the current folder
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+    return tmp_path
+
+
+FIT_1 = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "1"]
+
+ALIASES = "its YAML aliases expand to more than 100,000 values, more than a config can hold; "
+
+ALIASES += "write the values out instead of aliasing them"
+
+REFUSED = "is not one of makemore_pl's models or callbacks, nor Lightning's callbacks, loggers or "
+
+REFUSED += "plugins; refused without importing it"
+
+PREDICT = ["predict", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
+
+SWEEP = ["sweep", "--data.path", "words.txt", "--models", "counting"]
+
+X40 = "x" * 40
+
+KEPT = "so it is kept; remove it or choose another name"
+
+NOR_YAML = "YAML text of options; give a file's path, or text such as 'trainer: {max_epochs: 5}'"
+
+INLINE_BOMB = "{" + ", ".join(bomb_lines()) + "}"
+
+INLINE_MODEL_BOMB = (
+    '{"class_path": "makemore_pl.lit.dense.BigramLitModule", "init_args": {"junk": '
+    + INLINE_BOMB
+    + "}}"
+)
+
+INLINE_TRAINER_BOMB = "max_epochs: 1\nplugins:\n" + indented(bomb_lines(), "  ")
+
+# a row's command ending in one of these runs with that standard output
+# (line-buffered: each line fails as it is written, not at the exit's flush)
+REDIRECTS = {">/dev/full": lambda: open("/dev/full", "w", buffering=1), ">&-": lambda: None}
+
+FULL = "cannot write the output (No space left on device)"
+
+
+def in_a_deleted_folder(folder: Path, monkeypatch) -> None:
+    gone = folder / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+
+
+# a row's command starting with one of these runs where it says
+SETUPS = {"(in a deleted folder)": in_a_deleted_folder}
+
+GONE = (
+    "the current folder no longer exists (it was deleted or moved); cd to a folder that exists "
+    "and run the command again"
+)
+
+
+# (case, command, the message after PREFIX)
+ROUND_3 = [
+    ("a config of nested aliases", [*FIT_1, "--config", "bomb.yaml"],
+     f"--config bomb.yaml: {ALIASES}"),
+    ("a model file of nested aliases", [*FIT_1, "--model", "model_bomb.yaml"],
+     f"--model model_bomb.yaml: {ALIASES}"),
+    ("a trainer file of nested aliases", [*FIT_1, "--trainer", "trainer_bomb.yaml"],
+     f"--trainer trainer_bomb.yaml: {ALIASES}"),
+    ("inline config text of nested aliases", [*FIT_1, "--config", INLINE_BOMB],
+     f"--config: {ALIASES}"),
+    ("inline model JSON of nested aliases", [*FIT_1, "--model", INLINE_MODEL_BOMB],
+     f"--model: {ALIASES}"),
+    ("inline trainer YAML of nested aliases", [*FIT_1, "--trainer", INLINE_TRAINER_BOMB],
+     f"--trainer: {ALIASES}"),
+    ("a model file of aliases named inside a config", [*FIT_1, "--config", "outer.yaml"],
+     f"outer.yaml → model_bomb.yaml: {ALIASES}"),
+    ("a trainer file of aliases named inside a config", [*FIT_1, "--config", "outer_trainer.yaml"],
+     f"outer_trainer.yaml → trainer_bomb.yaml: {ALIASES}"),
+    ("a number's option given an alias of itself", [*FIT_1, "--model.lr", "&a [*a, *a]"],
+     f"--model.lr: {ALIASES}"),
+    ("a config nested 200 levels deep", [*FIT_1, "--config", "deep.yaml"],
+     "--config deep.yaml: YAML nested more than 64 levels deep (a makemore_pl config nests a few)"),
+    ("a 2 MB config", [*FIT_1, "--config", "big.yaml"],
+     "--config big.yaml: more than the 1.0 MB a config can hold"),
+    ("the same bomb for a plain command", ["baseline", "--config", "bomb.yaml"],
+     f"--config bomb.yaml: {ALIASES}"),
+    ("a config value of 300 bytes, neither file nor YAML", [*FIT_1, "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("the same 300 bytes for a plain command", ["baseline", "--config", "x" * 300],
+     f"--config {X40} [… 220 characters cut …] {X40}: neither a config file (File name too "
+     f"long) nor {NOR_YAML}"),
+    ("a config file of a 300-byte name", [*FIT_1, "--config", "x" * 300 + ".yaml"],
+     f"--config {X40} [… 225 characters cut …] {X40[5:]}.yaml: cannot read it (File name too "
+     "long)"),
+    ("a config file that is missing", [*FIT_1, "--config", "missing.yaml"],
+     "--config missing.yaml: cannot read it (No such file or directory)"),
+    # classes that would be imported
+    ("a model class from a module in the current folder",
+     [*FIT_1, "--model", "payload_mod.Anything"],
+     f"--model: class 'payload_mod.Anything' {REFUSED}"),
+    ("a callback class from a module in the current folder",
+     [*FIT_1, "--trainer.callbacks+=payload_mod.Anything"],
+     f"--trainer.callbacks+: class 'payload_mod.Anything' {REFUSED}"),
+    ("a logger class from a module in the current folder",
+     [*FIT_1, "--trainer.logger", "payload_mod.Anything"],
+     f"--trainer.logger: class 'payload_mod.Anything' {REFUSED}"),
+    ("inline JSON naming a class", [*FIT_1, "--model", '{"class_path": "payload_mod.Anything"}'],
+     f"--model: class 'payload_mod.Anything' {REFUSED}"),
+    ("inline YAML naming a class under a key",
+     [*FIT_1, "--trainer", "logger: payload_mod.Anything"],
+     f"--trainer: class 'payload_mod.Anything' {REFUSED}"),
+    ("a list of callback classes", [*FIT_1, "--trainer.callbacks", "[payload_mod.Anything]"],
+     f"--trainer.callbacks: class 'payload_mod.Anything' {REFUSED}"),
+    ("a class in a model file named inside a config", [*FIT_1, "--config", "outer_class.yaml"],
+     f"outer_class.yaml → model_class.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a model class", [*FIT_1, "--config", "model_payload.yaml"],
+     f"model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a callback class", [*FIT_1, "--config", "callback_payload.yaml"],
+     f"callback_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    ("a config naming a standard-library module's class", [*FIT_1, "--config", "zen.yaml"],
+     f"zen.yaml: class 'this.Nothing' {REFUSED}"),
+    ("the same for a plain command", ["baseline", "--config", "model_payload.yaml"],
+     f"--config model_payload.yaml: class 'payload_mod.Anything' {REFUSED}"),
+    # checkpoints that would load wrong numbers
+    ("a checkpoint with one bit flipped", [*TEST, "--ckpt_path", "flipped.ckpt"],
+     "--ckpt_path flipped.ckpt: the checkpoint is damaged (its record archive/data/0 fails its "
+     "checksum); use another checkpoint or train again"),
+    ("a checkpoint whose weights are finite but absurd", ["sample", "--ckpt_path", "huge.ckpt"],
+     "--ckpt_path huge.ckpt: its weights W reach 3.9e+37, far beyond any trained model's (at "
+     "most 1e+06): the file is corrupted or the run diverged; use an earlier checkpoint"),
+    # options out of range: one line before any run folder is made
+    ("accumulating over 0 batches", [*FIT_1, "--trainer.accumulate_grad_batches", "0"],
+     "--trainer.accumulate_grad_batches must be above 0, got 0"),
+    ("validating every 0 epochs", [*FIT_1, "--trainer.check_val_every_n_epoch", "0"],
+     "--trainer.check_val_every_n_epoch must be above 0, got 0"),
+    ("training for 0 epochs", [*FIT_1, "--trainer.max_epochs", "0"],
+     "--trainer.max_epochs must be above 0 (or -1, no limit), got 0"),
+    ("training for 0 steps", [*FIT_1, "--trainer.max_steps", "0"],
+     "--trainer.max_steps must be above 0 (or -1, no limit), got 0"),
+    ("training on 0 batches", [*FIT_1, "--trainer.limit_train_batches", "0"],
+     "--trainer.limit_train_batches must be above 0, got 0"),
+    ("a batch size beyond 64 bits", [*FIT_1, "--data.batch_size", "100000000000000000000000"],
+     "--data.batch_size must be below 2**63 (None: full batch), got 100000000000000000000000"),
+    ("two names: an empty val split", ["fit", "--data.path", "two.txt"],
+     "data file 'two.txt': its 2 names leave the val split empty (val_fraction 0.1, "
+     "test_fraction 0.1); use more names or other fractions"),
+    ("testing on an empty test split",
+     ["test", "--data.path", "two.txt", "--data.val_fraction", "0.5"],
+     "data file 'two.txt': its 2 names leave the test split empty (val_fraction 0.5, "
+     "test_fraction 0.1); use more names or other fractions"),
+    ("a checkpoint whose settings nest 150 levels", [*TEST, "--ckpt_path", "deep.ckpt"],
+     "--ckpt_path deep.ckpt: refused, its value hyper_parameters.l2.a.a.a.a.a.a.a.a.a.a.a.a.a.a."
+     "a.a.a.a.a... nests deeper than 100 levels (makemore_pl writes a few)"),
+    ("a checkpoint setting of 3 MB", [*TEST, "--ckpt_path", "long.ckpt"],
+     "--ckpt_path long.ckpt: refused, its setting hyper_parameters.optimizer is a text of "
+     "3,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved context_size of 2**70", ["sample", "--ckpt_path", "context_2_70.ckpt"],
+     "--ckpt_path context_2_70.ckpt: refused, its value hyper_parameters.context_size = "
+     "1180591620717411303424 is out of range (a 64-bit integer)"),
+    ("a saved vocab_size that is 10 MB of text", [*TEST, "--ckpt_path", "vocab_10mb.ckpt"],
+     "--ckpt_path vocab_10mb.ckpt: refused, its setting hyper_parameters.vocab_size is a text "
+     "of 10,000,000 characters (a setting holds at most 4,096)"),
+    ("a saved l2 of nan", ["sample", "--ckpt_path", "l2_nan.ckpt"],
+     "--ckpt_path l2_nan.ckpt: refused, its setting hyper_parameters.l2 is nan, not a finite "
+     "number"),
+    ("a saved l2 below 0", [*TEST, "--ckpt_path", "l2_negative.ckpt"],
+     "--ckpt_path l2_negative.ckpt: its setting l2 must be 0 or more, got -1.0"),
+    ("a saved val_fraction of nan", [*TEST, "--ckpt_path", "val_nan.ckpt"],
+     "--ckpt_path val_nan.ckpt: refused, its setting datamodule_hyper_parameters.val_fraction "
+     "is nan, not a finite number"),
+    ("a saved val_fraction of 5", ["sample", "--ckpt_path", "val_5.ckpt"],
+     "--ckpt_path val_5.ckpt: refused, its data setting val_fraction must be in [0, 1), got 5.0"),
+    # sizes and reads that used to end in a traceback
+    ("a counting model of context size 215", ["baseline", "--data.path", "words.txt",
+                                                 "--data.context_size", "215"],
+     "context_size 215 with 15 tokens needs n-gram keys up to 15**216 = 1.09e+254, which "
+     "overflows int64 keys (limit 2**63 = 9.22e+18); use a context_size of at most 15 for this "
+     "data, or data with fewer distinct characters"),
+    ("a seed of 2**64", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(2**64)],
+     "--seed must be from -2**63 to 2**64 - 1, got 18446744073709551616"),
+    ("a seed below -2**63", ["sample", "--ckpt_path", "model.ckpt", "--seed", str(-(2**63) - 1)],
+     "--seed must be from -2**63 to 2**64 - 1, got -9223372036854775809"),
+    ("a data file in UTF-16LE without a byte-order mark",
+     ["baseline", "--data.path", "utf-16-le.txt"],
+     "data file 'utf-16-le.txt', line 1: the file looks like UTF-16 (little endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16BE without a byte-order mark", ["fit", "--data.path", "utf-16-be.txt"],
+     "data file 'utf-16-be.txt', line 1: the file looks like UTF-16 (big endian, without a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file in UTF-16 with a byte-order mark", ["baseline", "--data.path", "utf-16.txt"],
+     "data file 'utf-16.txt', line 1: the file looks like UTF-16 (little endian, with a "
+     "byte-order mark), not UTF-8; save it as UTF-8, one name per line"),
+    ("a data file that fails to read (EIO)", ["baseline", "--data.path", "/proc/self/mem"],
+     "cannot read data file '/proc/self/mem': Input/output error"),
+    ("DDP by spawning processes", [*FIT_1, "--trainer.strategy", "ddp_spawn",
+                                   "--trainer.devices", "2"],
+     "--trainer.strategy ddp_spawn: not supported (a spawned process cannot be handed the run's "
+     "open lock and data); use --trainer.strategy ddp"),
+    ("float16 weights with Adam", [*FIT_1, "--trainer.precision", "16-true"],
+     "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 in "
+     "float16, and the first step divides by it); use --trainer.precision 16-mixed (float32 "
+     "weights) or --model.optimizer sgd"),
+    ("a checkpoint that is a symlink loop", ["sample", "--ckpt_path", "loop.ckpt"],
+     "--ckpt_path loop.ckpt: cannot read it (Too many levels of symbolic links)"),
+    ("a learning rate of nan", [*FIT_1, "--model.lr", "nan"],
+     "--model.lr must be 0 or more, got nan"),
+    ("a temperature of -inf", ["sample", "--ckpt_path", "model.ckpt", "--temperature", "-inf"],
+     "--temperature must be positive, got -inf"),
+    ("a data file named nan stays a file", ["fit", "--data.path", "nan"],
+     "data file 'nan' does not exist"),
+    # help that cannot be written: one line and a failure, as for any other output
+    *[(f"{command} --help to a full device", [command, "--help", ">/dev/full"], FULL)
+      for command in ("sample", "baseline", "sweep", "suffix_sweep", "fit")],
+    ("a model's help to a full device", ["test", "--model.help", "BigramLitModule", ">/dev/full"],
+     FULL),
+    ("sample --help with the output closed", ["sample", "--help", ">&-"],
+     "the standard output is closed; redirect it to a file or /dev/null"),
+    *[(f"{command} from a deleted current folder", ["(in a deleted folder)", command], GONE)
+      for command in ("fit", "sample", "baseline")],
+    # outputs over inputs or devices
+    ("predictions written over the data file", [*PREDICT, "--output", "words.txt"],
+     "cannot write words.txt: it is words.txt, which this command reads"),
+    ("predictions written over the checkpoint read",
+     [*PREDICT, "--output", "model.ckpt"],
+     "cannot write model.ckpt: it is model.ckpt, which this command reads"),
+    ("predictions written over the names scored",
+     [*PREDICT, "--data.predict_path", "names2.txt", "--output", "./names2.txt"],
+     "cannot write names2.txt: it is names2.txt, which this command reads"),
+    ("predictions written to a FIFO or device", [*PREDICT, "--output", "pipe"],
+     "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
+    ("predictions written to a folder", [*PREDICT, "--output", "."],
+     "cannot write .: it is a folder"),
+    ("a sweep figure written over the data file", [*SWEEP, "--plot", "words.txt"],
+     "cannot write words.txt: it is words.txt, which this command reads"),
+    ("a sweep figure written to a FIFO or device", [*SWEEP, "--plot", "pipe"],
+     "cannot write pipe: it is not a regular file (a device, FIFO or socket)"),
+    # outputs over files of another kind: only a previous output (or an empty file) is replaced
+    ("a sweep figure written over a checkpoint", [*SWEEP, "--plot", "model.ckpt"],
+     f"cannot write model.ckpt: it exists and is not a PNG image, {KEPT}"),
+    ("a sweep figure written over another text file", [*SWEEP, "--plot", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a PNG image, {KEPT}"),
+    ("predictions written over another checkpoint", [*PREDICT, "--output", "huge.ckpt"],
+     f"cannot write huge.ckpt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
+    ("predictions written over another text file", [*PREDICT, "--output", "names2.txt"],
+     f"cannot write names2.txt: it exists and is not a predictions file (a TSV of `predict`), "
+     f"{KEPT}"),
+]  # fmt: skip
+
+
+def shown_3(row: tuple) -> str:
+    return PREFIX + row[2] if row[2] is not None else "a usage error naming the option (exit 2)"
+
+
+@pytest.mark.parametrize("row", ROUND_3, ids=[row[0] for row in ROUND_3])
+def test_round_3_case(round_3_folder, row, monkeypatch):
+    write_bad_settings(round_3_folder, row[1])
+    before = sorted(p.name for p in round_3_folder.rglob("*"))
+    args = row[1]
+    if args[0] in SETUPS:
+        SETUPS[args[0]](round_3_folder, monkeypatch)
+        args = args[1:]
+    if args[-1] in REDIRECTS:  # the standard output the shell would hand the command
+        args = args[:-1]
+        monkeypatch.setattr(sys, "stdout", REDIRECTS[row[1][-1]]())
+    training = args[0] in ("fit", "validate", "test", "predict") and "--model.help" not in args
+    quiet = QUIET if training else []
+    try:
+        got = run_cli(*args, *quiet)
+    finally:
+        if sys.stdout is not None and sys.stdout.name == "/dev/full":
+            sys.stdout.close()  # main has pointed it at /dev/null: nothing is left to fail
+    if row[2] is None:
+        assert got == 2
+    else:
+        assert got == PREFIX + row[2]
+    assert sorted(p.name for p in round_3_folder.rglob("*")) == before  # nothing written or lost
+
+
+def code80(text: str) -> str:
+    return markdown_code(text, 80)
+
+
+def render_round_3() -> str:
+    lines = [ROUND_3_START, "|---|---|---|"]
+    for row in ROUND_3:
+        message = code80(shown_3(row)) if row[2] is not None else shown_3(row)
+        lines.append(f"| {row[0]} | {code80(' '.join(row[1]))} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_round_3_table_is_the_table_of_the_tests():
+    assert documented_table(ROUND_3_START) == render_round_3(), (
+        "run: python -m tests.test_user_errors"
+    )
+
+
+if __name__ == "__main__":  # python -m tests.test_user_errors: rewrite the doc's tables
     text = DOC.read_text(encoding="utf-8")
-    DOC.write_text(text.replace(documented_table(TABLE_START), render_table()), encoding="utf-8")
+    text = text.replace(documented_table(TABLE_START), render_table())
+    text = text.replace(documented_table(ROUND_3_START), render_round_3())
+    DOC.write_text(text, encoding="utf-8")
