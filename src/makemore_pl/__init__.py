@@ -1,7 +1,5 @@
 """makemore_pl: character-level n-gram language models, counted and trained with Lightning."""
 
-from __future__ import annotations
-
 import importlib
 
 # public name -> its module; imported on first use, so that `makemore --help`, `sample` and

@@ -1,8 +1,6 @@
 """Class paths checked against an allow-list before jsonargparse imports anything: importing
 `--model payload_mod.Anything` would run the module's code before the class is refused."""
 
-from __future__ import annotations
-
 import os
 import re
 from typing import Any

@@ -1,7 +1,5 @@
 """The one table of commands; it imports nothing, so that `--help` stays instant."""
 
-from __future__ import annotations
-
 TRAINING = ("fit", "validate", "test", "predict")  # LightningCLI's; the rest are cli/plain/'s
 
 COMMANDS = {  # name -> its one line of help

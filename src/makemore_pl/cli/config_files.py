@@ -1,7 +1,5 @@
 """Every YAML the package parses is untrusted: its size, nesting and expanded size are bounded."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 from collections.abc import Callable

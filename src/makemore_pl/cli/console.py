@@ -1,7 +1,5 @@
 """What the terminal shows around a training command: no dependency chatter, a closing summary."""
 
-from __future__ import annotations
-
 import logging
 import math
 import warnings

@@ -2,8 +2,6 @@
 modules load it ends the process at once (raised inside an import, it can leave torch
 half-imported); once a command starts, it raises."""
 
-from __future__ import annotations
-
 import os
 import signal
 import threading

@@ -1,7 +1,5 @@
 """`makemore` / `python -m makemore_pl`: the entry point; plain commands skip the training stack."""
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import os

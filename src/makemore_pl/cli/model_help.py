@@ -1,7 +1,5 @@
 """`fit --help` with the default model's own options, and parsers named as the user called us."""
 
-from __future__ import annotations
-
 import importlib
 import re
 

@@ -1,8 +1,6 @@
 """What `--ckpt_path` brings to a training command, resolved before LightningCLI is built: the
 checkpoint, the run it continues, its settings (before the user's) and its data file."""
 
-from __future__ import annotations
-
 import json
 import os
 from dataclasses import dataclass, field

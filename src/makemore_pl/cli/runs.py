@@ -1,7 +1,5 @@
 """Run folders `lightning_logs/version_<N>_<name>/`, claimed atomically, found by best/last."""
 
-from __future__ import annotations
-
 import fcntl
 import os
 import re

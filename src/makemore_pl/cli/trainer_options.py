@@ -1,7 +1,5 @@
 """Trainer and data options checked before any run folder is made."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info

@@ -1,11 +1,13 @@
 """fit/validate/test/predict: LightningCLI on its public hooks; `--ckpt_path` is resolved first."""
 
-from __future__ import annotations
-
+import functools
 import importlib
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -52,46 +54,30 @@ OPTIONS = """
 VERBOSE = "\n            verbose: print the results table."
 
 
+def documented(command: str) -> Callable:
+    """Trainer.`command`, checkpoints loaded as weights only, its help this package's (LightningCLI
+    reads a command's help, and its options', from the method's docstring)."""
+    method = getattr(Trainer, command)
+
+    @functools.wraps(method)
+    def run(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        if command == "predict":  # the writer has them: no second copy in memory
+            kwargs["return_predictions"] = False
+        return method(self, *args, **kwargs)
+
+    verbose = VERBOSE if command in ("validate", "test") else ""
+    run.__doc__ = COMMANDS[command] + OPTIONS.format(verbose=verbose)
+    signature = inspect.signature(method)  # without the option it sets
+    kept = [p for p in signature.parameters.values() if p.name != "return_predictions"]
+    run.__signature__ = signature.replace(parameters=kept)
+    return run
+
+
 class MakemoreTrainer(Trainer):
-    """The Lightning Trainer, loading checkpoints as weights only; its docstrings are the help."""
+    """The Lightning Trainer, its commands documented as this package runs them."""
 
-    def fit(self, model, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True):
-        return super().fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-
-    def validate(
-        self,
-        model=None,
-        ckpt_path: str | None = None,
-        verbose: bool = True,
-        datamodule=None,
-        weights_only: bool = True,
-    ):
-        return super().validate(
-            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
-        )
-
-    def test(
-        self,
-        model=None,
-        ckpt_path: str | None = None,
-        verbose: bool = True,
-        datamodule=None,
-        weights_only: bool = True,
-    ):
-        return super().test(
-            model, ckpt_path=ckpt_path, verbose=verbose, datamodule=datamodule, weights_only=True
-        )
-
-    def predict(
-        self, model=None, datamodule=None, ckpt_path: str | None = None, weights_only: bool = True
-    ):
-        kept = {"datamodule": datamodule, "ckpt_path": ckpt_path}
-        return super().predict(model, **kept, return_predictions=False, weights_only=True)
-
-
-for _name in ("fit", "validate", "test", "predict"):  # each command's help, from the table
-    _verbose = VERBOSE if _name in ("validate", "test") else ""
-    getattr(MakemoreTrainer, _name).__doc__ = COMMANDS[_name] + OPTIONS.format(verbose=_verbose)
+    fit, validate, test, predict = map(documented, ("fit", "validate", "test", "predict"))
 
 
 class SaveFitConfig(SaveConfigCallback):

@@ -1,7 +1,5 @@
 """How examples reach the Trainer: whole batches sliced from tensors, or the count table."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Iterator
 

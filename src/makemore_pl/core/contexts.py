@@ -2,8 +2,6 @@
 the V**c table; its last k characters are its k lowest digits, and an n-gram's key is
 `row * V + next`."""
 
-from __future__ import annotations
-
 import math
 
 import torch

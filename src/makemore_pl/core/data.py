@@ -1,7 +1,5 @@
 """Words in, n-grams out: the data's settings, the split, and `NamesData` (no Lightning here)."""
 
-from __future__ import annotations
-
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path

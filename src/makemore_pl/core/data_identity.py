@@ -1,7 +1,5 @@
 """Which data file a run was trained on: absolute path, size and sha256."""
 
-from __future__ import annotations
-
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ class DataFile:
     sha256: str
 
     @classmethod
-    def of(cls, path: str | Path) -> DataFile:
+    def of(cls, path: str | Path) -> "DataFile":
         """Reads the file once (about a second per GB) for its sha256."""
         path = Path(path).resolve()
         digest = hashlib.sha256()
@@ -28,7 +26,7 @@ class DataFile:
         return cls(str(path), path.stat().st_size, digest.hexdigest())
 
     @classmethod
-    def from_saved(cls, saved: object) -> DataFile | None:
+    def from_saved(cls, saved: object) -> "DataFile | None":
         """The record a checkpoint holds, or None (none, or of the wrong shape)."""
         if not isinstance(saved, dict):
             return None

@@ -2,8 +2,6 @@
 which device an accelerator name runs on. A test can declare device types without float64 in
 MAKEMORE_NO_FLOAT64 (comma-separated, e.g. `cpu`)."""
 
-from __future__ import annotations
-
 import os
 
 import torch

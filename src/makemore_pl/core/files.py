@@ -1,7 +1,5 @@
 """Files the package writes: whole or not at all, never over a file it must keep."""
 
-from __future__ import annotations
-
 import errno
 import os
 import stat

@@ -1,8 +1,6 @@
 """Sparse n-gram counts: the (context, next) pairs that occur, as sorted base-V keys, so every
 lookup is a `searchsorted` and storage grows with the distinct n-grams, not with V**(c + 1)."""
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -81,7 +79,7 @@ class NgramCounts:
     @classmethod
     def from_examples(
         cls, x: Tensor, y: Tensor, vocab_size: int, weights: Tensor | None = None
-    ) -> NgramCounts:
+    ) -> "NgramCounts":
         """Count X (N, c), Y (N,), example i counting `weights[i]` times (once without)."""
         if weights is not None:
             check_weights(weights, len(y))
@@ -89,7 +87,7 @@ class NgramCounts:
         return cls(vocab_size, x.shape[1], keys, counts)
 
     @classmethod
-    def from_dense(cls, dense: Tensor, context_size: int) -> NgramCounts:
+    def from_dense(cls, dense: Tensor, context_size: int) -> "NgramCounts":
         """From a (V**c, V) table of counts."""
         flat = dense.reshape(-1)
         keys = flat.nonzero().squeeze(1)
@@ -122,7 +120,7 @@ class NgramCounts:
             self._contexts = contexts, totals
         return self._contexts
 
-    def to(self, device: torch.device) -> NgramCounts:
+    def to(self, device: torch.device) -> "NgramCounts":
         if self.keys.device == torch.device(device):
             return self
         return NgramCounts(

@@ -1,7 +1,5 @@
 """Generation shared by both models: from all-boundary contexts, one character at a time."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Iterator, Sequence
 

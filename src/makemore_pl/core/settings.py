@@ -1,8 +1,6 @@
 """Settings written once: a frozen dataclass holds each setting's name, type, default, range
 and help, checks its values when built, and lends its signature to the class it configures."""
 
-from __future__ import annotations
-
 import inspect
 import math
 import typing

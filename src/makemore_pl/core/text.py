@@ -1,7 +1,5 @@
 """Text from data or checkpoints, made safe for a terminal."""
 
-from __future__ import annotations
-
 import unicodedata
 
 # controls and format characters (a terminal acts on them), surrogates (not UTF-8) and the

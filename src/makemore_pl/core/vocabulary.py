@@ -1,7 +1,5 @@
 """The vocabulary (token 0 the word boundary) and the framing of words into examples."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,7 +33,7 @@ class Vocabulary:
         self._ascii_ids[self._codes[ascii_codes]] = self._ids[ascii_codes]
 
     @classmethod
-    def from_words(cls, words: Sequence[str]) -> Vocabulary:
+    def from_words(cls, words: Sequence[str]) -> "Vocabulary":
         return cls(sorted(set("".join(words))))
 
     def __len__(self) -> int:

@@ -1,8 +1,6 @@
 """Word files (one name per line, or name,count lines) read strictly, a chunk at a time; lines
 end at `\\n`, `\\r\\n` or `\\r` only (`str.splitlines` would also split at U+2028, U+0085, ...)."""
 
-from __future__ import annotations
-
 import logging
 import os
 import re

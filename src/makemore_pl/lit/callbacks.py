@@ -1,7 +1,5 @@
 """Callbacks every run gets: checkpoints, snapshots, the counting reference, clean stops."""
 
-from __future__ import annotations
-
 import signal
 import threading
 import warnings

@@ -1,7 +1,5 @@
 """Checkpoint files written atomically: a Lightning CheckpointIO plugin every Trainer gets."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO

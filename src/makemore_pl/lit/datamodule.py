@@ -1,7 +1,5 @@
 """`NamesDataModule`: the Trainer's loaders (and DDP shards) of a `NamesData` it holds."""
 
-from __future__ import annotations
-
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor

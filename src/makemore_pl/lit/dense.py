@@ -1,7 +1,5 @@
 """`BigramLitModule`: the dense table W (`makemore_pl.models.dense`), cross-entropy + L2."""
 
-from __future__ import annotations
-
 import torch
 
 from makemore_pl.core.settings import takes_settings

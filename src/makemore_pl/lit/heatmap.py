@@ -1,7 +1,5 @@
 """The next-character probability heatmap (the lecture's V×V picture) TensorBoard shows."""
 
-from __future__ import annotations
-
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor

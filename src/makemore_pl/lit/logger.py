@@ -1,7 +1,5 @@
 """TensorBoard logging of a run: its own folder, the curves first, the settings that matter."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any
 

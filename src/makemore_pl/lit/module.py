@@ -1,7 +1,5 @@
 """What every n-gram LightningModule shares: exact NLLs, one step per stage, the DDP objective."""
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 import torch

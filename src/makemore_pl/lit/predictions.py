@@ -1,7 +1,5 @@
 """`predict`: every name of a file scored by the model, one TSV row per name."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import torch

@@ -1,7 +1,5 @@
 """While a run trains: an 80-column bar on a terminal, one line per tenth of the run in a file."""
 
-from __future__ import annotations
-
 import sys
 import time
 from typing import Any

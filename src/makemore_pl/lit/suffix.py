@@ -1,7 +1,5 @@
 """`SuffixLitModule`: the every-suffix model fitted by full-batch L-BFGS (`models.suffix_fit`)."""
 
-from __future__ import annotations
-
 import copy
 import ctypes
 from collections.abc import Callable

@@ -1,7 +1,5 @@
 """The counting model: n-gram counts with add-k or Kneser-Ney smoothing, in closed form."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 import torch
@@ -43,11 +41,11 @@ class CountingBaseline:
         self.table = NgramCounts(vocab_size, context_size, empty, empty)
         self._kneser_ney: KneserNey | None = None
 
-    def fit(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> CountingBaseline:
+    def fit(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> "CountingBaseline":
         """Count every (context, next) pair of X (N, c), Y (N,), example i `weights[i]` times."""
         return self.fit_counts(NgramCounts.from_examples(x, y, self.vocab_size, weights))
 
-    def fit_counts(self, counts: NgramCounts) -> CountingBaseline:
+    def fit_counts(self, counts: NgramCounts) -> "CountingBaseline":
         """Take the (context, next) counts as they are, e.g. `NamesData.ngram_counts("train")`."""
         if (counts.vocab_size, counts.context_size) != (self.vocab_size, self.context_size):
             raise ValueError(
@@ -75,7 +73,7 @@ class CountingBaseline:
                 self._kneser_ney = KneserNey(self.table, self.discount_scale)
         return self._kneser_ney
 
-    def with_smoothing(self, smoothing: float | Literal["kneser-ney"]) -> CountingBaseline:
+    def with_smoothing(self, smoothing: float | Literal["kneser-ney"]) -> "CountingBaseline":
         """The same counts under another smoothing."""
         other = CountingBaseline(self.vocab_size, self.context_size, smoothing, self.discount_scale)
         other.table = self.table
@@ -83,7 +81,7 @@ class CountingBaseline:
             other._kneser_ney = self._kneser_ney
         return other
 
-    def with_discount_scale(self, discount_scale: float) -> CountingBaseline:
+    def with_discount_scale(self, discount_scale: float) -> "CountingBaseline":
         """The same counts under Kneser-Ney with every discount scaled (no recounting)."""
         source = self if self.is_kneser_ney else self.with_smoothing(KNESER_NEY)
         other = CountingBaseline(self.vocab_size, self.context_size, KNESER_NEY, discount_scale)

@@ -1,8 +1,6 @@
 """The dense model: one weight table W of V**c rows of V logits, looked up by the joint context
 (index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 from typing import Literal

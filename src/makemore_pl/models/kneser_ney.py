@@ -9,8 +9,6 @@ before hw; a context starting with two boundaries is dropped (the shorter one sa
 D_kj = j - (j + 1) Y t_{j+1} / t_j, Y = t1 / (t1 + 2 t2), t_j the order's counts of counts.
 """
 
-from __future__ import annotations
-
 import copy
 from dataclasses import dataclass
 
@@ -55,7 +53,7 @@ class KneserNey:
         self.estimated = torch.stack([estimate_discounts(a) for _, a in self.adjusted])
         self._interpolate(discount_scale)
 
-    def with_discount_scale(self, discount_scale: float) -> KneserNey:
+    def with_discount_scale(self, discount_scale: float) -> "KneserNey":
         """The same counts under scaled discounts (no recounting)."""
         other = copy.copy(self)
         other._interpolate(discount_scale)

@@ -1,8 +1,6 @@
 """What every neural n-gram model computes from its own logits: the loss, its parts and
 log-probabilities (training, the DDP objective, `sweep`, `suffix_sweep` and the tests)."""
 
-from __future__ import annotations
-
 from typing import Any, ClassVar
 
 import torch

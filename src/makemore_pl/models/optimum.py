@@ -1,7 +1,5 @@
 """The neural model's exact optimum on a count table: one small convex problem per context."""
 
-from __future__ import annotations
-
 import torch
 from torch import Tensor
 

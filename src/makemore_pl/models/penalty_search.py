@@ -5,8 +5,6 @@ round moves by sqrt(2). The empty suffix's strengths stay (its row sees every ex
 0 stays 0. Every point is fitted to its optimum on train, warm-started from the best so far.
 """
 
-from __future__ import annotations
-
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor

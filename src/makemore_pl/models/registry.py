@@ -2,8 +2,6 @@
 run names and TensorBoard read a model's facts here. A new model is a config and a plain module
 here, a LightningModule in `makemore_pl.lit` that holds it, and one entry in MODELS."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 

@@ -2,8 +2,6 @@
 tensors and plain values only, nesting, every value bounded), then the config from the saved
 settings, the model from the config and the weights loaded strictly."""
 
-from __future__ import annotations
-
 import math
 import reprlib
 import zipfile

@@ -8,8 +8,6 @@ in theta, Lambda: the L2 strengths), one pass up the tree and one down: half the
 diag(scale^2) (444 against 957 at c = 5).
 """
 
-from __future__ import annotations
-
 import math
 import time
 from collections.abc import Callable

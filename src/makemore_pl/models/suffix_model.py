@@ -9,8 +9,6 @@ telescopes: with theta_r = W_r + theta_parent(r), logits(h) = theta[deepest row 
 weights are kept as U = theta / scale, scale ~ 1 / sqrt(curvature).
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, field
 

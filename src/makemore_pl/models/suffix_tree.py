@@ -4,8 +4,6 @@ tree transforms. A suffix of length k has the key offset(k) + its base-V id, off
 starting with two boundaries says no more than one boundary shorter, so it has no row (as in
 Kneser-Ney)."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -1,7 +1,5 @@
 """`baseline`: the counting model fitted on the train split, its NLL on every split."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from makemore_pl.core.data import NamesData

@@ -1,7 +1,5 @@
 """Runs plain command `<name>` (cli/plain/<name>.py) with its own options and `--data.*`."""
 
-from __future__ import annotations
-
 import importlib
 import inspect
 import sys

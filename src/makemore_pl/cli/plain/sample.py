@@ -1,7 +1,5 @@
 """`sample`: names generated from a checkpoint or from the counting model, without Lightning."""
 
-from __future__ import annotations
-
 import sys
 import unicodedata
 from typing import Literal

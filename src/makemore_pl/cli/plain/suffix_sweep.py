@@ -1,8 +1,6 @@
 """`suffix_sweep`: the every-suffix model's penalty chosen on val (`models.penalty_search`), then
 tested once; options: the search's settings and the penalty's, the L2 strengths as `--start`."""
 
-from __future__ import annotations
-
 import time
 
 from makemore_pl.core.batches import count_table

@@ -1,7 +1,5 @@
 """`sweep`: add-k (counting) and l2 (neural, fitted to its optimum) chosen on val, tested once."""
 
-from __future__ import annotations
-
 import math
 import sys
 import time
