@@ -763,8 +763,178 @@ def test_the_round_3_table_is_the_table_of_the_tests():
     )
 
 
+# -- round 4: a resume or a test never silently changes what it measures; no hang, no OOM and no
+# traceback from the Trainer's own options. ROUND_4 is docs/reliability.md's round-4 table.
+
+ROUND_4_START = "| round-4 case | command | what you see |"
+MANY_CALLBACKS = "trainer:\n  callbacks:\n" + "    - lightning.pytorch.callbacks.Timer\n" * 100
+
+
+def write_round_4_inputs(folder: Path, tiny_run: Path) -> None:
+    """words.txt, model.ckpt, copies of a run (its lock a FIFO, its config damaged) and the
+    files the rows name."""
+    (folder / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    shutil.copy(last_checkpoint(tiny_run), folder / "model.ckpt")
+    for root in ("locked", "damaged"):
+        shutil.copytree(tiny_run / "lightning_logs", folder / root / "lightning_logs")
+    run = next((folder / "locked" / "lightning_logs").glob("version_0*"))
+    (run / ".training.lock").unlink(missing_ok=True)
+    os.mkfifo(run / ".training.lock")
+    run = next((folder / "damaged" / "lightning_logs").glob("version_0*"))
+    (run / "config.yaml").write_bytes(b"\xff\xfe not text")
+    os.mkfifo(folder / "pipe")
+    (folder / "many.yaml").write_text(MANY_CALLBACKS)
+    (folder / "null.yaml").write_text("model: null\n")
+    (folder / "counted.txt").write_text("emma,3\nava,2\n")
+    (folder / "dup.txt").write_text("emma\nava\n" * 5)
+    model = torch.load(folder / "model.ckpt", weights_only=True)
+    adam = copy.deepcopy(model)
+    adam["optimizer_states"][0]["state"][0]["exp_avg"] = torch.zeros(3, 3)
+    torch.save(adam, folder / "bad_adam.ckpt")
+    model["loops"]["fit_loop"]["epoch_progress"]["total"]["ready"] = "five"
+    torch.save(model, folder / "bad_loop.ckpt")
+
+
+@pytest.fixture
+def round_4_folder(tiny_run, tmp_path, monkeypatch) -> Path:
+    """A folder with the round-4 inputs, as the current folder."""
+    write_round_4_inputs(tmp_path, tiny_run)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["makemore"])  # LightningCLI warns when both are given
+    return tmp_path
+
+
+RESUME = ["fit", "--ckpt_path", "model.ckpt", "--data.path", "words.txt"]
+KEEPS = (
+    "a resume keeps what its numbers mean (the split, the data, the model's shape); drop the "
+    "option, or start a new run without --ckpt_path"
+)
+UNTRAINED = "needs --ckpt_path best|last|PATH: without a checkpoint the model is untrained (every "
+UNTRAINED += "weight 0)"
+NOT_REGULAR = "not a regular file (a pipe, device or socket); save the options to a file first"
+LIGHTNING = "(Lightning refused the --trainer options)"
+
+# (case, command, the message after PREFIX[, what a message Lightning words must name])
+ROUND_4 = [
+    # silent changes: refused, or said
+    ("a resume on another split", [*RESUME, "--data.seed", "7"],
+     f"--ckpt_path model.ckpt: --data.seed 7 (was 42): {KEEPS}"),
+    ("a resume with other fractions", [*RESUME, "--data.test_fraction", "0.5"],
+     f"--ckpt_path model.ckpt: --data.test_fraction 0.5 (was 0.1): {KEEPS}"),
+    ("a resume of another order", [*RESUME, "--data.context_size", "2"],
+     f"--ckpt_path model.ckpt: --data.context_size 2 (was 1): {KEEPS}"),
+    ("testing without a checkpoint", ["test", "--data.path", "words.txt"], f"test {UNTRAINED}"),
+    ("predicting without a checkpoint", ["predict", "--data.path", "words.txt"],
+     f"predict {UNTRAINED}"),
+    ("a smoothing of nan", ["baseline", "--data.path", "words.txt", "--smoothing", "nan"],
+     "--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', got nan"),
+    ("an infinite smoothing in a grid", [*SWEEP, "--smoothing_grid", "[inf]"],
+     "--smoothing_grid must list finite values of 0 or more, got [inf]"),
+    ("an infinite l2 in a grid", ["sweep", "--data.path", "words.txt", "--l2_grid", "[inf, 0.01]"],
+     "--l2_grid must list finite values of 0 or more, got [inf, 0.01]"),
+    # hangs and memory
+    ("a config that is a FIFO", ["fit", "--config", "pipe"], f"--config pipe: {NOT_REGULAR}"),
+    ("a config that never ends", ["baseline", "--config", "/dev/zero"],
+     f"--config /dev/zero: {NOT_REGULAR}"),
+    ("a config of a hundred callbacks", ["fit", "--config", "many.yaml"],
+     "many.yaml: names more than 64 classes to build, more than a run uses (a model, a few "
+     "callbacks and loggers)"),
+    ("two nodes on one machine", [*FIT_1, "--trainer.num_nodes", "2"],
+     "--trainer.num_nodes 2: this process was not started by a launcher of several nodes (no "
+     "NODE_RANK, GROUP_RANK or SLURM_NNODES in its environment), so it would wait for the other "
+     "nodes forever; start it on every node with your cluster's launcher (torchrun, srun), or "
+     "train on this machine with num_nodes 1"),
+    ("a run whose lock file is a FIFO",
+     ["fit", "--trainer.default_root_dir", "locked", "--ckpt_path", "last",
+      "--trainer.max_epochs", "3"],
+     "'…/locked/lightning_logs/version_0_bigram-adam/.training.lock': the run's lock file is not "
+     "a regular file; remove it and run again",
+     ("/locked/lightning_logs/version_0_bigram-adam/.training.lock': the run's lock file is not "
+      "a regular file; remove it and run again",)),
+    ("a search of a billion rounds",
+     ["suffix_sweep", "--data.path", "words.txt", "--rounds", "1000000000"],
+     "--rounds must be at most 20 (by then a move is a factor of 1), got 1000000000"),
+    # options Lightning refuses, damaged inputs, a config section of null
+    ("FSDP on the CPU", [*FIT_1, "--trainer.strategy", "fsdp"],
+     "The strategy `fsdp` requires a GPU accelerator, but received `accelerator='cpu'`. Please "
+     "set `accelerator='cuda'`, `accelerator='gpu'`, or pass a `CUDAAccelerator()` instance to "
+     f"use FSDP. {LIGHTNING}", ("fsdp", LIGHTNING)),
+    ("DeepSpeed, not installed", [*FIT_1, "--trainer.strategy", "deepspeed"],
+     "To use the `DeepSpeedStrategy`, you must have DeepSpeed installed. Install it by running "
+     f"`pip install -U deepspeed`. {LIGHTNING}", ("deepspeed", LIGHTNING)),
+    ("a TPU", [*FIT_1, "--trainer.accelerator", "tpu"],
+     "Requirement 'torch_xla>=1.13' not met. HINT: Try running `pip install -U "
+     f"'torch_xla>=1.13'` {LIGHTNING}", ("torch_xla", LIGHTNING)),
+    ("an HPU", [*FIT_1, "--trainer.accelerator", "hpu"],
+     "You selected an invalid accelerator name: `accelerator='hpu'`. Available names are: auto, "
+     f"cuda, tpu, cpu, mps. {LIGHTNING}", ("hpu", LIGHTNING)),
+    ("devices as a list on the CPU", [*FIT_1, "--trainer.devices", "[0,1]"],
+     f"`devices` selected with `CPUAccelerator` should be an int > 0. {LIGHTNING}",
+     ("devices", LIGHTNING)),
+    ("validating past the only batch", [*FIT_1, "--trainer.val_check_interval", "5"],
+     "`val_check_interval` (5) must be less than or equal to the number of the training "
+     "batches (1). If you want to disable validation set `limit_val_batches` to 0.0 instead. If "
+     "you want to validate based on the total training batches, set "
+     f"`check_val_every_n_epoch=None`. {LIGHTNING}", ("val_check_interval", LIGHTNING)),
+    ("a gradient clip of nan", [*FIT_1, "--trainer.gradient_clip_val", "nan"],
+     "--trainer.gradient_clip_val must be a finite number, got nan"),
+    ("a config whose model section is null", ["fit", "--config", "null.yaml"],
+     "--config null.yaml: its model: section is empty (null); give it options, or remove the "
+     "line"),
+    ("a checkpoint given as a config", ["fit", "--config", "model.ckpt"],
+     "--config model.ckpt: not YAML text (its bytes are not UTF-8; a checkpoint goes to "
+     "--ckpt_path)"),
+    ("a resume whose run config is not text",
+     ["fit", "--trainer.default_root_dir", "damaged", "--ckpt_path", "last"],
+     "…/damaged/lightning_logs/version_0_bigram-adam/config.yaml: the run's config is damaged "
+     "(not YAML text (its bytes are not UTF-8)); fix it, or remove it to resume with the "
+     "checkpoint's own settings",
+     ("/damaged/lightning_logs/version_0_bigram-adam/config.yaml: the run's config is damaged "
+      "(not YAML text (its bytes are not UTF-8)); fix it, or remove it to resume with the "
+      "checkpoint's own settings",)),
+    ("a resume of Adam moments of another shape",
+     ["fit", "--ckpt_path", "bad_adam.ckpt", "--data.path", "words.txt"],
+     "--ckpt_path bad_adam.ckpt: refused, its optimizer state exp_avg of weight 0 does not fit "
+     "the model's weights (of shapes [(15, 15)])"),
+    ("a resume of loop progress that is text",
+     ["fit", "--ckpt_path", "bad_loop.ckpt", "--data.path", "words.txt"],
+     "--ckpt_path bad_loop.ckpt: refused, its loops.fit_loop.epoch_progress.total.ready is "
+     "five, not a count"),
+    # unclear messages made clear
+    ("names to score that have counts", [*PREDICT, "--data.predict_path", "counted.txt"],
+     "data file 'counted.txt' holds name,count lines where names, one per line, are expected "
+     "(as --data.predict_path scores them): keep the names with `cut -d, -f1`, or read the file "
+     "with load_counted_words"),
+    ("dedupe leaving the val split empty", ["fit", "--data.path", "dup.txt", "--data.dedupe",
+                                            "true"],
+     "data file 'dup.txt': its 2 distinct names leave the val split empty (val_fraction 0.1, "
+     "test_fraction 0.1); use more names or other fractions"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row", ROUND_4, ids=[row[0] for row in ROUND_4])
+def test_round_4_case(round_4_folder, row):
+    before = sorted(str(p) for p in round_4_folder.rglob("*"))
+    assert_says(run_cli(*row[1], *quiet(row[1])), row)
+    assert sorted(str(p) for p in round_4_folder.rglob("*")) == before  # nothing written or lost
+
+
+def render_round_4() -> str:
+    lines = [ROUND_4_START, "|---|---|---|"]
+    for case, args, message, *_ in ROUND_4:
+        lines.append(f"| {case} | {code80(' '.join(args))} | {code80(PREFIX + message)} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_the_round_4_table_is_the_table_of_the_tests():
+    assert documented_table(ROUND_4_START) == render_round_4(), (
+        "run: python -m tests.test_user_errors"
+    )
+
+
 if __name__ == "__main__":  # python -m tests.test_user_errors: rewrite the doc's tables
     text = DOC.read_text(encoding="utf-8")
     text = text.replace(documented_table(TABLE_START), render_table())
     text = text.replace(documented_table(ROUND_3_START), render_round_3())
+    text = text.replace(documented_table(ROUND_4_START), render_round_4())
     DOC.write_text(text, encoding="utf-8")

@@ -42,16 +42,17 @@ def is_file_name(value: str) -> bool:
     return value.lower().endswith((".yaml", ".yml", ".json")) or os.path.exists(value)
 
 
-def check_class_paths(value: Any, where: str, key: str | None = None) -> None:
-    """Every class a loaded config names (`model: X`, `callbacks: [X]`, `class_path: X`)."""
+def check_class_paths(value: Any, where: str, key: str | None = None) -> int:
+    """Every class a loaded config names (`model: X`, `callbacks: [X]`, `class_path: X`); how
+    many it names."""
     if isinstance(value, dict):
-        for name, inner in value.items():
-            check_class_paths(inner, where, str(name))
-    elif isinstance(value, list):
-        for inner in value:
-            check_class_paths(inner, where, key)
-    elif isinstance(value, str) and key is not None and option_name(key) in CLASS_OPTIONS:
+        return sum(check_class_paths(inner, where, str(name)) for name, inner in value.items())
+    if isinstance(value, list):
+        return sum(check_class_paths(inner, where, key) for inner in value)
+    if isinstance(value, str) and key is not None and option_name(key) in CLASS_OPTIONS:
         check_class_path(value, where)
+        return 1
+    return 0
 
 
 def option_name(option: str) -> str:

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from makemore_pl.core.text import human_bytes, printable, shortened
 MAX_NODES = 100_000
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 64
+MAX_CLASSES = 64  # a run uses a model, a few callbacks and loggers; jsonargparse takes seconds each
 # the C parser when PyYAML has it: counting the events of a 1 MB text then takes a blink
 Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -67,8 +69,33 @@ def safe_load(text: str, where: str, load: Callable[[str], Any] = yaml.safe_load
     """`load`, bounded; the classes it names are checked."""
     check_yaml(text, where)
     loaded = load(text)
-    check_class_paths(loaded, where)
+    if check_class_paths(loaded, where) > MAX_CLASSES:
+        raise ConfigTooLarge(
+            f"{where}: names more than {MAX_CLASSES} classes to build, more than a run uses (a "
+            "model, a few callbacks and loggers)"
+        )
     return loaded
+
+
+def read_config(path: str, where: str, hint: str = "; a checkpoint goes to --ckpt_path") -> str:
+    """A config file's text: a regular file (a FIFO would block, /dev/zero never end), at most
+    MAX_BYTES, UTF-8 (a checkpoint named as a config is binary)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CommandError(
+                f"{where}: not a regular file (a pipe, device or socket); save the options to a "
+                "file first"
+            )
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise CommandError(f"{where}: cannot read it ({err.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigTooLarge(f"{where}: more than the {human_bytes(MAX_BYTES)} a config can hold")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError(f"{where}: not YAML text (its bytes are not UTF-8{hint})") from None
 
 
 def install_bounded_loader() -> None:
@@ -100,6 +127,7 @@ def files_being_read() -> list[str]:
 
 
 CONFIG_OPTIONS = ("--config", "-c")
+SECTIONS = ("model", "data", "trainer")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -116,6 +144,7 @@ def check_arguments(args: list[str]) -> None:
             check_class_path(value, option)
         if option in CONFIG_OPTIONS:
             check_config_value(value, option)
+            check_sections(value, option)
         elif value.lower().endswith(YAML_SUFFIXES):
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
@@ -151,20 +180,29 @@ def check_config_value(value: str, option: str) -> None:
     )
 
 
+def check_sections(value: str, option: str) -> None:
+    """A config's sections (`model:`, `data:`, `trainer:`) hold options: a null one would reach
+    LightningCLI as a missing section."""
+    loaded = None
+    with contextlib.suppress(yaml.YAMLError, UserError):  # reported where the file is read
+        loaded = safe_load(read_config(value, option) if os.path.isfile(value) else value, option)
+    empty = [key for key in SECTIONS if isinstance(loaded, dict) and key in loaded]
+    empty = [key for key in empty if loaded[key] is None]
+    if empty:
+        raise CommandError(
+            f"{option} {shortened(printable(value), 80)}: its {empty[0]}: section is empty "
+            "(null); give it options, or remove the line"
+        )
+
+
 def check_yaml_file(value: str, option: str) -> None:
-    """A value that names a regular file we can read: its text, bounded."""
+    """A value that names a file: a regular one we can read, its text bounded."""
     try:
-        if not os.path.isfile(value):  # never opened: a FIFO or a device would block or flood
-            return
-        with open(value, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
+        os.stat(value)
     except (OSError, ValueError):  # inline YAML, a name too long: jsonargparse takes it as text
         return
-    if len(data) > MAX_BYTES:
-        raise ConfigTooLarge(
-            f"{option} {value}: more than the {human_bytes(MAX_BYTES)} a config can hold"
-        )
-    check_yaml(data.decode("utf-8", "replace"), f"{option} {value}")
+    if not os.path.isdir(value):
+        check_yaml(read_config(value, f"{option} {value}"), f"{option} {value}")
 
 
 def expanded_nodes(text: str) -> tuple[int, int]:

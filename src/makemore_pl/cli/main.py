@@ -3,8 +3,10 @@
 import contextlib
 import errno
 import os
+import re
 import sys
 import textwrap
+import traceback
 
 from makemore_pl.cli.commands import COMMANDS, TRAINING
 from makemore_pl.cli.interrupts import MESSAGE, STATUS, Interrupted, end_at_once, sigint_handled_by
@@ -98,6 +100,38 @@ def run(args: list[str]) -> None:
             sys.exit(status)
     except (UserError, ConfigRefused) as err:  # says what to fix; no traceback
         sys.exit(error_line(str(err)))
+    except Exception as err:
+        refusal = dependency_refusal(err)
+        if refusal is None:  # our own bug: the traceback is for us
+            raise
+        sys.exit(error_line(refusal))
+
+
+# where Lightning refuses what it was given: its own words are the user's to act on
+LIGHTNING = ("/lightning/", "/lightning_fabric/", "/pytorch_lightning/")
+
+
+def dependency_refusal(err: Exception) -> str | None:
+    """One line for what a dependency refuses: memory it cannot allocate, and the options
+    Lightning refuses as it builds or starts the run (a strategy or accelerator this machine
+    lacks, devices of the wrong form, an interval past the data); None for anything else."""
+    reason = " ".join(str(err).split()) or type(err).__name__
+    if (
+        isinstance(err, MemoryError)
+        or "can't allocate memory" in reason
+        or ("out of memory" in reason.lower())
+    ):
+        return (
+            f"out of memory ({reason[:300]}); use a smaller --data.batch_size or "
+            "--data.context_size, or a machine with more memory"
+        )
+    frames = traceback.extract_tb(err.__traceback__)
+    raised_by_lightning = bool(frames) and any(part in frames[-1].filename for part in LIGHTNING)
+    if raised_by_lightning and isinstance(err, ValueError | TypeError | ImportError | KeyError):
+        return f"{reason} (Lightning refused the --trainer options)"
+    if type(err).__name__ == "MisconfigurationException":
+        return f"{reason} (Lightning refused the --trainer options)"
+    return None
 
 
 # non-finite numbers in YAML's spelling: jsonargparse reads `nan` as text and argparse takes
@@ -107,19 +141,32 @@ NON_FINITE |= {"-inf": "-.inf", "infinity": ".inf", "-infinity": "-.inf"}
 
 
 def non_finite_spelled(args: list[str]) -> list[str]:
-    """`--model.lr nan` -> `--model.lr=.nan`, `--temperature -inf` -> `--temperature=-.inf`."""
+    """`--model.lr nan` -> `--model.lr=.nan`, `--temperature -inf` -> `--temperature=-.inf`,
+    `--l2_grid '[inf, 1]'` -> `--l2_grid=[.inf, 1]`."""
     out: list[str] = []
     for arg in args:
         option, _, value = arg.partition("=")
         before = out[-1] if out else ""
         takes_value = before.startswith("--") and "=" not in before and takes_number(before)
-        if arg.startswith("--") and value.lower() in NON_FINITE and takes_number(option):
-            out.append(f"{option}={NON_FINITE[value.lower()]}")
-        elif arg.lower() in NON_FINITE and takes_value:
-            out[-1] = f"{before}={NON_FINITE[arg.lower()]}"
+        if arg.startswith("--") and takes_number(option) and spelled(value) != value:
+            out.append(f"{option}={spelled(value)}")
+        elif takes_value and spelled(arg) != arg:
+            out[-1] = f"{before}={spelled(arg)}"
         else:
             out.append(arg)
     return out
+
+
+NON_FINITE_IN_LIST = re.compile(r"(?<![\w.])[+-]?(?:nan|inf(?:inity)?)(?!\w)", re.IGNORECASE)
+
+
+def spelled(value: str) -> str:
+    """A number, or a list of them, with its non-finite ones in YAML's spelling."""
+    if value.lower() in NON_FINITE:
+        return NON_FINITE[value.lower()]
+    if value.startswith("[") and value.endswith("]"):
+        return NON_FINITE_IN_LIST.sub(lambda m: NON_FINITE[m.group().lower()], value)
+    return value
 
 
 def takes_number(option: str) -> bool:

@@ -3,13 +3,14 @@ checkpoint, the run it continues, its settings (before the user's) and its data 
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from makemore_pl.cli.config_files import ConfigRefused, safe_load
+from makemore_pl.cli.config_files import ConfigRefused, ConfigTooLarge, read_config, safe_load
+from makemore_pl.cli.plain.command import flag
 from makemore_pl.cli.runs import (
     find_named_checkpoint,
     is_being_trained,
@@ -18,6 +19,7 @@ from makemore_pl.cli.runs import (
 )
 from makemore_pl.core.data_identity import locate
 from makemore_pl.core.errors import CheckpointError, CommandError, UserError
+from makemore_pl.core.settings import Settings
 from makemore_pl.core.words import NAMES_SHA256
 from makemore_pl.models.registry import kind_of_class_path
 from makemore_pl.models.saved import SavedModel, read_checkpoint
@@ -52,6 +54,62 @@ class Resolved:
                 f"to train further, add e.g. --trainer.max_epochs {epochs + max(epochs, 1)}"
             )
 
+    def check_changes(self, command: str, config: Any) -> None:
+        """The one rule for what a command given a checkpoint may change. A resume refuses a
+        setting that would change what its numbers mean (`kept`: the split, the data, the
+        model's shape), and applies and records any other, saying so; a held-out command uses
+        the checkpoint's model, and says how its split differs from the one trained on."""
+        if self.saved is None:
+            return
+        saved, kind = self.saved, self.saved.kind
+        if kind_of_class_path(str(config.model.class_path)) is not kind:
+            raise saved.error(f"it holds a {kind.name}, not a {config.model.class_path}")
+        model = changed(saved.model.config, vars(config.model.init_args), LINKED)
+        data = changed(saved.data, vars(config.data), ("path", "predict_path"))
+        kept = {n: c for n, c in {**model, **data}.items() if n in type(c[2]).kept()}
+        if command == "fit" and kept:
+            raise saved.error(
+                f"{shown_changes(kept)}: a resume keeps what its numbers mean (the split, the "
+                "data, the model's shape); drop the option, or start a new run without "
+                "--ckpt_path"
+            )
+        if command == "fit" and model:
+            self.notes.append(f"resume: {shown_changes(model)}: in effect, recorded in the run")
+        elif model:
+            self.notes.append(
+                f"note: {shown_changes(model)}: no effect, the model is the checkpoint's"
+            )
+        if command != "fit" and kept:
+            self.notes.append(
+                f"note: {command} on a split other than the model's: {shown_changes(kept)}; its "
+                "words may include training words"
+            )
+
+
+# the model's settings the command line links from the data (cli/training.py), compared there
+LINKED = ("vocab_size", "context_size", "encoding", "chars")
+
+
+def changed(saved: Settings | None, given: dict, skip: tuple) -> dict[str, tuple]:
+    """setting -> (saved value, given value, the saved settings) where they differ; the given
+    values read as the settings class reads them (defaults written out)."""
+    if saved is None:
+        return {}
+    given = {k: v for k, v in given.items() if k in saved.names() and k not in skip}
+    try:
+        now = replace(saved, **given)
+    except (UserError, TypeError):  # refused when the model or data is built, naming it
+        return {}
+    return {
+        name: (getattr(saved, name), getattr(now, name), saved)
+        for name in given
+        if getattr(now, name) != getattr(saved, name)
+    }
+
+
+def shown_changes(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{flag(n)} {new} (was {old})" for n, (old, new, _) in changes.items())
+
 
 def given(args: list[str], key: str) -> Any:
     """The value a command line gives a dotted option (`--key V`, `--key=V`, in a `--config`);
@@ -71,7 +129,7 @@ def given(args: list[str], key: str) -> Any:
 def config_value(config: str, keys: list[str]) -> Any:
     """A dotted key of a --config file or text, or None."""
     try:
-        text = Path(config).read_text(encoding="utf-8") if os.path.isfile(config) else config
+        text = read_config(config, "--config") if os.path.exists(config) else config
         loaded = safe_load(text, f"--config {config}")
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigRefused, UserError):
         return None  # the parser reports it, naming the file
@@ -124,8 +182,19 @@ def start_again(ckpt_path: str, root: str | None) -> Resolved:
 
 def run_config(path: Path) -> str:
     """A run's config.yaml, with the model's class path as this version names it."""
-    config = safe_load(path.read_text(encoding="utf-8"), str(path))
-    model = config.get("model") if isinstance(config, dict) else None
+    try:
+        config = safe_load(read_config(str(path), str(path), hint=""), str(path))
+    except ConfigTooLarge:
+        raise
+    except (yaml.YAMLError, UserError) as err:
+        reason = " ".join(str(err).removeprefix(f"{path}: ").split())[:200]
+        raise CommandError(
+            f"{path}: the run's config is damaged ({reason}); fix it, or remove it to resume "
+            "with the checkpoint's own settings"
+        ) from None
+    if not isinstance(config, dict):
+        raise CommandError(f"{path}: the run's config holds no options; fix or remove it")
+    model = config.get("model")
     if isinstance(model, dict) and isinstance(model.get("class_path"), str):
         kind = kind_of_class_path(model["class_path"])
         model["class_path"] = kind.class_path if kind is not None else model["class_path"]

@@ -1,11 +1,14 @@
 """Run folders `lightning_logs/version_<N>_<name>/`, claimed atomically, found by best/last."""
 
+import errno
 import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from makemore_pl.core.errors import CheckpointError, CommandError
 
@@ -80,7 +83,7 @@ def new_run_folder(logs: Path, name: str) -> Path:
         return logs / name  # its folder (it broadcasts the log and checkpoint folders)
     try:
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / ".claim.lock", "a") as lock:
+        with open_lock(logs / ".claim.lock") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             number = max((run_number(run) for run in runs(logs)), default=-1) + 1
             folder = logs / (f"version_{number}_{name}" if name else f"version_{number}")
@@ -109,7 +112,7 @@ def safe_name(name: str) -> str:
 def lock_run(run: Path):
     """An exclusive lock on the run while this process trains it, so that a second `fit` of it
     is refused instead of taking turns at its checkpoints; it ends with the process."""
-    handle = open(run / ".training.lock", "a")  # noqa: SIM115 (held for the whole run)
+    handle = open_lock(run / ".training.lock")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -124,7 +127,7 @@ def lock_run(run: Path):
 def is_being_trained(run: Path) -> bool:
     """Whether another process holds the run's training lock (see lock_run)."""
     try:
-        with open(run / ".training.lock", "a") as handle:
+        with open_lock(run / ".training.lock") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -133,10 +136,38 @@ def is_being_trained(run: Path) -> bool:
     return False
 
 
+def open_lock(path: Path) -> IO[bytes]:
+    """A lock file opened without blocking (a FIFO in its place would wait for a reader
+    forever), refused unless it is a regular file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644)
+    except OSError as err:  # ENXIO: a FIFO that no process reads
+        if err.errno != errno.ENXIO:
+            raise
+        fd = None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise CheckpointError(
+            f"{str(path)!r}: the run's lock file is not a regular file; remove it and run again"
+        )
+    return os.fdopen(fd, "ab")
+
+
 def remove_if_unstarted(run: Path) -> None:
     """Removes a run without a checkpoint: as the newest, it would hide an older best.ckpt."""
     if not any((run / "checkpoints").glob("*.ckpt")):
         shutil.rmtree(run, ignore_errors=True)
+        if {p.name for p in run.parent.iterdir()} <= {".claim.lock"}:  # the logs folder it made
+            shutil.rmtree(run.parent, ignore_errors=True)
+
+
+def writable(folder: Path) -> bool:
+    try:
+        check_writable(folder)
+    except CheckpointError:
+        return False
+    return True
 
 
 def check_writable(folder: str | Path) -> None:

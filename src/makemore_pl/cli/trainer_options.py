@@ -1,5 +1,7 @@
 """Trainer and data options checked before any run folder is made."""
 
+import math
+import os
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
@@ -37,6 +39,17 @@ def check_device(trainer: Any) -> None:
 
 
 def check_trainer_options(command: str, trainer: Any) -> None:
+    nodes = trainer.get("num_nodes")
+    if isinstance(nodes, int) and nodes > 1 and not launched_on_nodes():
+        raise CommandError(
+            f"--trainer.num_nodes {nodes}: this process was not started by a launcher of "
+            "several nodes (no NODE_RANK, GROUP_RANK or SLURM_NNODES in its environment), so it "
+            "would wait for the other nodes forever; start it on every node with your "
+            "cluster's launcher (torchrun, srun), or train on this machine with num_nodes 1"
+        )
+    clip = trainer.get("gradient_clip_val")
+    if isinstance(clip, float) and not math.isfinite(clip):
+        raise CommandError(f"--trainer.gradient_clip_val must be a finite number, got {clip}")
     strategy = trainer.get("strategy")
     if isinstance(strategy, str) and "spawn" in strategy:
         raise CommandError(
@@ -50,6 +63,11 @@ def check_trainer_options(command: str, trainer: Any) -> None:
         if value <= 0:
             allowed = " (or -1, no limit)" if name.startswith("max_") else ""
             raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
+
+
+def launched_on_nodes() -> bool:
+    """Whether a launcher of several nodes started this process and told it its node."""
+    return any(name in os.environ for name in ("NODE_RANK", "GROUP_RANK", "SLURM_NNODES"))
 
 
 def check_precision(command: str, trainer: Any, model: Any) -> None:
@@ -75,12 +93,12 @@ def check_splits(command: str, data: NamesData) -> None:
     if not used:
         return
     num_words = len(set(data.words)) if config.dedupe else data.scan.num_names
-    sizes = config.split_sizes(num_words)
+    sizes, kind = config.split_sizes(num_words), "distinct " if config.dedupe else ""
     for split in used:
         if sizes[split] == 0:
             raise CommandError(
-                f"data file {str(data.path)!r}: its {num_words} names leave the {split} split "
-                f"empty (val_fraction {config.val_fraction}, test_fraction "
+                f"data file {str(data.path)!r}: its {num_words} {kind}names leave the {split} "
+                f"split empty (val_fraction {config.val_fraction}, test_fraction "
                 f"{config.test_fraction}); use more names or other fractions"
             )
 

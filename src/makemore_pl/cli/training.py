@@ -12,7 +12,6 @@ from typing import Any
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from makemore_pl.cli import runs
 from makemore_pl.cli.commands import COMMANDS
@@ -159,6 +158,9 @@ class MakemoreCLI(LightningCLI):
             return
         config = self.config[self.subcommand]
         check_options(self.subcommand, config)  # before any folder is made
+        self.resolved.check_changes(self.subcommand, config)
+        for note in self.resolved.notes:
+            rank_zero_info(note)
         if self.saved is not None:
             config.ckpt_path = self.saved.path
         if self.subcommand == "fit":
@@ -175,6 +177,11 @@ class MakemoreCLI(LightningCLI):
         if self.saved is not None:  # before any folder is made
             self.saved.check_fits(self.datamodule.data)
         check_splits(self.subcommand, self.datamodule.data)
+        if self.subcommand != "fit" and self.saved is None:
+            raise CommandError(
+                f"{self.subcommand} needs --ckpt_path best|last|PATH: without a checkpoint the "
+                "model is untrained (every weight 0)"
+            )
         if self.subcommand == "predict" and config.get("output"):
             check_writable_target(Path(config["output"]), CommandError, self.inputs(), PREDICTIONS)
         self.run = self.claim_run(config)
@@ -198,8 +205,12 @@ class MakemoreCLI(LightningCLI):
     def claim_run(self, config) -> Path:
         """The run this command writes to: the checkpoint's own, or a new one."""
         resumed = runs.run_of_checkpoint(config["ckpt_path"]) if config.get("ckpt_path") else None
-        if resumed is not None:
+        if resumed is not None and (self.subcommand == "fit" or runs.writable(resumed)):
             return resumed
+        if resumed is not None:  # a held-out command of a run it cannot write to logs elsewhere
+            rank_zero_info(
+                f"note: {resumed} cannot be written to: {self.subcommand} logs into a new run"
+            )
         joined = os.environ.get(runs.RUN_ENV)
         root = Path(config["trainer"].get("default_root_dir") or ".")
         name = config.get("run_name") or self.default_name()
@@ -238,6 +249,11 @@ class MakemoreCLI(LightningCLI):
             self.exit_code = stop.exit_code
             last = Path(self.run, "checkpoints", "last.ckpt")
             rank_zero_info(stop.message(last, self.command_line("fit", "last")))
+            return
+        if self.trainer.is_global_zero and not any(self.run.glob("checkpoints/*.ckpt")):
+            runs.remove_if_unstarted(self.run)  # it would hide an older run's checkpoints
+            why = "a debug run" if self.trainer.fast_dev_run else "it stopped before its first save"
+            rank_zero_info(f"no checkpoint saved ({why}): the run folder {self.run} is removed")
             return
         rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_line))
         if best.best_model_score is not None and self.trainer.is_global_zero:
@@ -299,8 +315,6 @@ def run_training(prog: str, args: list[str]) -> int:
     except RunComplete as done:
         print(done, file=sys.stderr)
         return 0
-    except MisconfigurationException as err:  # e.g. --trainer.accelerator gpu without a GPU
-        raise CommandError(f"{err} (Lightning refused the --trainer options)") from None
     except ValueError as err:  # jsonargparse wraps what a chosen model class raised
         raise user_error_in(err) or err from None
     finally:
@@ -313,8 +327,6 @@ def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
     """The CLI, run on `args`; Ctrl-C raises Interrupted but while training runs."""
     with sigint_handled_by(raise_interrupted):
         resolved = resolve(args[0], args[1:])
-        for note in resolved.notes:
-            rank_zero_info(note)
         return MakemoreCLI(
             NgramLitModule,
             NamesDataModule,

@@ -45,7 +45,9 @@ class DataConfig(Settings):
         "is downloaded from the makemore repository and checked against its sha256.",
         of_type(str, "a file's path"),
     )
-    context_size: int = setting(1, "characters of context: 1 = bigram, 2 = trigram, ...", whole(1))
+    context_size: int = setting(
+        1, "characters of context: 1 = bigram, 2 = trigram, ...", whole(1), kept=True
+    )
     encoding: Literal["index", "onehot"] = setting(
         "index",
         'batch form the model sees: "index" (context ids) or "onehot" (one-hot rows of the '
@@ -56,18 +58,22 @@ class DataConfig(Settings):
         None, "examples per training batch; None = the whole split in one batch.",
         batch_size_problem,
     )  # fmt: skip
-    val_fraction: float = setting(0.1, "share of words held out for validation.", fraction)
-    test_fraction: float = setting(0.1, "share of words held out for testing.", fraction)
+    val_fraction: float = setting(
+        0.1, "share of words held out for validation.", fraction, kept=True
+    )
+    test_fraction: float = setting(0.1, "share of words held out for testing.", fraction, kept=True)
     seed: int = setting(
         42,
         "seed of the word split and of the minibatch order, in [0, 2**63).",
         whole(0, INT64_LIMIT, "must be a whole number in [0, 2**63)"),
+        kept=True,
     )
     dedupe: bool = setting(
         False,
         "keep each distinct word once, so no name is in two splits (a name,count file already "
         "lists each name once).",
         of_type(bool, "true or false"),
+        kept=True,
     )
     aggregate: bool = setting(
         True,

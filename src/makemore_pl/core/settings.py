@@ -14,9 +14,10 @@ Check = Callable[[Any], str | None]  # a value -> what is wrong with it, or None
 S = TypeVar("S", bound="Settings")
 
 
-def setting(default: Any, help: str, check: Check | None = None) -> Any:
-    """A field of a settings class: its default, its help text and the check of its range."""
-    return field(default=default, metadata={"help": help, "check": check})
+def setting(default: Any, help: str, check: Check | None = None, kept: bool = False) -> Any:
+    """A field of a settings class: its default, its help text, the check of its range, and
+    whether a resumed run keeps it (`kept`: another value would change what its numbers mean)."""
+    return field(default=default, metadata={"help": help, "check": check, "kept": kept})
 
 
 def is_whole(value: Any) -> bool:
@@ -102,6 +103,11 @@ class Settings:
     @classmethod
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def kept(cls) -> set[str]:
+        """The settings a resumed run keeps: the split, the data, the model's shape."""
+        return {f.name for f in fields(cls) if f.metadata.get("kept")}
 
     @classmethod
     def from_saved(cls: type[S], saved: Mapping[str, Any]) -> S:

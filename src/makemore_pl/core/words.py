@@ -167,7 +167,9 @@ def name_chunks(path: str | Path) -> Iterator[list[str]]:
             first = next((number + i for i, line in enumerate(lines) if line), None)
             if first is not None and "," in lines[first - number]:
                 raise DataError(
-                    f"data file {name!r} holds name,count lines: read it with load_counted_words"
+                    f"data file {name!r} holds name,count lines where names, one per line, are "
+                    "expected (as --data.predict_path scores them): keep the names with "
+                    "`cut -d, -f1`, or read the file with load_counted_words"
                 )
         joined = "\n".join(lines)
         match = COUNTED_IN_CHUNK.search(joined) if "," in joined else None

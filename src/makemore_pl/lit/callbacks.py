@@ -117,7 +117,9 @@ class BestCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         score = trainer.callback_metrics.get("val_nll")  # of the final weights
-        if score is not None and (self.best_model_score is None or score < self.best_model_score):
+        if trainer.fast_dev_run or score is None:  # a debug run is never the best
+            return
+        if self.best_model_score is None or score < self.best_model_score:
             self.best_model_path = self.format_checkpoint_name({})
             self.best_model_score = score
             trainer.save_checkpoint(self.best_model_path, weights_only=False)
@@ -143,6 +145,8 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
+        if trainer.fast_dev_run:  # a debug run saves nothing to resume
+            return
         path = Path(self.format_checkpoint_name({}))
         # the final epochs, if unsaved; every process must agree, as the save waits for them all
         unsaved = trainer.strategy.broadcast(saved_step(path) != trainer.global_step, src=0)

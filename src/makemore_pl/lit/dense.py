@@ -13,6 +13,16 @@ class BigramLitModule(NgramLitModule):
 
     model_class = DenseTable
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resume with another optimizer starts its state afresh (Adam's moments mean nothing
+        to SGD); with another lr, the lr given is the one used."""
+        super().on_load_checkpoint(checkpoint)
+        if checkpoint.get("hyper_parameters", {}).get("optimizer") != self.config.optimizer:
+            checkpoint["optimizer_states"] = []
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state["param_groups"]:
+                group["lr"] = self.config.learning_rate
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         name, params, lr = self.config.optimizer, self.parameters(), self.config.learning_rate
         if name == "sgd":

@@ -38,8 +38,12 @@ def chars_problem(chars: object) -> str | None:
 class DenseConfig(Settings):
     """The dense model's settings (`--model.*` of BigramLitModule)."""
 
-    vocab_size: int = setting(27, "V, tokens including the boundary (set from the data).", whole(1))
-    context_size: int = setting(1, "characters of context, c (set from the data).", whole(1))
+    vocab_size: int = setting(
+        27, "V, tokens including the boundary (set from the data).", whole(1), kept=True
+    )
+    context_size: int = setting(
+        1, "characters of context, c (set from the data).", whole(1), kept=True
+    )
     encoding: Literal["index", "onehot"] = setting(
         "index",
         'how a context selects its row: "index" looks it up, "onehot" multiplies '
@@ -64,7 +68,7 @@ class DenseConfig(Settings):
         "W as it is (to measure a model's train_nll).",
         number(0, optional=True),
     )
-    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem)
+    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
 
     def check(self) -> None:
         problem = table_size_problem(self.vocab_size, self.context_size)

@@ -120,7 +120,7 @@ def read_checkpoint(path: str, resume: bool = False) -> SavedModel:
         model = build_model(kind, checkpoint)
         saved = SavedModel(path, checkpoint, kind, model, data_config(checkpoint))
         if resume:
-            check_resumable(checkpoint)
+            check_resumable(checkpoint, model)
     except CheckpointError as err:  # the checks below say what; the file is named here
         raise CheckpointError(f"--ckpt_path {path}: {err}") from None
     return saved
@@ -362,7 +362,7 @@ def data_config(checkpoint: dict) -> DataConfig | None:
         raise refused(f"its data settings are not makemore_pl's ({err})") from None
 
 
-def check_resumable(checkpoint: dict) -> None:
+def check_resumable(checkpoint: dict, model: NgramModel) -> None:
     """What `fit --ckpt_path` resumes from, which save_weights_only=True does not save."""
     missing = [key for key in RESUME_KEYS if key not in checkpoint]
     if missing:
@@ -371,7 +371,33 @@ def check_resumable(checkpoint: dict) -> None:
             "use it with validate, test, predict or sample, or resume from a full checkpoint "
             "such as last.ckpt"
         )
-    for key in ("epoch", "global_step"):
-        count = checkpoint[key]
+    counts = [("epoch", checkpoint["epoch"]), ("global_step", checkpoint["global_step"])]
+    counts += [
+        (f"loops.{where}", v) for where, v in values(checkpoint["loops"]) if not isinstance(v, dict)
+    ]
+    for where, count in counts:  # Lightning's progress counters: whole numbers, flags
         if not (isinstance(count, int) and count >= 0):
-            raise refused(f"its {key} is {shown(count)}, not a count")
+            raise refused(f"its {where} is {shown(count)}, not a count")
+    check_optimizer_state(checkpoint["optimizer_states"], list(model.parameters()))
+
+
+def check_optimizer_state(states: Any, weights: list[torch.Tensor]) -> None:
+    """Every per-weight tensor of the optimizer's saved state (Adam's moments) of its weight's
+    shape: another would fail at the first step, after the run has started."""
+    if not isinstance(states, list):
+        raise refused("its optimizer_states are not a list of optimizer states")
+    for state in states:
+        per_weight = state.get("state", {}) if isinstance(state, dict) else None
+        if not isinstance(per_weight, dict):
+            raise refused("its optimizer state holds no per-weight state")
+        for index, entries in per_weight.items():
+            weight = (
+                weights[index] if isinstance(index, int) and 0 <= index < len(weights) else None
+            )
+            tensors = entries.items() if isinstance(entries, dict) else ()
+            for name, value in ((n, v) for n, v in tensors if isinstance(v, torch.Tensor)):
+                if weight is None or (value.dim() and value.shape != weight.shape):
+                    raise refused(
+                        f"its optimizer state {name} of weight {shown(index)} does not fit the "
+                        f"model's weights (of shapes {[tuple(w.shape) for w in weights]})"
+                    )

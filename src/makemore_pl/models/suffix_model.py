@@ -39,8 +39,12 @@ def scales(value: object) -> str | None:
 class SuffixConfig(Settings):
     """The every-suffix model's settings (`--model.init_args.*` of SuffixLitModule)."""
 
-    vocab_size: int = setting(27, "V, tokens including the boundary (set from the data).", whole(1))
-    context_size: int = setting(1, "characters of context, c (set from the data).", whole(1))
+    vocab_size: int = setting(
+        27, "V, tokens including the boundary (set from the data).", whole(1), kept=True
+    )
+    context_size: int = setting(
+        1, "characters of context, c (set from the data).", whole(1), kept=True
+    )
     strengths: list[float] | None = penalty(
         None,
         "L2 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: 1 "
@@ -50,6 +54,7 @@ class SuffixConfig(Settings):
     shortest: int = setting(
         0,
         "suffixes shorter than this get no rows; c leaves only the full context (the dense model).",
+        kept=True,
     )
     max_iter: int = setting(
         100,
@@ -67,7 +72,7 @@ class SuffixConfig(Settings):
         "this; 1e-7 leaves val_nll within about 1e-7 of the optimum.",
         number(0),
     )
-    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem)
+    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
     l1: list[float] | None = penalty(
         None,
         "L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: no "

@@ -1,5 +1,6 @@
 """`baseline`: the counting model fitted on the train split, its NLL on every split."""
 
+import math
 from typing import Literal
 
 from makemore_pl.core.data import NamesData
@@ -36,7 +37,7 @@ def baseline(data: NamesData, smoothing: Smoothing = "auto") -> dict[str, float]
 
 def counting_model(data: NamesData, smoothing: Smoothing = "auto") -> CountingBaseline:
     """The counting model fitted on the train split, its smoothing given or chosen on val."""
-    if not isinstance(smoothing, str) and smoothing < 0:
+    if not isinstance(smoothing, str) and not 0 <= smoothing < math.inf:
         raise CommandError(
             f"--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', "
             f"got {smoothing}"

@@ -4,12 +4,11 @@ import importlib
 import inspect
 import sys
 import typing
-from pathlib import Path
 
 import yaml
 
 from makemore_pl.cli.commands import COMMANDS
-from makemore_pl.cli.config_files import safe_load
+from makemore_pl.cli.config_files import read_config, safe_load
 from makemore_pl.cli.interrupts import plain_command_started
 from makemore_pl.core.data import DataConfig, NamesData
 from makemore_pl.core.errors import CommandError, SettingError
@@ -101,8 +100,8 @@ def data_sections_only(args: list[str], command=None) -> list[str]:
             out.append(arg)
             continue
         try:
-            loaded = safe_load(Path(path).read_text(encoding="utf-8"), f"--config {path}")
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
+            loaded = safe_load(read_config(path, f"--config {path}"), f"--config {path}")
+        except yaml.YAMLError as err:
             raise CommandError(f"--config {path}: cannot read it as YAML ({err})") from None
         if not isinstance(loaded, dict):
             raise CommandError(f"--config {path}: not a mapping of options")

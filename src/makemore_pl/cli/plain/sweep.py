@@ -123,8 +123,8 @@ def sweep(
         default_root_dir: the folder whose lightning_logs holds the sweep's run folder.
     """
     for name, grid in (("smoothing_grid", smoothing_grid), ("l2_grid", l2_grid)):
-        if not grid or min(grid) < 0:
-            raise CommandError(f"--{name} must list values of 0 or more, got {list(grid)}")
+        if not grid or not all(0 <= value < math.inf for value in grid):
+            raise CommandError(f"--{name} must list finite values of 0 or more, got {list(grid)}")
     if plot:  # before the sweep: a --plot that would replace the data or a device fails first
         check_writable_target(Path(plot), CommandError, [data.path], PNG)
     c, v = data.context_size, data.vocab_size
