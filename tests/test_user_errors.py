@@ -836,6 +836,10 @@ ROUND_4 = [
     ("a config that is a FIFO", ["fit", "--config", "pipe"], f"--config pipe: {NOT_REGULAR}"),
     ("a config that never ends", ["baseline", "--config", "/dev/zero"],
      f"--config /dev/zero: {NOT_REGULAR}"),
+    ("a config that is a folder", ["fit", "--config", "."], "--config .: cannot read it (Is a "
+     "directory)"),
+    ("a snapshot of a billion names", [*FIT_1, "--snapshots.num_samples", "1000000000"],
+     "--snapshots.num_samples must be from 0 to 1,000, got 1000000000"),
     ("a config of a hundred callbacks", ["fit", "--config", "many.yaml"],
      "many.yaml: names more than 64 classes to build, more than a run uses (a model, a few "
      "callbacks and loggers)"),

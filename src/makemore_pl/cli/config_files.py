@@ -163,6 +163,8 @@ def check_config_value(value: str, option: str) -> None:
     except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
         reason = err.strerror if isinstance(err, OSError) else str(err)
     else:
+        if os.path.isdir(value):
+            raise CommandError(f"{option} {value}: cannot read it (Is a directory)")
         check_yaml_file(value, option)
         return
     try:

@@ -29,10 +29,17 @@ class LogSnapshots(Callback):
         """
         Args:
             every_n_epochs: epochs between snapshots; 0 = only at the end of training.
-            num_samples: names generated per snapshot.
-            max_rows: contexts shown in the heatmap: all V rows for a bigram, the most frequent
-                training contexts for higher orders.
+            num_samples: names generated per snapshot (at most 1,000).
+            max_rows: contexts shown in the heatmap (at most 1,000): all V rows for a bigram,
+                the most frequent training contexts for higher orders.
         """
+        for name, value, most in (("num_samples", num_samples, 1000), ("max_rows", max_rows, 1000)):
+            if not 0 <= value <= most:  # a snapshot is a glance, taken while training waits
+                raise CommandError(f"--snapshots.{name} must be from 0 to {most:,}, got {value}")
+        if every_n_epochs < 0:
+            raise CommandError(
+                f"--snapshots.every_n_epochs must be 0 or more, got {every_n_epochs}"
+            )
         self.every_n_epochs, self.num_samples, self.max_rows = every_n_epochs, num_samples, max_rows
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
