@@ -783,6 +783,9 @@ def write_round_4_inputs(folder: Path, tiny_run: Path) -> None:
     run = next((folder / "damaged" / "lightning_logs").glob("version_0*"))
     (run / "config.yaml").write_bytes(b"\xff\xfe not text")
     os.mkfifo(folder / "pipe")
+    fixtures = Path(__file__).parent / "fixtures"  # a suffix model and the words it was trained on
+    shutil.copy(fixtures / "layered_suffix.ckpt", folder / "suffix.ckpt")
+    shutil.copy(fixtures / "words.txt", folder / "suffix_words.txt")
     (folder / "many.yaml").write_text(MANY_CALLBACKS)
     (folder / "null.yaml").write_text("model: null\n")
     (folder / "counted.txt").write_text("emma,3\nava,2\n")
@@ -823,6 +826,11 @@ ROUND_4 = [
      f"--ckpt_path model.ckpt: --data.test_fraction 0.5 (was 0.1): {KEEPS}"),
     ("a resume of another order", [*RESUME, "--data.context_size", "2"],
      f"--ckpt_path model.ckpt: --data.context_size 2 (was 1): {KEEPS}"),
+    ("testing a model of another shape",
+     ["test", "--ckpt_path", "suffix.ckpt", "--data.path", "suffix_words.txt",
+      "--model.init_args.shortest", "1"],
+     "--ckpt_path suffix.ckpt: --model.shortest 1 (was 0): the model is the checkpoint's; drop "
+     "the option"),
     ("testing without a checkpoint", ["test", "--data.path", "words.txt"], f"test {UNTRAINED}"),
     ("predicting without a checkpoint", ["predict", "--data.path", "words.txt"],
      f"predict {UNTRAINED}"),

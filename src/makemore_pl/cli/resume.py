@@ -66,12 +66,17 @@ class Resolved:
             raise saved.error(f"it holds a {kind.name}, not a {config.model.class_path}")
         model = changed(saved.model.config, vars(config.model.init_args), LINKED)
         data = changed(saved.data, vars(config.data), ("path", "predict_path"))
-        kept = {n: c for n, c in {**model, **data}.items() if n in type(c[2]).kept()}
-        if command == "fit" and kept:
+        shape = {n: c for n, c in model.items() if n in kind.config.kept()}
+        split = {n: c for n, c in data.items() if n in type(saved.data).kept()}
+        if command == "fit" and (shape or split):
             raise saved.error(
-                f"{shown_changes(kept)}: a resume keeps what its numbers mean (the split, the "
-                "data, the model's shape); drop the option, or start a new run without "
-                "--ckpt_path"
+                f"{shown_changes({**shape, **split})}: a resume keeps what its numbers mean (the "
+                "split, the data, the model's shape); drop the option, or start a new run "
+                "without --ckpt_path"
+            )
+        if shape:  # a held-out command scores the checkpoint's model
+            raise saved.error(
+                f"{shown_changes(shape)}: the model is the checkpoint's; drop the option"
             )
         if command == "fit" and model:
             self.notes.append(f"resume: {shown_changes(model)}: in effect, recorded in the run")
@@ -79,9 +84,9 @@ class Resolved:
             self.notes.append(
                 f"note: {shown_changes(model)}: no effect, the model is the checkpoint's"
             )
-        if command != "fit" and kept:
+        if split:
             self.notes.append(
-                f"note: {command} on a split other than the model's: {shown_changes(kept)}; its "
+                f"note: {command} on a split other than the model's: {shown_changes(split)}; its "
                 "words may include training words"
             )
 
