@@ -5,12 +5,14 @@ from typing import ClassVar
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from makemore_pl.core.batches import Batch
 from makemore_pl.core.devices import float64_of, has_float64, sum_dtype
 from makemore_pl.core.sampling import sample
+from makemore_pl.core.threads import step_threads, threads_line
 from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.saved import plain_state
@@ -31,6 +33,7 @@ class NgramLitModule(LightningModule):
         self._counted_step = -1
         self._train_sums: tuple[Tensor, Tensor] | None = None  # the epoch's NLL sum, examples
         self._lbfgs_curve = False  # log every loss L-BFGS evaluates (set when training starts)
+        self._threads_before: int | None = None  # torch's threads before training, restored after
 
     @property
     def config(self):
@@ -152,6 +155,35 @@ class NgramLitModule(LightningModule):
         optimizer = self.optimizers(use_pl_optimizer=False)
         lbfgs, tensorboard = isinstance(optimizer, torch.optim.LBFGS), self.logger
         self._lbfgs_curve = lbfgs and isinstance(tensorboard, TensorBoardLogger)
+        self._use_step_threads()
+
+    def on_train_end(self) -> None:
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)  # as the user had them
+
+    def _use_step_threads(self) -> None:
+        """The intra-op threads the training steps' size calls for (`core.threads`), said in the
+        run's header when they are not torch's default."""
+        cells = self._step_cells()
+        self._threads_before = torch.get_num_threads()
+        if cells is not None:
+            torch.set_num_threads(step_threads(cells))
+        line = threads_line(self._threads_before, cells)
+        if line is not None:
+            rank_zero_info(line)
+
+    def _step_cells(self) -> int | None:
+        """Cells of a training step's largest tensor (its logits, one-hot rows or weights); None
+        if a batch's rows are unknown (a data loader of the user's own)."""
+        loader = self.trainer.train_dataloader
+        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
+        rows = rows or getattr(loader, "batch_size", None)
+        if rows is None:
+            return None
+        config = self.config
+        onehot = getattr(config, "encoding", "index") == "onehot"
+        width = config.vocab_size ** (config.context_size if onehot else 1)
+        return max(rows * width, *(p.numel() for p in self.parameters()))
 
     def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
         """Every loss L-BFGS evaluates, as its own curve: per-step curves of a full-batch L-BFGS

@@ -50,6 +50,7 @@ class SuffixLitModule(NgramLitModule):
         return False  # the fit runs its own iterations in a step
 
     def on_train_end(self) -> None:
+        super().on_train_end()
         # the fit's (3 + 2 history_size) copies of the weights go before the snapshot allocates
         self._fit = None
 
