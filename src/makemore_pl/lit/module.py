@@ -84,9 +84,6 @@ class NgramLitModule(LightningModule):
         self._train_sums[0].add_(nll_sum)
         self._train_sums[1].add_(total)
 
-    def on_train_epoch_start(self) -> None:
-        self._train_sums = None
-
     def on_train_epoch_end(self) -> None:
         if self._train_sums is not None:
             self._log_nll("train", *self._train_sums)
@@ -155,6 +152,7 @@ class NgramLitModule(LightningModule):
         optimizer = self.optimizers(use_pl_optimizer=False)
         lbfgs, tensorboard = isinstance(optimizer, torch.optim.LBFGS), self.logger
         self._lbfgs_curve = lbfgs and isinstance(tensorboard, TensorBoardLogger)
+        self._train_sums = None  # of an epoch an exception ended
         self._use_step_threads()
 
     def on_train_end(self) -> None:

@@ -2,6 +2,7 @@
 (index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers."""
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -112,19 +113,16 @@ class DenseTable(NgramModel):
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
         # 16-bit autocast would round W to 3 digits first: a one-hot product only selects rows
-        if torch.is_autocast_enabled(x.device.type):
-            with torch.autocast(x.device.type, enabled=False):
-                return self.logits(x)
-        return self.logits(x)  # no autocast to leave: a small step saves three calls
-
-    def logits(self, x: Tensor) -> Tensor:
-        if x.is_floating_point():
-            return x.to(self.W.dtype) @ self.W
-        if self.config.encoding == "onehot":
-            rows = context_rows(x, self.vocab_size)
-            return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
-        # F.embedding: W[rows] with a deterministic backward (W[rows]'s drifts by ~1e-4)
-        return F.embedding(context_rows(x, self.vocab_size), self.W)
+        # (left only when on: entering a context costs a small step more than its ops)
+        on, kind = torch.is_autocast_enabled(x.device.type), x.device.type
+        with torch.autocast(kind, enabled=False) if on else nullcontext():
+            if x.is_floating_point():
+                return x.to(self.W.dtype) @ self.W
+            if self.config.encoding == "onehot":
+                rows = context_rows(x, self.vocab_size)
+                return one_hot_rows(rows, len(self.W), self.W.dtype) @ self.W
+            # F.embedding: W[rows] with a deterministic backward (W[rows]'s drifts by ~1e-4)
+            return F.embedding(context_rows(x, self.vocab_size), self.W)
 
     def penalty(self) -> Tensor:
         return self.config.l2 * at_least_float32(self.W).pow(2).mean()
