@@ -4,18 +4,22 @@
     python -m benchmarks.run --quick              # fewer repeats and sizes: checks every row runs
     python -m benchmarks.run --parts kenlm startup --kenlm /path/to/kenlm [--large]
     python -m benchmarks.run --parts suffix       # the every-suffix fit beside the dense one
+    python -m benchmarks.run --parts minibatch    # minibatch `fit` beside a plain PyTorch loop
 
 Parts: `lecture` (against the lecture's code), `kenlm` (Kneser-Ney against KenLM's lmplz +
 query, found by --kenlm DIR or $KENLM_DIR; skipped with a note when absent), `startup` (commands
 against `import torch`), `suffix` (the whole `fit --config configs/suffix.yaml` process: wall
-and CPU time, peak memory, beside the dense model's configs/trigram.yaml). Every figure is a
-median over repeats, or one whole process; "ratio" is reference / package (higher is better
-for the package).
+and CPU time, peak memory, beside the dense model's configs/trigram.yaml), `minibatch` (`fit
+--data.batch_size 64` against a plain PyTorch loop, steps per second, idle and beside two
+busy-looping processes the benchmark starts). Every figure is a median over repeats, or one
+whole process; "ratio" is reference / package (higher is better for the package), for steps
+per second package / reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -33,6 +37,7 @@ from benchmarks.corpus import corpus_path
 from benchmarks.kenlm import find_kenlm, kenlm_fit_and_test, measured, write_split
 from benchmarks.lecture import lecture_counts, lecture_step, steps_to_optimum
 from benchmarks.measure import ROOT, child_peak_rss, epoch_times, median_time, trainer_step_time
+from benchmarks.minibatch import busy_processes, lightning_floor, package_fit, plain_loop
 from makemore_pl import BigramLitModule, CountingBaseline, Vocabulary, build_ngrams, load_words
 from makemore_pl.core.batches import count_table
 
@@ -43,6 +48,7 @@ REFERENCES = {
     "kenlm": "KenLM",
     "startup": "`import torch`",
     "suffix": "dense model (configs/trigram.yaml)",
+    "minibatch": "plain PyTorch loop (benchmarks/minibatch.py)",
 }
 NOTES: list[str] = []
 
@@ -365,6 +371,28 @@ def bench_suffix() -> None:
     ROWS["suffix"].append((name, shown["suffix"], shown["trigram"], ratio))
 
 
+def bench_minibatch(quick: bool) -> None:
+    """Steps per second of bigram minibatch training (batch 64, Adam): `fit`, Lightning's floor
+    and the plain loop, measured side by side, idle and beside two busy-looping processes."""
+    epochs = 3 if quick else 5  # `fit` and the floor are timed over all epochs but the first
+    workdir = ROOT / "benchmarks" / "_runs" / "minibatch"
+    measured = {}
+    for load, beside in (("idle", contextlib.nullcontext()), ("busy", busy_processes(2))):
+        with beside:
+            plain = plain_loop(epochs - 1)
+            measured[load] = package_fit(epochs, workdir), lightning_floor(epochs), plain
+        print(f"  {load}: fit, floor, plain loop {measured[load]} steps/s", file=sys.stderr)
+    where = {"idle": "idle", "busy": "beside two busy-looping processes"}
+    for load, (package, floor, plain) in measured.items():
+        for name, value in (("`fit --data.batch_size 64`", package), ("Lightning's floor", floor)):
+            shown, ratio = f"{value:,.0f} steps/s", f"{value / plain:.0%}"
+            name = f"bigram, batch 64, Adam: {name}, {where[load]}"
+            ROWS["minibatch"].append((name, shown, f"{plain:,.0f} steps/s", ratio))
+    slower = [measured["idle"][i] / measured["busy"][i] for i in (0, 2)]
+    name = "epoch time beside two busy-looping processes ÷ idle (goal: at most 2×)"
+    ROWS["minibatch"].append((name, f"{slower[0]:.2f}×", f"{slower[1]:.2f}×", ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and cases")
@@ -389,6 +417,8 @@ def main() -> None:
         bench_startup(3 if args.quick else 5)
     if "suffix" in args.parts:
         bench_suffix()
+    if "minibatch" in args.parts:
+        bench_minibatch(args.quick)
     print_table(load, os.getloadavg()[0])
 
 

@@ -1,10 +1,14 @@
 """The dense model W: one table of logits, cross-entropy plus L2, trained to the counting
 optimum; sizes refused before they allocate; a diverging fit stopped before it saves."""
 
+import re
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from makemore_pl import (
     BigramLitModule,
@@ -18,7 +22,7 @@ from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import CommandError, SettingError
 from makemore_pl.lit.callbacks import StopOnNonFiniteLoss
 from makemore_pl.models.dense import DenseTable
-from tests.conftest import TINY_WORDS, quiet_trainer
+from tests.conftest import TINY_WORDS, events, quiet_trainer
 
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
 
@@ -125,6 +129,30 @@ def test_train_nll_is_an_example_weighted_mean(tiny_file):
     assert abs(sum(batch_means) / len(batch_means) - exact) > 1e-3
 
 
+def test_minibatch_losses_are_logged_at_lightnings_cadence_the_epoch_nll_exactly(
+    names_path, tiny_file, tmp_path
+):
+    # 190 uneven minibatches an epoch, W frozen (lr 0): train_loss every 50 steps, as the Trainer
+    # writes its logs, and train_nll once an epoch: the NLL of the whole split
+    dm = NamesDataModule(
+        str(tiny_file(load_words(names_path)[:1000])), batch_size=37, val_fraction=0,
+        test_fraction=0,
+    )  # fmt: skip
+    lit = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+    torch.nn.init.normal_(lit.model.W, generator=torch.Generator().manual_seed(0))
+    trainer = L.Trainer(
+        logger=TensorBoardLogger(tmp_path), max_epochs=2, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(lit, dm)
+    assert trainer.global_step == 2 * dm.steps_per_epoch() == 380
+    logged = events(Path(trainer.logger.log_dir))
+    assert [e.step for e in logged.Scalars("train_loss")] == list(range(49, 380, 50))
+    assert [e.step for e in logged.Scalars("train_nll")] == [189, 379]
+    exact = lit.model.objective(*dm.data.splits["train"])[1].item()
+    assert trainer.callback_metrics["train_nll"].item() == pytest.approx(exact, abs=1e-6)
+
+
 def test_checkpoint_carries_the_vocabulary(tmp_path, tiny_file):
     dm = NamesDataModule(str(tiny_file(WORDS)), context_size=2)
     model = BigramLitModule(dm.data.vocab_size, 2, optimizer="adam", chars=dm.data.chars)
@@ -189,3 +217,22 @@ def test_a_diverging_fit_stops_at_once_and_keeps_the_last_good_checkpoint(tmp_pa
         "weights); train again with a --model.lr below 1e+30"
     )
     assert not list((tmp_path / "ckpt").glob("*.ckpt")) if (tmp_path / "ckpt").exists() else True
+
+
+def test_a_diverging_minibatch_fit_stops_before_a_checkpoint_of_any_step(tmp_path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    dm = NamesDataModule(str(tmp_path / "words.txt"), batch_size=8)
+    # lr 3e5: the L2 term multiplies W by about -1.7 a step, past 1e6 after a few steps
+    model = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=3e5, chars=dm.data.chars)
+    every_step = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
+    trainer = L.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+        max_epochs=5, callbacks=[StopOnNonFiniteLoss(), every_step],
+    )  # fmt: skip
+    with pytest.raises(CommandError) as stopped:
+        trainer.fit(model, dm)
+    step = int(re.match(r"training diverged at step (\d+): ", str(stopped.value)).group(1))
+    assert 0 < step == trainer.global_step - 1  # named: the step whose update went too far
+    # a checkpoint after every step before it (step=N: N updates done), none of its own weights
+    saved = sorted(int(p.stem.split("step=")[1]) for p in (tmp_path / "ckpt").glob("*.ckpt"))
+    assert saved == list(range(1, step + 1))

@@ -31,6 +31,7 @@ HOST_SITES = {
     "compare_with_counting",
     "host_nll",
     "_log_nll",
+    "_add_train_nll",
     "_exact_nll",
     "on_test_epoch_end",
     "probability_heatmap",

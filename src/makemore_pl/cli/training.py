@@ -51,6 +51,7 @@ OPTIONS = """
                 never as code.{verbose}
         """
 VERBOSE = "\n            verbose: print the results table."
+LIGHTNING_LOG_EVERY_N_STEPS = 50  # the Trainer's default
 
 
 def documented(command: str) -> Callable:
@@ -187,6 +188,10 @@ class MakemoreCLI(LightningCLI):
         self.run = self.claim_run(config)
         for key in ("best_checkpoint", "last_checkpoint"):
             config[key].dirpath = str(self.run / "checkpoints")
+        if trainer.get("log_every_n_steps") is None and self.subcommand == "fit":
+            # Lightning's cadence, or once an epoch when an epoch has fewer steps (a full batch)
+            steps = self.datamodule.steps_per_epoch()
+            kwargs["log_every_n_steps"] = max(1, min(LIGHTNING_LOG_EVERY_N_STEPS, steps))
         if trainer.get("logger") in (None, True):
             held_out = self.subcommand != "fit" and self.saved is not None
             step = int(self.saved.checkpoint.get("global_step", 0)) if held_out else None
@@ -196,6 +201,8 @@ class MakemoreCLI(LightningCLI):
         callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:
             callbacks.append(ReadableProgressBar() if sys.stdout.isatty() else PlainProgress())
+        if self.subcommand == "test":  # only there: every callback costs each training step
+            callbacks.append(CountingReference())
         if self.subcommand == "predict":
             path = Path(config.get("output") or self.run / "predictions.tsv")
             callbacks.append(PredictionWriter(path, self.inputs()))
@@ -334,11 +341,10 @@ def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
             trainer_class=MakemoreTrainer,
             trainer_defaults={
                 "max_epochs": 100,
-                "log_every_n_steps": 1,
                 # the data module splits every batch between processes itself, exactly: the
                 # DistributedSampler Lightning would add pads by repeating examples
                 "use_distributed_sampler": False,
-                "callbacks": [CountingReference(), StopOnNonFiniteLoss()],
+                "callbacks": [StopOnNonFiniteLoss()],
             },
             seed_everything_default=42,
             auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)

@@ -15,9 +15,11 @@ NO_FLOAT64 = frozenset({"mps"})  # device types whose backends have no float64
 
 def has_float64(device: torch.device | str) -> bool:
     """Whether tensors of dtype float64 can live on `device`."""
-    kind = torch.device(device).type
-    declared = {name.strip() for name in os.environ.get(NO_FLOAT64_ENV, "").split(",")}
-    return kind not in NO_FLOAT64 and kind not in declared
+    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
+    declared = os.environ.get(NO_FLOAT64_ENV)  # read each time: tests set it; asked every step
+    if kind in NO_FLOAT64 or not declared:
+        return kind not in NO_FLOAT64
+    return kind not in {name.strip() for name in declared.split(",")}
 
 
 def sum_dtype(device: torch.device | str) -> torch.dtype:

@@ -1,5 +1,7 @@
 """Callbacks every run gets: checkpoints, snapshots, the counting reference, clean stops."""
 
+import functools
+import math
 import signal
 import threading
 import warnings
@@ -103,8 +105,15 @@ class CountingReference(Callback):
         pl_module.log("counting_test_nll", torch.tensor(nll, dtype=torch.float64))
 
 
+# Lightning formats a checkpoint callback's state_key for each hook it calls, six per training
+# step; it depends only on settings fixed when the callback is built, so it is formatted once
+KEY_FORMATTED_ONCE = functools.cached_property(lambda self: ModelCheckpoint.state_key.fget(self))
+
+
 class BestCheckpoint(ModelCheckpoint):
     """checkpoints/best.ckpt: the lowest val_nll, judged every `every_n_epochs` and at the end."""
+
+    state_key = KEY_FORMATTED_ONCE
 
     def __init__(self, every_n_epochs: int = 10) -> None:
         """
@@ -134,6 +143,8 @@ class BestCheckpoint(ModelCheckpoint):
 
 class LastCheckpoint(ModelCheckpoint):
     """checkpoints/last.ckpt: rewritten every `every_n_epochs` epochs and when training ends."""
+
+    state_key = KEY_FORMATTED_ONCE
 
     def __init__(self, every_n_epochs: int = 10) -> None:
         """
@@ -223,16 +234,17 @@ class StopOnNonFiniteLoss(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        # one reduction per tensor and no more: on a small table each op costs what a step does
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1 and not math.isfinite(loss.item()):
             self.stop(pl_module, f"the training loss is {loss.item()}")
-        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
-            self.stop(pl_module, "the weights hold NaN or infinite values")
-        # a checkpoint of such weights would be refused by every reader (models.dense)
-        sizes = [p.abs().max().item() for p in pl_module.parameters() if p.numel()]
-        largest = max(sizes, default=0)
-        if largest > MAX_WEIGHT:
-            self.stop(pl_module, f"the weights reach {largest:.3g}, beyond {MAX_WEIGHT:g}")
+        for weights in pl_module.parameters():
+            largest = weights.detach().abs().max().item() if weights.numel() else 0.0
+            if not math.isfinite(largest):  # max is NaN if any weight is
+                self.stop(pl_module, "the weights hold NaN or infinite values")
+            # a checkpoint of such weights would be refused by every reader (models.dense)
+            if largest > MAX_WEIGHT:
+                self.stop(pl_module, f"the weights reach {largest:.3g}, beyond {MAX_WEIGHT:g}")
 
     def stop(self, pl_module: LightningModule, what: str) -> None:
         lr = getattr(pl_module.config, "learning_rate", "the optimizer's default")

@@ -1,5 +1,7 @@
 """`NamesDataModule`: the Trainer's loaders (and DDP shards) of a `NamesData` it holds."""
 
+import math
+
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
@@ -57,6 +59,13 @@ class NamesDataModule(LightningDataModule):
             return TensorBatches(table)
         owner = context_rows(table[0], self.data.vocab_size) % world
         return TensorBatches(table, owner, self.trainer.global_rank)
+
+    def steps_per_epoch(self) -> int:
+        """Training batches in an epoch (the same on every process)."""
+        batch_size = self.config.batch_size
+        if batch_size is None:
+            return 1
+        return math.ceil(len(self.data.examples("train")[1]) / batch_size)
 
     def train_dataloader(self) -> DataLoader:
         batch_size = self.config.batch_size

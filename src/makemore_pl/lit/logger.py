@@ -1,5 +1,6 @@
 """TensorBoard logging of a run: its own folder, the curves first, the settings that matter."""
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ TAGS = {
 }
 # the HParams columns besides "model": TensorBoard sorts columns by name and ticks the first five
 HPARAMS = ("optimizer", "lr", "l2", "context_size")
+SAVE_SECONDS = 5.0  # between flushes of the event file; finalize flushes at the end
 NOT_ITS = "n/a"  # a setting the run's model does not have (the suffix model has no optimizer)
 
 
@@ -31,6 +33,7 @@ class RunLogger(TensorBoardLogger):
         super().__init__(run.parent.parent, name=run.parent.name, version=run.name)
         self.stage, self.fixed_step = stage, step
         self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
+        self._saved = -SAVE_SECONDS  # the first save is at once
 
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
         if self.stage != "fit":
@@ -39,6 +42,14 @@ class RunLogger(TensorBoardLogger):
         # every run gets every column: TensorBoard drops a column some run lacks
         shown = {"model": self.model, **{key: params.get(key, NOT_ITS) for key in HPARAMS}}
         super().log_hyperparams({key: cell(key, value) for key, value in shown.items()}, metrics)
+
+    def save(self) -> None:
+        """Lightning saves after every write of the logs, and a save waits for TensorBoard's
+        writer thread to drain: at most one every few seconds (the end of the run saves too)."""
+        now = time.monotonic()
+        if now - self._saved >= SAVE_SECONDS:
+            self._saved = now
+            super().save()
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         shown = {TAGS.get(key, key): value for key, value in metrics.items() if key != "epoch"}

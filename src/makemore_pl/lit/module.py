@@ -5,12 +5,14 @@ from typing import ClassVar
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MeanMetric
 
 from makemore_pl.core.batches import Batch
 from makemore_pl.core.devices import float64_of, has_float64, sum_dtype
 from makemore_pl.core.sampling import sample
+from makemore_pl.core.threads import step_threads, threads_line
 from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.ngram import NgramModel
 from makemore_pl.models.saved import plain_state
@@ -29,6 +31,9 @@ class NgramLitModule(LightningModule):
         # neither moving it nor its precision converts them: `_metric` puts them where float64 is
         self._nll_metrics = {stage: MeanMetric() for stage in ("train", "val", "test")}
         self._counted_step = -1
+        self._train_sums: tuple[Tensor, Tensor] | None = None  # the epoch's NLL sum, examples
+        self._lbfgs_curve = False  # log every loss L-BFGS evaluates (set when training starts)
+        self._threads_before: int | None = None  # torch's threads before training, restored after
 
     @property
     def config(self):
@@ -60,20 +65,37 @@ class NgramLitModule(LightningModule):
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
         x, y, counts = batch
         nll_sum, total = self.model.nll_sum(x, y, counts)
-        if stage != "train" or self._first_evaluation_of_step():
-            self._log_nll(stage, *self._exact_nll(x, y, counts, nll_sum, total), len(y))
         if stage != "train":  # held out: the NLL alone (the penalty is a pass over all weights)
+            self._log_nll(stage, *self._exact_nll(x, y, counts, nll_sum, total))
             return nll_sum / total.clamp_min(1)
+        step = self.global_step
+        if self._counted_step != step:  # L-BFGS evaluates a step's loss several times: count once
+            self._counted_step = step
+            self._add_train_nll(*self._exact_nll(x, y, counts, nll_sum, total))
         if self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
         return nll_sum / total.clamp_min(1) + self.model.penalty()
 
+    def _add_train_nll(self, nll_sum: Tensor, total: Tensor) -> None:
+        """Adds a step's float64 NLL sum over `total` examples to the epoch's, logged at its end:
+        logging a metric costs more than a small step, and its mean is the same."""
+        if self._train_sums is None:
+            self._train_sums = (torch.zeros_like(nll_sum), torch.zeros_like(total))
+        self._train_sums[0].add_(nll_sum)
+        self._train_sums[1].add_(total)
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_sums is not None:
+            self._log_nll("train", *self._train_sums)
+            self._train_sums = None
+
     @torch.no_grad()
-    def _log_nll(self, stage: str, nll: Tensor, total: Tensor, batch_size: int) -> None:
-        """Adds a batch's mean NLL over `total` examples to the stage's exact running mean."""
+    def _log_nll(self, stage: str, nll_sum: Tensor, total: Tensor) -> None:
+        """Adds `total` examples' float64 NLL sum to the stage's exact running mean."""
         metric = self._metric(stage)
-        metric.update(nll.to(metric.device), weight=total.to(metric.device))
-        epochwise = {"on_step": False, "on_epoch": True, "batch_size": batch_size}
+        nll_sum, total = nll_sum.to(metric.device), total.to(metric.device)
+        metric.update(nll_sum / total.clamp_min(1), weight=total)
+        epochwise = {"on_step": False, "on_epoch": True}
         name = f"{stage}_nll"
         self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
         # TensorBoard's hparams view ranks training runs by hp_metric; `validate` needs no copy
@@ -83,14 +105,12 @@ class NgramLitModule(LightningModule):
     def _exact_nll(
         self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """(mean NLL, example count) in float64: from the model's sums, or where the device has no
-        float64 from each example's NLL, summed on the host."""
+        """(NLL sum, example count) in float64: the model's sums, or where the device has no
+        float64 each example's NLL, summed on the host."""
         if has_float64(nll_sum.device):
-            nll_sum, total = nll_sum.detach().double(), total.double()
-        else:
-            counts = float64_of(counts)
-            nll_sum, total = (float64_of(self.model.nll_rows(x, y)) * counts).sum(), counts.sum()
-        return nll_sum / total.clamp_min(1), total
+            return nll_sum.detach().double(), total.double()
+        counts = float64_of(counts)
+        return (float64_of(self.model.nll_rows(x, y).detach()) * counts).sum(), counts.sum()
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
         """This process's share of the global objective: DDP averages gradients over R processes,
@@ -115,28 +135,60 @@ class NgramLitModule(LightningModule):
         if getattr(self, "_val_epoch", None) is not None:
             checkpoint["val_epoch"] = self._val_epoch
 
-    def _first_evaluation_of_step(self) -> bool:
-        """L-BFGS evaluates the loss several times per step; a step's examples count once."""
-        first = self._counted_step != self.global_step
-        self._counted_step = self.global_step
-        return first
-
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
-        self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
-        self._log_lbfgs_evaluation(loss)
+        self._log_train_loss(loss, len(batch[1]))
+        if self._lbfgs_curve:
+            self._log_lbfgs_evaluation(loss)
         return loss
+
+    def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        """train_loss at the steps the Trainer writes its logs (`log_every_n_steps`): a log call
+        costs about what a small minibatch step does."""
+        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
+            self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
+
+    def on_train_start(self) -> None:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        lbfgs, tensorboard = isinstance(optimizer, torch.optim.LBFGS), self.logger
+        self._lbfgs_curve = lbfgs and isinstance(tensorboard, TensorBoardLogger)
+        self._train_sums = None  # of an epoch an exception ended
+        self._use_step_threads()
+
+    def on_train_end(self) -> None:
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)  # as the user had them
+
+    def _use_step_threads(self) -> None:
+        """The intra-op threads the training steps' size calls for (`core.threads`), said in the
+        run's header when they are not torch's default."""
+        cells = self._step_cells()
+        self._threads_before = torch.get_num_threads()
+        if cells is not None:
+            torch.set_num_threads(step_threads(cells))
+        line = threads_line(self._threads_before, cells)
+        if line is not None:
+            rank_zero_info(line)
+
+    def _step_cells(self) -> int | None:
+        """Cells of a training step's largest tensor (its logits, one-hot rows or weights); None
+        if a batch's rows are unknown (a data loader of the user's own)."""
+        loader = self.trainer.train_dataloader
+        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
+        rows = rows or getattr(loader, "batch_size", None)
+        if rows is None:
+            return None
+        config = self.config
+        onehot = getattr(config, "encoding", "index") == "onehot"
+        width = config.vocab_size ** (config.context_size if onehot else 1)
+        return max(rows * width, *(p.numel() for p in self.parameters()))
 
     def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
         """Every loss L-BFGS evaluates, as its own curve: per-step curves of a full-batch L-BFGS
         run (a few steps of many iterations) show a point or two."""
-        logger = self.logger
-        optimizer = self.optimizers(use_pl_optimizer=False)
-        if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(logger, TensorBoardLogger)):
-            return
         self._evaluations = getattr(self, "_evaluations", 0) + 1
         if self.trainer.is_global_zero:
-            logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
+            self.logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")

@@ -28,6 +28,19 @@ class ReadableProgressBar(TQDMProgressBar):
     """The losses first, then the bar: Lightning's layout leaves val_nll no room in 80 columns."""
 
     BAR_FORMAT = "{desc}{postfix} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+    REDRAW_SECONDS = 0.1  # tqdm's own pace: a redraw per step costs more than a small step does
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._drawn = 0.0
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.monotonic()
+        if now - self._drawn >= self.REDRAW_SECONDS or batch_idx + 1 == self.total_train_batches:
+            self._drawn = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def init_train_tqdm(self) -> Tqdm:
         return EpochBar(

@@ -50,6 +50,7 @@ class SuffixLitModule(NgramLitModule):
         return False  # the fit runs its own iterations in a step
 
     def on_train_end(self) -> None:
+        super().on_train_end()
         # the fit's (3 + 2 history_size) copies of the weights go before the snapshot allocates
         self._fit = None
 
@@ -65,8 +66,8 @@ class SuffixLitModule(NgramLitModule):
             report = self.optimizers().step(closure=fit)
         loss = torch.tensor(report.objective, dtype=sum_dtype(self.device))
         # the train NLL at the step's end weights, from the fit (the same on every process)
-        self._log_nll("train", *host_nll(report.nll, batch[2]), len(batch[1]))
-        self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=len(batch[1]))
+        self._add_train_nll(*host_nll(report.nll, batch[2]))
+        self._log_train_loss(loss, len(batch[1]))
         return loss
 
     def _log_iteration(self, iteration: int, objective: float) -> None:
@@ -104,6 +105,7 @@ def carry_step_count(checkpoint: dict) -> None:
 
 
 def host_nll(nll: float, counts: Tensor) -> tuple[Tensor, Tensor]:
-    """(a fit's NLL, its example count) in float64, on the host where the device has none."""
+    """(a fit's NLL summed over its examples, their count) in float64, on the host where the
+    device has none."""
     total = float64_of(counts).sum()
-    return torch.tensor(nll, dtype=torch.float64, device=total.device), total
+    return torch.tensor(nll, dtype=torch.float64, device=total.device) * total, total

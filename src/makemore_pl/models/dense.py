@@ -2,6 +2,7 @@
 (index encoding) or multiplied by its one-hot row (one-hot encoding): the same numbers."""
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,7 +117,9 @@ class DenseTable(NgramModel):
     def forward(self, x: Tensor) -> Tensor:
         """(B, c) context ids, or (B, V**c) one-hot rows -> (B, V) logits."""
         # 16-bit autocast would round W to 3 digits first: a one-hot product only selects rows
-        with torch.autocast(x.device.type, enabled=False):
+        # (left only when on: entering a context costs a small step more than its ops)
+        on, kind = torch.is_autocast_enabled(x.device.type), x.device.type
+        with torch.autocast(kind, enabled=False) if on else nullcontext():
             if x.is_floating_point():
                 return x.to(self.W.dtype) @ self.W
             if self.config.encoding == "onehot":
