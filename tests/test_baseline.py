@@ -89,3 +89,25 @@ def test_sampling_prefix_and_temperature():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         CountingBaseline(5, **kwargs)
+
+
+def test_test_compares_with_the_best_counting_model_on_val_and_names_it(tmp_path, caplog):
+    from makemore_pl import BigramLitModule, NamesDataModule
+    from makemore_pl.lit.callbacks import CountingReference
+    from makemore_pl.models.counting import tune_best, tune_smoothing
+    from tests.conftest import TINY_WORDS, quiet_trainer
+
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    dm = NamesDataModule(str(path), context_size=2, val_fraction=0.2, test_fraction=0.2)
+    trainer = quiet_trainer(max_epochs=1, callbacks=[CountingReference()])
+    trainer.fit(model := BigramLitModule(), dm)
+    logged = trainer.test(model, dm, verbose=False)[0]["counting_test_nll"]
+    data = dm.data
+    fitted = CountingBaseline(data.vocab_size, 2).fit_counts(data.ngram_counts("train"))
+    best, add_k = (tune(fitted, data.ngram_counts("val")) for tune in (tune_best, tune_smoothing))
+    assert best.is_kneser_ney  # on this data: add-k's best is 0.05 nats worse on val
+    assert logged == pytest.approx(best.counts_nll(data.ngram_counts("test")), abs=1e-9)
+    assert logged != pytest.approx(add_k.counts_nll(data.ngram_counts("test")), abs=1e-3)
+    assert f"counting_test_nll: {best.describe()}, the best on val" in caplog.messages
+    assert best.describe().startswith("Kneser-Ney, discounts scaled by")

@@ -112,9 +112,9 @@ def test_test_prints_test_nll_beside_the_counting_model(workdir, capsys):
     out = printed(capsys, "test", "--ckpt_path", "best", *QUIET, cwd=workdir)
     assert "test_nll" in out and "counting_test_nll" in out
     dm = NamesData(str(workdir / "names.txt"), context_size=2)
-    from makemore_pl.models.counting import tune_smoothing
+    from makemore_pl.models.counting import tune_best
 
-    counting = tune_smoothing(CountingBaseline(27, 2).fit(*dm.splits["train"]), dm.splits["val"])
+    counting = tune_best(CountingBaseline(27, 2).fit(*dm.splits["train"]), dm.splits["val"])
     shown = printed_nlls(out)["counting_test_nll"]
     assert shown == pytest.approx(counting.nll(*dm.splits["test"]), abs=1e-9)
 

@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm import tqdm
 
 from makemore_pl.cli.console import fit_check
 from makemore_pl.cli.main import main
-from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.progress import ReadableProgressBar
 from tests.conftest import (
     FIT_WORDS,
@@ -30,13 +28,15 @@ from tests.conftest import (
 
 def test_the_bar_shows_the_losses_within_80_columns():
     postfix = "train_loss=2.4595, val_nll=2.4504"
-    for total in (1, 2852):  # full batch, and the minibatches of names.txt at 64
+    # a bar over 3000 full-batch epochs, and over the minibatches of names.txt at 64
+    for total, form in ((3000, "EPOCHS_FORMAT"), (2852, "BAR_FORMAT")):
         line = tqdm.format_meter(
-            total, total, 12.5, ncols=80, prefix="Epoch 299", postfix=postfix,
-            bar_format=ReadableProgressBar.BAR_FORMAT,
+            591, total, 12.5, ncols=80, prefix="Epoch 3/10", postfix=postfix,
+            bar_format=getattr(ReadableProgressBar, form),
         )  # fmt: skip
-        assert line.startswith("Epoch 299, train_loss=2.4595, val_nll=2.4504 |")
-        assert len(line) <= 80
+        head = "Epoch 591/3000" if total == 3000 else "Epoch 3/10"
+        assert line.startswith(f"{head}, train_loss=2.4595, val_nll=2.4504 |")
+        assert len(line) <= 80 and re.search(r"\[00:12<00:\d\d\]$", line)  # elapsed<remaining
 
 
 def test_a_fit_to_a_file_writes_one_line_per_tenth_of_the_epochs(tmp_path: Path, capsys):
@@ -45,7 +45,7 @@ def test_a_fit_to_a_file_writes_one_line_per_tenth_of_the_epochs(tmp_path: Path,
     run_cli("fit", *args, "--trainer.enable_model_summary", "false", cwd=tmp_path)
     out = capsys.readouterr().out  # not a terminal: plain lines, no bar
     lines = [line for line in out.splitlines() if line.startswith("Epoch")]
-    assert [line.split(":")[0] for line in lines] == [f"Epoch {e}/49" for e in range(4, 50, 5)]
+    assert [line.split(":")[0] for line in lines] == [f"Epoch {e}/50" for e in range(5, 51, 5)]
     assert all("train_loss=" in line and "val_nll=" in line for line in lines)
     assert "\r" not in out and "it/s" not in out
     assert len(out.encode()) < 2_000
@@ -101,29 +101,13 @@ def test_tensorboard_and_the_summary_as_read(tmp_path: Path, capsys, caplog):
     run = run_folder(tmp_path)
     logged = events(run)
     assert [e.step for e in logged.Images("next_char_probs")] == [2, 4]  # the final one once
-    # best.ckpt is written at the end, after epoch 3 as the progress display numbers it
-    assert re.search(r"best val_nll: \d\.\d{5} \(epoch 3\)", caplog.text)
+    # best.ckpt is written at the end, after epoch 4 (counted from 1, as the bar counts)
+    assert re.search(r"best val_nll: \d\.\d{5} \(epoch 4\)", caplog.text)
     capsys.readouterr()
     run_cli("validate", "--ckpt_path", "best", *QUIET, cwd=tmp_path)
     assert list(printed_nlls(capsys.readouterr().out)) == ["val_nll"]
-    # the placeholder Lightning logs with the settings, then one per epoch; none of validate
-    assert len(events(run).Scalars("hp_metric")) == 1 + 4
-
-
-def test_the_hparams_table_shows_the_model_and_its_settings_and_no_none(tmp_path, monkeypatch):
-    logged = {}
-    monkeypatch.setattr(
-        TensorBoardLogger, "log_hyperparams", lambda self, p, m=None: logged.update(p)
-    )
-    settings = {"context_size": 2, "encoding": "index", "l2": 0.01, "optimizer": "adam"}
-    settings.update({"lr": None, "batch_size": None, "dedupe": False, "vocab_size": 27})
-    run = tmp_path / "lightning_logs" / "version_0"
-    RunLogger(run, model="SuffixLitModule").log_hyperparams(settings)
-    # TensorBoard sorts the columns by name and ticks the first five: these five
-    assert sorted(logged) == ["context_size", "l2", "lr", "model", "optimizer"]
-    assert logged["model"] == "SuffixLitModule" and logged["lr"] == "default"
-    RunLogger(run, model="SuffixLitModule").log_hyperparams({"context_size": 3})
-    assert logged["optimizer"] == logged["l2"] == "n/a"  # every run has every column
+    # one per epoch, no placeholder with the settings; none of validate
+    assert len(events(run).Scalars("hp_metric")) == 4
 
 
 def test_a_full_batch_lbfgs_run_draws_a_curve(tmp_path: Path):
@@ -145,7 +129,7 @@ def test_the_fit_summary_names_only_files_that_are_there(tmp_path):
     run = tmp_path / "lightning_logs" / "version_0_bigram"
     (run / "checkpoints").mkdir(parents=True)
     best = SimpleNamespace(best_model_score=None, best_model_path="")
-    trainer = SimpleNamespace(current_epoch=0, global_step=0)
+    trainer = SimpleNamespace(current_epoch=0, global_step=0, max_epochs=None, loggers=[])
     again = lambda command, ckpt: f"makemore {command} --ckpt_path {ckpt}"  # noqa: E731
     summary = fit_summary(run, best, trainer, again)
     assert "last:" not in summary and "--ckpt_path" not in summary
@@ -195,3 +179,91 @@ def test_a_deleted_current_folder_fails_before_torch_is_imported(tmp_path):
         "exists and run the command again"
     )
     assert (proc.returncode, proc.stderr) == (1, f"{PREFIX}{gone}\n")
+
+
+def test_a_full_batch_bar_counts_epochs_with_the_time_left_and_no_validation_bar(tmp_path, capsys):
+    import lightning as L
+
+    from makemore_pl import BigramLitModule, NamesDataModule
+
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    trainer = L.Trainer(
+        max_epochs=6, callbacks=[ReadableProgressBar()], logger=False, accelerator="cpu",
+        enable_checkpointing=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(BigramLitModule(), NamesDataModule(str(tmp_path / "words.txt")))
+    out = capsys.readouterr().out
+    shown = [part for part in out.split("\r") if part.strip()]  # each redraw of the bar
+    losses = r"train_loss=\d\.\d{4}, val_nll=\d\.\d{4}"
+    assert re.fullmatch(rf"Epoch 6/6, {losses} \|.*\| \[\d\d:\d\d<00:00\]\n?", shown[-1])
+    epochs = [int(re.match(r"Epoch (\d+)/6", part)[1]) for part in shown]
+    assert epochs == sorted(epochs) and epochs[0] <= 1
+    assert "Validation" not in out and "Sanity" not in out
+
+
+def on_a_terminal(args: list[str], cwd: Path, interrupt_at: str | None = None) -> list[str]:
+    """The lines an 80 x 24 terminal shows of `python -m makemore_pl ARGS` (stdout and stderr),
+    with SIGINT sent once `interrupt_at` is shown."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    command = [sys.executable, "-m", "makemore_pl", *args]
+    proc = subprocess.Popen(command, cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    raw = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 300)
+        try:
+            chunk = os.read(leader, 65536) if ready else b""
+        except OSError:  # EIO: the command ended and closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        raw += chunk
+        if interrupt_at is not None and interrupt_at.encode() in raw:
+            proc.send_signal(signal.SIGINT)
+            interrupt_at = None
+    proc.wait(timeout=300)
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode("utf-8", "replace"))
+    lines = []
+    for line in text.split("\n"):  # each redraw overwrites the line from its start
+        shown = ""
+        for part in line.split("\r"):
+            shown = part + shown[len(part) :]
+        lines.append(shown.rstrip())
+    return lines
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_bar_shows_epochs_and_every_notice_is_a_whole_line(tmp_path):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    fit = ["fit", "--data.path", "words.txt", "--trainer.max_epochs", "100000"]
+    lines = on_a_terminal(fit, tmp_path, interrupt_at="Epoch 5/100000")
+    bars = [line for line in lines if line.startswith("Epoch ")]
+    assert bars and all(len(line) <= 80 for line in bars)
+    bar = r"Epoch \d+/100000, train_loss=.*\| \[\d\d:\d\d<[\d:]+\]"  # time spent < time left
+    assert all(re.fullmatch(bar, line) for line in bars)
+    notice = "SIGINT: stopping at the end of this epoch and saving last.ckpt"
+    assert notice in lines and "(send SIGINT again to stop at once, without saving)" in lines
+    assert not any("Validation" in line for line in lines)
+    lines = on_a_terminal(["test", "--ckpt_path", "last"], tmp_path)
+    (named,) = [line for line in lines if "counting_test_nll:" in line]  # a line of its own
+    assert re.fullmatch(r"counting_test_nll: add-k, k = [\d.]+, c = 1, the best on val", named)
+
+
+def test_a_run_stopped_by_a_callback_says_which_and_after_which_epoch(tmp_path, caplog):
+    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS) + "\n", encoding="utf-8")
+    early = ["--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val_nll"]
+    early += ["--trainer.callbacks.patience=1", "--model.lr", "0"]  # val_nll never improves
+    run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "50", *early, cwd=tmp_path)
+    summary = next(message for message in caplog.messages if "trained:" in message)
+    stopped = "stopped by EarlyStopping (val_nll) after epoch 2 of 50"
+    assert f"trained: 2 epochs, step 2\n{stopped}" in summary

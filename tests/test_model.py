@@ -63,7 +63,7 @@ def test_onehot_and_index_give_identical_logits_and_gradients(context_size):
 
 def test_loss_is_cross_entropy_plus_l2():
     vocab, x, y = data()
-    model = BigramLitModule(len(vocab), l2=0.3).model
+    model = BigramLitModule(len(vocab), 1, l2=0.3).model
     torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(1))
     loss, nll = model.objective(x, y)
     manual = -torch.log_softmax(model.W[x[:, 0]], 1)[torch.arange(len(y)), y].mean()
@@ -85,7 +85,7 @@ def test_log_counts_as_weights_reproduce_the_counting_model(names_path):
 def test_lecture_gradient_descent_approaches_the_counting_optimum(names_path):
     vocab, x, y = data(load_words(names_path))
     optimum = CountingBaseline(len(vocab), smoothing=0.0).fit(x, y).nll(x, y)
-    lit = BigramLitModule(len(vocab), l2=0.0, optimizer="sgd")
+    lit = BigramLitModule(len(vocab), 1, l2=0.0, optimizer="sgd")
     optimizer, model = lit.configure_optimizers(), lit.model  # SGD, lr 50: the lecture's loop
 
     # the same loss and gradient (tests/test_batches.py), 400 times cheaper
@@ -115,7 +115,7 @@ def test_train_nll_is_an_example_weighted_mean(tiny_file):
     # lr 0 freezes W: the epoch's train_nll must equal the NLL of the whole split, although
     # the batches are uneven (a mean of batch means would differ)
     dm = NamesDataModule(str(tiny_file(WORDS)), batch_size=7, val_fraction=0, test_fraction=0)
-    lit = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+    lit = BigramLitModule(dm.data.vocab_size, 1, optimizer="sgd", lr=0.0)
     model = lit.model
     torch.nn.init.normal_(model.W, generator=torch.Generator().manual_seed(0))
     trainer = quiet_trainer(max_epochs=1)

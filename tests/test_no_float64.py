@@ -23,8 +23,9 @@ from tests.conftest import QUIET, TINY_WORDS, checkpoint, events, printed_nlls, 
 PACKAGE = str(Path(__file__).resolve().parents[1] / "src" / "makemore_pl")
 # the package's code that makes float64 on the host by design: the host's copies of the NLL
 # sums, the counting reference (counted on the CPU), the heatmap's figure, checkpoints read to
-# the CPU, the CLI's summary and end-of-fit check, the sampler's draws
+# the CPU, the CLI's summary and end-of-fit check, the sampler's draws, the best val_nll so far
 HOST_SITES = {
+    "on_validation_epoch_end",
     "float64_of",
     "host_uniforms",
     "inverse_cdf",

@@ -16,7 +16,7 @@ from makemore_pl import (
 )
 from makemore_pl.cli.plain.baseline import baseline
 from makemore_pl.lit.callbacks import CountingReference
-from makemore_pl.models.counting import tune_smoothing
+from makemore_pl.models.counting import tune_best
 from tests.conftest import quiet_trainer
 
 COUNTED = {"emma": 3, "olivia": 1, "ava": 5, "mia": 2, "sophia": 4, "isabella": 1, "amelia": 2}
@@ -127,7 +127,7 @@ def test_neural_train_nll_equals_repeated_names(tmp_path, options):
     nlls = []
     for path in (counted_file(tmp_path), repeated_file(tmp_path)):
         dm = NamesDataModule(str(path), val_fraction=0, test_fraction=0, **options)
-        model = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+        model = BigramLitModule(dm.data.vocab_size, 1, optimizer="sgd", lr=0.0)
         torch.nn.init.normal_(model.model.W, generator=torch.Generator().manual_seed(0))
         trainer = quiet_trainer(max_epochs=1)
         trainer.fit(model, dm)
@@ -147,7 +147,7 @@ def test_counting_reference_and_baseline_use_the_weights(tmp_path, capsys):
     logged = trainer.test(model, dm, verbose=False)[0]["counting_test_nll"]
     data = dm.data
     fitted = CountingBaseline(data.vocab_size, 1).fit(*data.examples("train"))
-    expected = tune_smoothing(fitted, data.examples("val")).nll(*data.examples("test"))
+    expected = tune_best(fitted, data.examples("val")).nll(*data.examples("test"))
     assert logged == pytest.approx(expected, abs=1e-6)
     baseline(data, smoothing="kneser-ney")
     out = capsys.readouterr().out

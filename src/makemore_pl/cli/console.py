@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+
+from makemore_pl.cli.loggers import viewer
 
 # lines Lightning prints on every run that say nothing about the user's own settings
 CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
@@ -44,12 +46,12 @@ def fit_summary(
     """Where the run went and what to do next (`again(command, checkpoint)`), files that exist."""
     last = run / "checkpoints" / "last.ckpt"
     trained = f"trained: {trainer.current_epoch} epochs, step {trainer.global_step}"
-    lines = ["", f"run: {run}", trained]
+    lines = ["", f"run: {run}", trained, *filter(None, [stopped_early(trainer)])]
     use = None
     if best.best_model_score is not None and Path(best.best_model_path).is_file():
         # mmap: the epoch alone, without reading the weights into memory
         saved = torch.load(best.best_model_path, map_location="cpu", weights_only=True, mmap=True)
-        epoch = saved.get("val_epoch", saved["epoch"])  # numbered as the progress display does
+        epoch = saved.get("val_epoch", saved["epoch"]) + 1  # counted from 1, as the bar does
         lines.append(f"best val_nll: {float(best.best_model_score):.5f} (epoch {epoch})")
         lines.append(f"best: {best.best_model_path}")
         use = "best"
@@ -59,8 +61,24 @@ def fit_summary(
     lines.append("next:")
     if use is not None:
         lines += [f"  {again('test', use)}", f"  {again('sample', use)}"]
-    lines.append(f"  tensorboard --logdir {run.parent}")
+    lines += [f"  {viewer(logger)}" for logger in trainer.loggers]
     return "\n".join(lines)
+
+
+def stopped_early(trainer: Trainer) -> str | None:
+    """Which callback ended the run before its max_epochs, and after which epoch."""
+    done, limit = trainer.current_epoch, trainer.max_epochs
+    if limit is None or limit < 0 or done >= limit:
+        return None
+    after = f"after epoch {done} of {limit}"
+    for callback in trainer.callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch:
+            return f"stopped by EarlyStopping ({callback.monitor}) {after}"
+        if isinstance(callback, Timer) and (callback.time_remaining("train") or 1) <= 0:
+            return f"stopped by max_time {after}"
+    if trainer.max_steps >= 0 and trainer.global_step >= trainer.max_steps:
+        return f"stopped by max_steps {trainer.max_steps} {after}"
+    return f"stopped by a callback {after}"
 
 
 TOLERANCE = 0.01  # nats: a neural model within this of the counting model has learnt it

@@ -32,7 +32,8 @@ def overview(prog: str) -> str:
     for name, text in COMMANDS.items():
         head = f"  {name:<{width}}  "
         rows.append(textwrap.fill(text, 79, initial_indent=head, subsequent_indent=" " * len(head)))
-    hint = f"`{prog} COMMAND --help` lists a command's options. Start with `{prog} fit`."
+    hint = f"`{prog} COMMAND --help` lists a command's options (`{prog} --version`: the version)."
+    hint += f" Start with `{prog} fit`."
     lines = [f"usage: {prog} COMMAND [options]", "", textwrap.fill(ABOUT, 79), "", "commands:"]
     return "\n".join([*lines, *rows, "", textwrap.fill(hint, 79)])
 
@@ -61,6 +62,16 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("makemore_pl")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def check_current_folder() -> None:
     """Before torch is imported: in a deleted folder its MKL fails to load with a fatal error."""
     try:
@@ -76,6 +87,9 @@ def run(args: list[str]) -> None:
         sys.exit(error_line("the standard output is closed; redirect it to a file or /dev/null"))
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
+        return
+    if args[0] == "--version":
+        print(f"makemore_pl {version()}")
         return
     from makemore_pl.cli.config_files import ConfigRefused, check_arguments, install_bounded_loader
     from makemore_pl.core.errors import UserError

@@ -160,6 +160,9 @@ def resolve(command: str, args: list[str]) -> Resolved:
         model = {"class_path": saved.kind.class_path, "init_args": saved.model.config.saved()}
         resolved.front += ["--model", json.dumps(model)]
         resolved.front += [] if data is None else ["--data", json.dumps(data.saved())]
+        config = run / "config.yaml" if run is not None else None  # the run's loggers
+        logger = config_value(str(config), ["trainer", "logger"]) if config else None
+        resolved.front += [] if logger is None else ["--trainer.logger", json.dumps(logger)]
     typed = data.path if data is not None else "names.txt"
     where, note = data_file_of(saved, command, typed, args)
     resolved.front += [] if where is None else ["--data.path", where]
@@ -228,8 +231,10 @@ def data_file_of(
             f"{recorded.describe()}"
         )
     found, moved = locate(recorded, typed)
-    if found is not None:
-        return str(found), f"data file moved: {recorded.path} is now {found}" if moved else None
+    if moved:
+        return str(found), f"data file moved: {recorded.path} is now {found}"
+    if found is not None:  # named unless it is the file the run's path names from here
+        return str(found), None if found == Path(typed).resolve() else f"data: {found}"
     if command == "predict" and given(args, "data.predict_path"):
         return None, None  # the checkpoint's characters are enough to score other names
     if recorded.sha256 == NAMES_SHA256:  # the canonical names.txt: downloaded where it was

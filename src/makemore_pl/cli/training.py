@@ -17,6 +17,7 @@ from makemore_pl.cli import runs
 from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.interrupts import raise_interrupted, sigint_handled_by
+from makemore_pl.cli.loggers import logger_choices, run_loggers, takes_logger_spec
 from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
 from makemore_pl.cli.plain.baseline import counting_model
 from makemore_pl.cli.plain.command import flag
@@ -35,7 +36,6 @@ from makemore_pl.lit.callbacks import (
 )
 from makemore_pl.lit.checkpoint_io import with_atomic_checkpoints
 from makemore_pl.lit.datamodule import NamesDataModule
-from makemore_pl.lit.logger import RunLogger
 from makemore_pl.lit.module import NgramLitModule
 from makemore_pl.lit.predictions import PREDICTIONS, PredictionWriter
 from makemore_pl.lit.progress import ModelLine, PlainProgress, ReadableProgressBar
@@ -74,10 +74,18 @@ def documented(command: str) -> Callable:
     return run
 
 
+@takes_logger_spec
 class MakemoreTrainer(Trainer):
     """The Lightning Trainer, its commands documented as this package runs them."""
 
     fit, validate, test, predict = map(documented, ("fit", "validate", "test", "predict"))
+    run: Path | None = None  # the run folder, set by MakemoreCLI
+
+    @property
+    def log_dir(self) -> str | None:
+        """The run folder (config.yaml goes there), whichever loggers the run has, if any; the
+        first process's, which the others join (as Lightning's, every process calls it)."""
+        return super().log_dir if self.run is None else self.strategy.broadcast(str(self.run))
 
 
 class SaveFitConfig(SaveConfigCallback):
@@ -138,6 +146,7 @@ class MakemoreCLI(LightningCLI):
             device_of("--trainer.accelerator", config.trainer.accelerator)
         require_weights_only(config)
         check_seed(config.seed_everything)
+        self.logger_choices = logger_choices(config.trainer.logger)
         # resolved already: LightningCLI would read the file again for its model settings
         config.ckpt_path = None
 
@@ -170,9 +179,9 @@ class MakemoreCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config["trainer"]
-        if self.subcommand is None:  # run=False: no run folder either
+        if self.subcommand is None:  # run=False: no run folder, nor loggers
             kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"))
-            return super().instantiate_trainer(**kwargs)
+            return super().instantiate_trainer(**kwargs, logger=False)
         # a resumed run rewrites its own last.ckpt; the data files are never written over
         kwargs["plugins"] = with_atomic_checkpoints(trainer.get("plugins"), self.inputs()[:2])
         if self.saved is not None:  # before any folder is made
@@ -192,11 +201,12 @@ class MakemoreCLI(LightningCLI):
             # Lightning's cadence, or once an epoch when an epoch has fewer steps (a full batch)
             steps = self.datamodule.steps_per_epoch()
             kwargs["log_every_n_steps"] = max(1, min(LIGHTNING_LOG_EVERY_N_STEPS, steps))
-        if trainer.get("logger") in (None, True):
-            held_out = self.subcommand != "fit" and self.saved is not None
-            step = int(self.saved.checkpoint.get("global_step", 0)) if held_out else None
-            model = type(self.model).__name__
-            kwargs["logger"] = RunLogger(self.run, stage=self.subcommand, step=step, model=model)
+        held_out = self.subcommand != "fit" and self.saved is not None
+        step = int(self.saved.checkpoint.get("global_step", 0)) if held_out else None
+        model = type(self.model).__name__
+        kwargs["logger"] = run_loggers(
+            self.logger_choices, self.run, stage=self.subcommand, step=step, model=model
+        )
         # ModelLine (fit only) prints before the bar starts drawing, never onto it
         callbacks = [*(trainer.get("callbacks") or []), ModelLine(self.run.name)]
         if trainer.get("enable_progress_bar") is not False:
@@ -207,7 +217,9 @@ class MakemoreCLI(LightningCLI):
             path = Path(config.get("output") or self.run / "predictions.tsv")
             callbacks.append(PredictionWriter(path, self.inputs()))
         kwargs["callbacks"] = [*callbacks, StopOnSignal()]  # fit only
-        return super().instantiate_trainer(**kwargs)
+        made = super().instantiate_trainer(**kwargs)
+        made.run = self.run
+        return made
 
     def claim_run(self, config) -> Path:
         """The run this command writes to: the checkpoint's own, or a new one."""
@@ -269,12 +281,12 @@ class MakemoreCLI(LightningCLI):
                 rank_zero_info(warning)
 
     def compare_with_counting(self, best: float) -> str | None:
-        """The end-of-fit check: the counting model of the same order, add-k chosen on val."""
+        """The end-of-fit check: the best counting model of the same order on val."""
         data = self.datamodule.data
         val = data.ngram_counts("val")
         if len(val) == 0:
             return None
-        counting = counting_model(data, "auto").counts_nll(val)
+        counting = counting_model(data, "best").counts_nll(val)
         sweep = f"{self.parser.prog} sweep --data.path {data.config.path} "
         sweep += f"--data.context_size {data.context_size}"
         last = self.trainer.callback_metrics.get("val_nll")

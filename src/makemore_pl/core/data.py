@@ -145,6 +145,7 @@ class NamesData:
         self._words: list[str] | None = None
         self._vocab: Vocabulary | None = None
         self._adopted = False  # the vocabulary is a model's: the file may be absent
+        self._failed: DataError | None = None  # the download that failed
         self._counts: dict[str, NgramCounts] = {}
         self._examples: dict[str, tuple[Tensor, Tensor, Tensor | None]] = {}
         self.splits: Mapping[str, tuple[Tensor, Tensor]] = ExampleSplits(self)  # (X, Y), lazily
@@ -162,9 +163,16 @@ class NamesData:
         self._vocab, self._adopted = Vocabulary(list(chars)), True
 
     def ensure_file(self) -> None:
-        """Downloads names.txt if it is the data file and is missing; never any other file."""
+        """Downloads names.txt if it is the data file and is missing; never any other file, and
+        never twice (a failure is raised again)."""
+        if self._failed is not None:
+            raise self._failed
         if self.path.name == "names.txt" and not self.path.exists() and not self._adopted:
-            download_names(self.path)
+            try:
+                download_names(self.path)
+            except DataError as err:
+                self._failed = err
+                raise
 
     # read on first use: the CLI links vocab_size into the model before setup
     @property

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from makemore_pl.core.devices import float64_of
 from makemore_pl.core.errors import CommandError, SettingError
+from makemore_pl.core.vocabulary import Vocabulary
 
 NextLogProbs = Callable[[Tensor], Tensor]  # (B, c) contexts -> (B, V) log-probabilities
 
@@ -34,6 +35,23 @@ def sample(
         next_logprobs, context_size, num_samples, seed, temperature, prefix, max_length, device
     )
     return [word for chunk in chunks for word in chunk]
+
+
+def sample_names(
+    next_logprobs: NextLogProbs,
+    chars: Sequence[str],
+    context_size: int,
+    num_samples: int,
+    seed: int = 0,
+    prefix: str = "",
+    **kwargs,
+) -> list[str]:
+    """The words of `sample` as strings of `chars` (ids 1, 2, ...), the prefix a string too."""
+    vocab = Vocabulary(chars)
+    ids = sample(
+        next_logprobs, context_size, num_samples, seed, prefix=vocab.encode(prefix), **kwargs
+    )
+    return [vocab.decode(word) for word in ids]
 
 
 def iter_samples(

@@ -39,6 +39,11 @@ def whole(least: int, below: int | None = None, words: str | None = None) -> Che
     return check
 
 
+def optional(check: Check) -> Check:
+    """None (to be filled in later, e.g. from the data), or a value `check` accepts."""
+    return lambda value: None if value is None else check(value)
+
+
 def number(
     least: float = 0.0, positive: bool = False, optional: bool = False, words: str | None = None
 ) -> Check:
@@ -120,6 +125,19 @@ class Settings:
     def saved(self) -> dict[str, Any]:
         """Plain values (tuples as lists), as a checkpoint and a config file hold them."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def hparams(self) -> dict[str, Any]:
+        """The settings as columns of an HParams table: numbers as numbers, a list as a column
+        per item (`strengths.0`, ...), anything else as text; the characters left out."""
+        columns = {}
+        for name, value in self.saved().items():
+            if name == "chars":
+                continue
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                key = name if i is None else f"{name}.{i}"
+                columns[key] = item if is_number(item) else str(item).lower()
+        return columns
 
 
 class UnknownSettings(ValueError):

@@ -18,7 +18,7 @@ from makemore_pl.core.contexts import row_contexts
 from makemore_pl.core.errors import CommandError
 from makemore_pl.lit.heatmap import probability_heatmap
 from makemore_pl.lit.module import NgramLitModule
-from makemore_pl.models.counting import CountingBaseline, tune_smoothing
+from makemore_pl.models.counting import CountingBaseline, tune_best
 from makemore_pl.models.ngram import MAX_WEIGHT
 
 
@@ -74,7 +74,7 @@ class LogSnapshots(Callback):
         title = f"P(next | context), step {step}"
         fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
         logger.experiment.add_figure("next_char_probs", fig, step)
-        words = [vocab.decode(w) for w in model.sample(self.num_samples, seed=step)]
+        words = model.names(self.num_samples, seed=step)
         logger.experiment.add_text("samples", "  \n".join(words), step)
 
     def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
@@ -88,7 +88,8 @@ class LogSnapshots(Callback):
 
 
 class CountingReference(Callback):
-    """Logs `counting_test_nll`: the counting model of the same order, add-k chosen on val."""
+    """Logs `counting_test_nll`: the best counting model of the same order on val (add-k or
+    Kneser-Ney, each tuned there), and says which it is."""
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         data = getattr(trainer.datamodule, "data", None)
@@ -99,8 +100,8 @@ class CountingReference(Callback):
         # cannot live on MPS, and a closed form gains nothing from a GPU
         v, c = pl_module.config.vocab_size, pl_module.config.context_size
         fitted = CountingBaseline(v, c, 0.0).fit_counts(data.ngram_counts("train"))
-        counting = tune_smoothing(fitted, val)
-        rank_zero_info(f"counting reference: add-k smoothing {counting.smoothing} chosen on val")
+        counting = tune_best(fitted, val)
+        rank_zero_info(f"counting_test_nll: {counting.describe()}, the best on val")
         nll = counting.counts_nll(data.ngram_counts("test"))
         pl_module.log("counting_test_nll", torch.tensor(nll, dtype=torch.float64))
 
@@ -202,9 +203,10 @@ class StopOnSignal(Callback):
         self.received = signum
         for sig, handler in self.previous.items():  # the next signal acts at once
             signal.signal(sig, handler if sig != signal.SIGINT else signal.default_int_handler)
+        name = signal.Signals(signum).name  # two lines, each whole in 80 columns
         rank_zero_info(
-            f"\n{signal.Signals(signum).name}: stopping at the end of this epoch and saving "
-            "last.ckpt (send it again to stop at once, without saving)"
+            f"{name}: stopping at the end of this epoch and saving last.ckpt\n"
+            f"(send {name} again to stop at once, without saving)"
         )
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -1,12 +1,19 @@
-"""TensorBoard logging of a run: its own folder, the curves first, the settings that matter."""
+"""A run's file loggers, in its own folder: TensorBoard (the curves first, the settings that
+rank runs) and CSV (one metrics.csv across resumes); `test` of a checkpoint logs at its step."""
 
+import csv
 import time
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams
 
-from makemore_pl.models.registry import DEFAULT_MODEL
+from makemore_pl.models.registry import DEFAULT_MODEL, MODELS
 
 # TensorBoard lists tag groups (prefixes) alphabetically: training curves first, held-out next
 TAGS = {
@@ -17,31 +24,49 @@ TAGS = {
     "test_nll": "held_out/test_nll",
     "counting_test_nll": "held_out/counting_test_nll",
 }
-# the HParams columns besides "model": TensorBoard sorts columns by name and ticks the first five
-HPARAMS = ("optimizer", "lr", "l2", "context_size")
 SAVE_SECONDS = 5.0  # between flushes of the event file; finalize flushes at the end
-NOT_ITS = "n/a"  # a setting the run's model does not have (the suffix model has no optimizer)
+
+
+def settings_columns(model: str, params: Any) -> dict[str, Any]:
+    """The model's name and its own settings, as its config gives them (the lr in use, a
+    number per strength); a model of the user's own shows its hyperparameters as they are."""
+    params = vars(params) if isinstance(params, Namespace) else dict(params)
+    kind = MODELS.get(model)
+    if kind is None:
+        return {"model": model, **params}
+    config = kind.config.from_saved({k: v for k, v in params.items() if k in kind.config.names()})
+    return {"model": model, **config.hparams()}
 
 
 class RunLogger(TensorBoardLogger):
-    """Logs into an existing run folder; `test`/`validate` of a checkpoint log at its step, on
-    the same axes as its training curves; only `fit` ranks the run in the HParams table."""
+    """TensorBoard in the run folder; only `fit` ranks the run in the HParams table."""
 
     def __init__(
-        self, run: Path, stage: str = "fit", step: int | None = None, model: str | None = None
+        self,
+        run: Path,
+        stage: str = "fit",
+        step: int | None = None,
+        model: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(run.parent.parent, name=run.parent.name, version=run.name)
+        super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
         self.stage, self.fixed_step = stage, step
         self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
         self._saved = -SAVE_SECONDS  # the first save is at once
 
+    @rank_zero_only
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
         if self.stage != "fit":
             return
-        params = dict(vars(params) if hasattr(params, "__dict__") else params)
-        # every run gets every column: TensorBoard drops a column some run lacks
-        shown = {"model": self.model, **{key: params.get(key, NOT_ITS) for key in HPARAMS}}
-        super().log_hyperparams({key: cell(key, value) for key, value in shown.items()}, metrics)
+        columns = settings_columns(self.model, params)
+        self.hparams.update(columns)  # hparams.yaml
+        # the session alone, no experiment summary: TensorBoard then shows the settings of every
+        # run (not only the first run's columns) and ranks by every scalar, hp_metric among them;
+        # and no placeholder hp_metric at step 0, which would hide a resumed run's earlier points
+        _, start, end = hparams(columns, {})
+        writer = self.experiment._get_file_writer()
+        writer.add_summary(start)
+        writer.add_summary(end)
 
     def save(self) -> None:
         """Lightning saves after every write of the logs, and a save waits for TensorBoard's
@@ -56,10 +81,44 @@ class RunLogger(TensorBoardLogger):
         super().log_metrics(shown, self.fixed_step if self.fixed_step is not None else step)
 
 
-def cell(key: str, value: Any) -> Any:
-    """A setting in the HParams table: words for None and booleans (not 'None' and '0.0000')."""
-    if value is None:
-        return "default" if key == "lr" else "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes metrics.csv of a folder that is not empty, as a run folder
+    never is: this one goes on after the rows there (a resume, `test` of a checkpoint)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class RunCSVLogger(CSVLogger):
+    """metrics.csv and hparams.yaml in the run folder, one file across resumes."""
+
+    def __init__(
+        self,
+        run: Path,
+        stage: str = "fit",
+        step: int | None = None,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
+        self.stage, self.fixed_step = stage, step
+        self.model = model or DEFAULT_MODEL.name
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
+        if self.stage == "fit":
+            super().log_hyperparams(settings_columns(self.model, params))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.fixed_step is None:
+            return super().log_metrics(metrics, step)
+        held_out = {key: value for key, value in metrics.items() if key != "epoch"}  # 0: moot
+        super().log_metrics(held_out, self.fixed_step)

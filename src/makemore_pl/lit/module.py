@@ -1,5 +1,6 @@
 """What every n-gram LightningModule shares: exact NLLs, one step per stage, the DDP objective."""
 
+import math
 from typing import ClassVar
 
 import torch
@@ -11,10 +12,11 @@ from torchmetrics import MeanMetric
 
 from makemore_pl.core.batches import Batch
 from makemore_pl.core.devices import float64_of, has_float64, sum_dtype
-from makemore_pl.core.sampling import sample
+from makemore_pl.core.errors import DataError
+from makemore_pl.core.sampling import sample, sample_names
 from makemore_pl.core.threads import step_threads, threads_line
 from makemore_pl.core.vocabulary import Vocabulary
-from makemore_pl.models.ngram import NgramModel
+from makemore_pl.models.ngram import NgramModel, is_sized, with_data_settings
 from makemore_pl.models.saved import plain_state
 
 
@@ -25,8 +27,10 @@ class NgramLitModule(LightningModule):
 
     def __init__(self, *args, **settings) -> None:
         super().__init__()
-        self.model = self.model_class(self.model_class.config_class(*args, **settings))
-        self.save_hyperparameters(self.model.config.saved())
+        self._config = self.model_class.config_class(*args, **settings)
+        self.save_hyperparameters(self._config.saved())
+        # without its sizes, the plain model is built in `setup`, from the data
+        self.model = self.model_class(self._config) if is_sized(self._config) else None
         # float64 running sums, synced across devices; not children of the module, so that
         # neither moving it nor its precision converts them: `_metric` puts them where float64 is
         self._nll_metrics = {stage: MeanMetric() for stage in ("train", "val", "test")}
@@ -34,10 +38,28 @@ class NgramLitModule(LightningModule):
         self._train_sums: tuple[Tensor, Tensor] | None = None  # the epoch's NLL sum, examples
         self._lbfgs_curve = False  # log every loss L-BFGS evaluates (set when training starts)
         self._threads_before: int | None = None  # torch's threads before training, restored after
+        self._best_val = math.inf
 
     @property
     def config(self):
-        return self.model.config
+        return self._config
+
+    def setup(self, stage: str) -> None:
+        """The sizes, characters and encoding it was not given, from the NamesDataModule's data
+        (one line for any it was given that the data contradicts)."""
+        data = getattr(self.trainer.datamodule, "data", None)
+        name = type(self).__name__
+        if data is None and self.model is None:
+            raise DataError(f"{name} takes its sizes from a NamesDataModule: give the Trainer one")
+        if data is None:
+            return
+        found = {"vocab_size": data.vocab_size, "context_size": data.context_size}
+        found |= {"chars": data.chars, "encoding": data.config.encoding}
+        self._config = with_data_settings(self._config, found, name)
+        if self.model is None:
+            self.model = self.model_class(self._config)
+        self.model.config = self._config  # the same shapes: only what was None is filled in
+        self.save_hyperparameters(self._config.saved())  # a checkpoint holds the sizes
 
     @property
     def vocab(self) -> Vocabulary | None:
@@ -49,6 +71,9 @@ class NgramLitModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Before Lightning loads the weights: the table sized as saved, keys of any version."""
+        best = checkpoint.get("best_val_nll")  # an untrusted file: a finite number, or none
+        finite = isinstance(best, float | int) and math.isfinite(best)
+        self._best_val = float(best) if finite else math.inf
         state = plain_state(checkpoint.get("state_dict", {}))
         self.model.prepare_for(state)
         checkpoint["state_dict"] = {f"model.{key}": value for key, value in state.items()}
@@ -98,9 +123,6 @@ class NgramLitModule(LightningModule):
         epochwise = {"on_step": False, "on_epoch": True}
         name = f"{stage}_nll"
         self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
-        # TensorBoard's hparams view ranks training runs by hp_metric; `validate` needs no copy
-        if stage == "val" and self.trainer.state.fn == "fit":
-            self.log("hp_metric", metric, metric_attribute=name, **epochwise)
 
     def _exact_nll(
         self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
@@ -127,13 +149,21 @@ class NgramLitModule(LightningModule):
         return share + (global_nll + penalty - share).detach()
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._val_epoch = self.current_epoch  # as the progress display numbers it
+        if self.trainer.sanity_checking:
+            return
+        self._val_epoch = self.current_epoch
+        val = self._metric("val")
+        if self.trainer.state.fn == "fit" and val.update_called:  # `validate` ranks no run
+            # hp_metric ranks training runs in TensorBoard's HParams view: the best so far
+            self._best_val = min(self._best_val, float(val.compute()))
+            self.log("hp_metric", self._best_val, sync_dist=True)  # the same on every process
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The epoch of the val_nll a checkpoint was judged by (a later save has the next one's)."""
+        """The epoch of the val_nll a checkpoint was judged by (a later save has the next one's),
+        and the best val_nll so far, which a resume goes on from."""
         if getattr(self, "_val_epoch", None) is not None:
             checkpoint["val_epoch"] = self._val_epoch
+        checkpoint["best_val_nll"] = self._best_val
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
@@ -210,3 +240,13 @@ class NgramLitModule(LightningModule):
         """Character ids of generated words; see `makemore_pl.core.sampling.sample`."""
         c, device = self.config.context_size, self.device
         return sample(self.model.log_probs, c, num_samples, seed, device=device, **kwargs)
+
+    def names(self, num_samples: int, seed: int = 0, **kwargs) -> list[str]:
+        """Generated names (`temperature`, `prefix` as in `makemore_pl.core.sampling.sample`)."""
+        if self.config.chars is None:
+            raise DataError("the model does not know its characters: fit it on a NamesDataModule")
+        config, device = self.config, self.device
+        log_probs = self.model.log_probs
+        return sample_names(
+            log_probs, config.chars, config.context_size, num_samples, seed, **kwargs, device=device
+        )

@@ -1,7 +1,10 @@
 """While a run trains: an 80-column bar on a terminal, one line per tenth of the run in a file."""
 
+import contextlib
+import logging
 import sys
 import time
+import warnings
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -9,6 +12,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 
 def shown_metrics(items: dict) -> dict:
@@ -18,31 +22,40 @@ def shown_metrics(items: dict) -> dict:
 
 
 class EpochBar(Tqdm):
-    """ "Epoch 7, train_loss=…": tqdm would write "Epoch 7: , train_loss=…"."""
+    """ "Epoch 7/10, train_loss=…": tqdm would write "Epoch 7/10: , train_loss=…"."""
 
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
         self.set_description_str(desc or "", refresh)
 
 
+def epochs_shown(trainer: Trainer) -> str:
+    """'7/10': the epoch running, counted from 1, of max_epochs ('7/?' without a limit)."""
+    total = trainer.max_epochs if (trainer.max_epochs or 0) > 0 else "?"
+    return f"{trainer.current_epoch + 1}/{total}"
+
+
 class ReadableProgressBar(TQDMProgressBar):
-    """The losses first, then the bar: Lightning's layout leaves val_nll no room in 80 columns."""
+    """The losses first, then the bar: Lightning's layout leaves val_nll no room in 80 columns.
+    A run of one step per epoch (full batch) gets a bar over its epochs, with the time left;
+    no bar flickers for validation; messages and warnings go on lines of their own above it."""
 
     BAR_FORMAT = "{desc}{postfix} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+    EPOCHS_FORMAT = "Epoch {n_fmt}/{total_fmt}{postfix} |{bar}| [{elapsed}<{remaining}]"
     REDRAW_SECONDS = 0.1  # tqdm's own pace: a redraw per step costs more than a small step does
 
     def __init__(self) -> None:
         super().__init__()
+        self._redirect = contextlib.ExitStack()
         self._drawn = 0.0
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        now = time.monotonic()
-        if now - self._drawn >= self.REDRAW_SECONDS or batch_idx + 1 == self.total_train_batches:
-            self._drawn = now
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+    @property
+    def over_epochs(self) -> bool:
+        return self.total_train_batches == 1
 
     def init_train_tqdm(self) -> Tqdm:
+        epochs = self.trainer.max_epochs if (self.trainer.max_epochs or 0) > 0 else None
+        # the epochs run before a resume count as done, not in the rate
+        over_epochs = {"total": epochs, "initial": self.trainer.current_epoch}
         return EpochBar(
             desc=self.train_description,
             position=2 * self.process_position,
@@ -51,11 +64,54 @@ class ReadableProgressBar(TQDMProgressBar):
             dynamic_ncols=True,
             file=sys.stdout,
             smoothing=0,
-            bar_format=self.BAR_FORMAT,
+            bar_format=self.EPOCHS_FORMAT if self.over_epochs else self.BAR_FORMAT,
+            **(over_epochs if self.over_epochs else {}),
         )
+
+    def init_validation_tqdm(self) -> Tqdm:
+        if self.trainer.state.fn == "fit":  # one quick batch: a line that only flickers
+            return Tqdm(disable=True)
+        return super().init_validation_tqdm()
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def on_train_epoch_start(self, trainer: Trainer, *_: Any) -> None:
+        if not self.over_epochs:
+            super().on_train_epoch_start(trainer)
+            self.train_progress_bar.set_description(f"Epoch {epochs_shown(trainer)}")
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self.over_epochs:
+            now, last = time.monotonic(), batch_idx + 1 == self.total_train_batches
+            if last or now - self._drawn >= self.REDRAW_SECONDS:
+                self._drawn = now
+                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            return
+        bar = self.train_progress_bar
+        bar.n = trainer.current_epoch + 1
+        bar.set_postfix(self.get_metrics(trainer, pl_module))  # and redrawn
 
     def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict:
         return shown_metrics(super().get_metrics(trainer, pl_module))
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+        self._redirect.enter_context(logging_redirect_tqdm(loggers, Tqdm))  # rank_zero_info's
+        self._redirect.enter_context(warnings.catch_warnings())
+        warnings.showwarning = self.show_warning
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._redirect.close()
+        super().teardown(trainer, pl_module, stage)
+
+    @staticmethod
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        Tqdm.write(text.rstrip("\n"), file=sys.stderr)
 
 
 class PlainProgress(ProgressBar):
@@ -91,8 +147,7 @@ class PlainProgress(ProgressBar):
         self._last = time.monotonic()
         metrics = shown_metrics(self.get_metrics(trainer, pl_module))
         losses = ", ".join(f"{k}={v}" for k, v in metrics.items())
-        total = f"/{trainer.max_epochs - 1}" if (trainer.max_epochs or 0) > 0 else ""
-        head = f"Epoch {trainer.current_epoch}{total}" + (f" {where}" if where else "")
+        head = f"Epoch {epochs_shown(trainer)}" + (f" {where}" if where else "")
         self.print(f"{head}: {losses}" if losses else head)
 
     def print(self, *args: Any, **kwargs: Any) -> None:

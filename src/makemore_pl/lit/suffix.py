@@ -75,7 +75,8 @@ class SuffixLitModule(NgramLitModule):
             self.logger.log_metrics({"fit_objective": objective}, step=iteration)
 
     def setup(self, stage: str) -> None:  # the table, in buffers a checkpoint holds
-        if len(self.model.keys) or self.trainer is None or self.trainer.datamodule is None:
+        super().setup(stage)
+        if len(self.model.keys) or self.trainer.datamodule is None:
             return  # built already, or loaded from a checkpoint
         data = self.trainer.datamodule.data
         if data.config.encoding != "index":

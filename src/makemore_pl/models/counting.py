@@ -7,7 +7,7 @@ from torch import Tensor
 
 from makemore_pl.core.contexts import check_keys_fit, context_rows, row_contexts
 from makemore_pl.core.ngrams import NgramCounts, check_weights, lookup
-from makemore_pl.core.sampling import sample
+from makemore_pl.core.sampling import sample, sample_names
 from makemore_pl.core.threads import one_thread
 from makemore_pl.models.kneser_ney import KneserNey
 
@@ -122,6 +122,13 @@ class CountingBaseline:
                 f"{cells:,} cells, too many to build (nll, next_probs and sample need none)"
             )
 
+    def describe(self) -> str:
+        """Its smoothing, e.g. 'Kneser-Ney, discounts scaled by 0.9, c = 5' or 'add-k, k = 0.2'."""
+        if self.is_kneser_ney:
+            scaled = f", discounts scaled by {self.discount_scale:g}" * (self.discount_scale != 1)
+            return f"Kneser-Ney{scaled}, c = {self.context_size}"
+        return f"add-k, k = {self.smoothing:g}, c = {self.context_size}"
+
     def log_probs(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B, V) log-probabilities."""
         return self.next_probs(x).log()
@@ -154,6 +161,11 @@ class CountingBaseline:
     def sample(self, num_samples: int, seed: int = 0, **kwargs) -> list[list[int]]:
         """Character ids of generated words; see `makemore_pl.core.sampling.sample`."""
         return sample(self.log_probs, self.context_size, num_samples, seed, **kwargs)
+
+    def names(self, num_samples: int, chars: list[str], seed: int = 0, **kwargs) -> list[str]:
+        """Generated names, of the data's characters `chars` (`NamesData.chars`)."""
+        c = self.context_size
+        return sample_names(self.log_probs, chars, c, num_samples, seed, **kwargs)
 
 
 def add_k_probs(table: NgramCounts, k: float, rows: Tensor, next_ids: Tensor) -> Tensor:
@@ -190,6 +202,13 @@ def tune_discounts(
     if not counting.is_kneser_ney:
         counting = counting.with_smoothing(KNESER_NEY)  # built once, shared by the candidates
     candidates = [counting.with_discount_scale(scale) for scale in grid]
+    return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
+
+
+def tune_best(counting: CountingBaseline, val: HeldOut) -> CountingBaseline:
+    """Add-k or Kneser-Ney, each tuned on `val`, whichever has the lower NLL there: the honest
+    counting reference of a model of the same order."""
+    candidates = (tune_smoothing(counting, val), tune_discounts(counting, val))
     return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
 
 

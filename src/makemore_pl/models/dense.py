@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from makemore_pl.core.batches import one_hot_rows
 from makemore_pl.core.contexts import context_rows
 from makemore_pl.core.errors import DataError, SettingError
-from makemore_pl.core.settings import Settings, number, one_of, setting, whole
+from makemore_pl.core.settings import Settings, number, one_of, optional, setting, whole
 from makemore_pl.core.text import human_bytes
 from makemore_pl.models.ngram import NgramModel, at_least_float32
 
@@ -24,8 +24,10 @@ BYTES_PER_CELL = 4  # float32
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
 CHARS_HELP = (
     "the data's characters in index order, kept so a checkpoint can generate without the data "
-    "file (set from the data)."
+    "file (None: the data's)."
 )
+VOCAB_SIZE_HELP = "V, tokens including the boundary (None: the data's)."
+CONTEXT_SIZE_HELP = "characters of context, c (None: the data's)."
 
 
 def chars_problem(chars: object) -> str | None:
@@ -39,17 +41,13 @@ def chars_problem(chars: object) -> str | None:
 class DenseConfig(Settings):
     """The dense model's settings (`--model.*` of BigramLitModule)."""
 
-    vocab_size: int = setting(
-        27, "V, tokens including the boundary (set from the data).", whole(1), kept=True
-    )
-    context_size: int = setting(
-        1, "characters of context, c (set from the data).", whole(1), kept=True
-    )
-    encoding: Literal["index", "onehot"] = setting(
-        "index",
+    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
+    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
+    encoding: Literal["index", "onehot"] | None = setting(
+        None,
         'how a context selects its row: "index" looks it up, "onehot" multiplies '
-        "one_hot(context) @ W as in the lecture (set from the data).",
-        one_of("index", "onehot"),
+        "one_hot(context) @ W as in the lecture (None: the data's).",
+        optional(one_of("index", "onehot")),
     )
     l2: float = setting(
         0.001,
@@ -72,19 +70,24 @@ class DenseConfig(Settings):
     chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
 
     def check(self) -> None:
+        check_chars(self.chars, self.vocab_size)
+        if self.vocab_size is None or self.context_size is None:
+            return  # checked once the data gives them
         problem = table_size_problem(self.vocab_size, self.context_size)
         if problem is not None:
             raise SettingError("context_size", problem.removeprefix("context_size "))
-        check_chars(self.chars, self.vocab_size)
 
     @property
     def learning_rate(self) -> float:
         """The lr in use: the one given, or the optimizer's default."""
         return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
 
+    def hparams(self) -> dict:
+        return {**super().hparams(), "lr": self.learning_rate}
 
-def check_chars(chars: list[str] | None, vocab_size: int) -> None:
-    if chars is not None and len(chars) + 1 != vocab_size:
+
+def check_chars(chars: list[str] | None, vocab_size: int | None) -> None:
+    if chars is not None and vocab_size is not None and len(chars) + 1 != vocab_size:
         raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
 
 

@@ -1,6 +1,7 @@
 """What every neural n-gram model computes from its own logits: the loss, its parts and
 log-probabilities (training, the DDP objective, `sweep`, `suffix_sweep` and the tests)."""
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from makemore_pl.core.devices import sum_dtype
+from makemore_pl.core.errors import DataError
 from makemore_pl.core.settings import Settings
 
 # no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
@@ -84,6 +86,26 @@ class NgramModel(nn.Module):
                     "earlier checkpoint"
                 )
         return None
+
+
+def is_sized(config: Any) -> bool:
+    """Whether a model's config gives the sizes of its weights (else the data will)."""
+    return config.vocab_size is not None and config.context_size is not None
+
+
+def with_data_settings(config: Settings, data: dict[str, Any], model: str) -> Settings:
+    """`config` with the data's sizes, characters and encoding where it has None; a DataError
+    naming each one it was given that the data contradicts."""
+    names = [name for name in data if name in config.names()]
+    shown = lambda value: "".join(value) if isinstance(value, list) else value  # noqa: E731
+    wrong = [
+        f"{name} {shown(getattr(config, name))!r} where the data has {shown(data[name])!r}"
+        for name in names
+        if getattr(config, name) not in (None, data[name])
+    ]
+    if wrong:
+        raise DataError(f"{model} was given {'; '.join(wrong)}: leave it out to take the data's")
+    return replace(config, **{name: data[name] for name in names if getattr(config, name) is None})
 
 
 def mean_nll(model: NgramModel, table: tuple[Tensor, Tensor, Tensor]) -> float:

@@ -28,7 +28,6 @@ INSTANTIATORS = {  # how earlier versions' checkpoints say LightningCLI built th
     "lightning.pytorch.cli.instantiate_module",
     "pytorch_lightning.cli.instantiate_module",
 }
-SIZES = ("vocab_size", "context_size")  # the settings that give the weights their shape
 # torch's own words depend on where the file was cut ("central directory", "Errno 22", ...)
 DAMAGED = (
     "the checkpoint is damaged (truncated or corrupted); use another checkpoint or train again"
@@ -298,15 +297,15 @@ def build_model(kind: ModelKind, checkpoint: dict) -> NgramModel:
     unknown = sorted(shown(key) for key in set(map(str, settings)) - set(kind.config.names()))
     if unknown:
         raise not_ours(f"unknown model settings: {', '.join(unknown)}")
+    # the sizes are saved by every version; earlier ones left their defaults, 27 and 1, implied
+    v, c = settings.setdefault("vocab_size", 27), settings.setdefault("context_size", 1)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (v, c)):
+        raise not_ours(
+            f"vocab_size {v!r} and context_size {c!r}; both must be whole numbers of 1 or more"
+        )
     try:
         model = kind.plain(kind.config(**settings))
     except SettingError as err:
-        v, c = settings.get("vocab_size", 27), settings.get("context_size", 1)
-        sized = all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (v, c))
-        if err.setting in SIZES and not sized:
-            raise not_ours(
-                f"vocab_size {v!r} and context_size {c!r}; both must be whole numbers of 1 or more"
-            ) from None
         raise CheckpointError(f"its setting {err}") from None
     except DataError:  # characters that are not vocab_size - 1
         raise not_ours(

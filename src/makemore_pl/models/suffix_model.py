@@ -18,9 +18,15 @@ from torch import Tensor, nn
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import SettingError
-from makemore_pl.core.settings import Settings, number, numbers, setting, whole
+from makemore_pl.core.settings import Settings, number, numbers, optional, setting, whole
 from makemore_pl.models import suffix_tree
-from makemore_pl.models.dense import CHARS_HELP, chars_problem, check_chars
+from makemore_pl.models.dense import (
+    CHARS_HELP,
+    CONTEXT_SIZE_HELP,
+    VOCAB_SIZE_HELP,
+    chars_problem,
+    check_chars,
+)
 from makemore_pl.models.ngram import NgramModel
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
@@ -39,12 +45,8 @@ def scales(value: object) -> str | None:
 class SuffixConfig(Settings):
     """The every-suffix model's settings (`--model.init_args.*` of SuffixLitModule)."""
 
-    vocab_size: int = setting(
-        27, "V, tokens including the boundary (set from the data).", whole(1), kept=True
-    )
-    context_size: int = setting(
-        1, "characters of context, c (set from the data).", whole(1), kept=True
-    )
+    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
+    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
     strengths: list[float] | None = penalty(
         None,
         "L2 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: 1 "
@@ -98,6 +100,9 @@ class SuffixConfig(Settings):
 
     def check(self) -> None:
         v, c = self.vocab_size, self.context_size
+        check_chars(self.chars, v)
+        if v is None or c is None:
+            return  # checked once the data gives them
         if c + 1 >= 63 or v ** (c + 1) >= 2**62:
             raise SettingError(
                 "context_size", f"{c} overflows the int64 suffix keys (V**(c + 1) = {v}**{c + 1})"
@@ -113,7 +118,6 @@ class SuffixConfig(Settings):
             raise SettingError("shortest", f"must be an integer in 0..{c}, got {self.shortest!r}")
         if self.l1_by_count is not None and self.l1 is None:
             raise SettingError("l1_by_count", "scales the L1 strengths: set l1 too")
-        check_chars(self.chars, v)
 
     @property
     def has_l1(self) -> bool:
