@@ -138,7 +138,7 @@ def test_minibatch_losses_are_logged_at_lightnings_cadence_the_epoch_nll_exactly
         str(tiny_file(load_words(names_path)[:1000])), batch_size=37, val_fraction=0,
         test_fraction=0,
     )  # fmt: skip
-    lit = BigramLitModule(dm.data.vocab_size, optimizer="sgd", lr=0.0)
+    lit = BigramLitModule(dm.data.vocab_size, 1, optimizer="sgd", lr=0.0)
     torch.nn.init.normal_(lit.model.W, generator=torch.Generator().manual_seed(0))
     trainer = L.Trainer(
         logger=TensorBoardLogger(tmp_path), max_epochs=2, enable_checkpointing=False,

@@ -835,7 +835,7 @@ ROUND_4 = [
     ("predicting without a checkpoint", ["predict", "--data.path", "words.txt"],
      f"predict {UNTRAINED}"),
     ("a smoothing of nan", ["baseline", "--data.path", "words.txt", "--smoothing", "nan"],
-     "--smoothing must be 0 or more, 'auto', 'kneser-ney' or 'kneser-ney-auto', got nan"),
+     "--smoothing must be 0 or more, 'auto', 'kneser-ney', 'kneser-ney-auto' or 'best', got nan"),
     ("an infinite smoothing in a grid", [*SWEEP, "--smoothing_grid", "[inf]"],
      "--smoothing_grid must list finite values of 0 or more, got [inf]"),
     ("an infinite l2 in a grid", ["sweep", "--data.path", "words.txt", "--l2_grid", "[inf, 0.01]"],

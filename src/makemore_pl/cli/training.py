@@ -52,6 +52,7 @@ OPTIONS = """
         """
 VERBOSE = "\n            verbose: print the results table."
 LIGHTNING_LOG_EVERY_N_STEPS = 50  # the Trainer's default
+PARTIAL_CONFIG = ".config.yaml.partial"  # renamed to config.yaml once written
 
 
 def documented(command: str) -> Callable:
@@ -89,11 +90,20 @@ class MakemoreTrainer(Trainer):
 
 
 class SaveFitConfig(SaveConfigCallback):
-    """config.yaml is the training run's: `test` or `predict` in its folder leave it alone."""
+    """config.yaml is the training run's: `test` or `predict` in its folder leave it alone. It
+    is written whole or not at all (a kill mid-write would leave a resume nothing to read)."""
 
     def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
-        if stage == "fit":
+        if stage != "fit" or self.already_saved:
+            return
+        final, self.config_filename = self.config_filename, PARTIAL_CONFIG
+        try:
             super().setup(trainer, pl_module, stage)
+        finally:
+            self.config_filename = final
+        run = Path(trainer.log_dir)  # every process asks: it is broadcast
+        if trainer.is_global_zero:
+            os.replace(run / PARTIAL_CONFIG, run / final)
 
 
 class MakemoreCLI(LightningCLI):

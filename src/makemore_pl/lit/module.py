@@ -167,15 +167,16 @@ class NgramLitModule(LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
-        self._log_train_loss(loss, len(batch[1]))
+        self._log_train_loss(loss, len(batch[1]), batch_idx)
         if self._lbfgs_curve:
             self._log_lbfgs_evaluation(loss)
         return loss
 
-    def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
-        """train_loss at the steps the Trainer writes its logs (`log_every_n_steps`): a log call
-        costs about what a small minibatch step does."""
-        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
+    def _log_train_loss(self, loss: Tensor, batch_size: int, batch_idx: int) -> None:
+        """train_loss at the steps the Trainer writes its logs (`log_every_n_steps`), and for the
+        bar at an epoch's last step: a log call costs about what a small minibatch step does."""
+        cadence = (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0
+        if cadence or batch_idx + 1 == self.trainer.num_training_batches:
             self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
 
     def on_train_start(self) -> None:

@@ -67,7 +67,7 @@ class SuffixLitModule(NgramLitModule):
         loss = torch.tensor(report.objective, dtype=sum_dtype(self.device))
         # the train NLL at the step's end weights, from the fit (the same on every process)
         self._add_train_nll(*host_nll(report.nll, batch[2]))
-        self._log_train_loss(loss, len(batch[1]))
+        self._log_train_loss(loss, len(batch[1]), batch_idx)
         return loss
 
     def _log_iteration(self, iteration: int, objective: float) -> None:
