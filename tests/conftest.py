@@ -1,3 +1,4 @@
+import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # suite in the background starts it with SIGINT ignored, and an ignored signal stays ignored in
 # every child process
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The suite runs on as many processes as cores (pytest-xdist, `-n auto` in pyproject.toml): one
+# thread each, so that they do not wait for each other's cores (the thread tests set their own)
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

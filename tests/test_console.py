@@ -39,6 +39,7 @@ def test_the_bar_shows_the_losses_within_80_columns():
         assert len(line) <= 80 and re.search(r"\[00:12<00:\d\d\]$", line)  # elapsed<remaining
 
 
+@pytest.mark.slow
 def test_a_fit_to_a_file_writes_one_line_per_tenth_of_the_epochs(tmp_path: Path, capsys):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     args = ["--data.path", "words.txt", "--trainer.max_epochs", "50"]
@@ -71,6 +72,7 @@ def test_a_fit_worse_than_counting_says_so_with_the_way_out():
     assert fit_check(2.45054, 2.45044, 27, minibatch=False, sweep=sweep) is None
 
 
+@pytest.mark.slow
 def test_an_overfit_trigram_prints_the_warning(tmp_path: Path, caplog):
     words = [w + s for w in TINY_WORDS for s in ("", "a", "lee", "ine")]
     (tmp_path / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
@@ -93,6 +95,7 @@ def test_fit_help_lists_the_default_models_options(capsys):
     assert usage.startswith("usage: ") and "__main__" not in usage and " fit " in usage
 
 
+@pytest.mark.slow
 def test_tensorboard_and_the_summary_as_read(tmp_path: Path, capsys, caplog):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     every = ["--snapshots.every_n_epochs", "2", "--best_checkpoint.every_n_epochs", "10"]
@@ -110,6 +113,7 @@ def test_tensorboard_and_the_summary_as_read(tmp_path: Path, capsys, caplog):
     assert len(events(run).Scalars("hp_metric")) == 4
 
 
+@pytest.mark.slow
 def test_a_full_batch_lbfgs_run_draws_a_curve(tmp_path: Path):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     args = ["--data.path", "words.txt", "--model", "SuffixLitModule", "--trainer.max_epochs", "2"]

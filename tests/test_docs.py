@@ -74,6 +74,7 @@ def test_a_data_file_from_elsewhere_is_named(tiny_run, tmp_path, caplog):
     assert f"data: {(tiny_run / 'words.txt').resolve()}" in caplog.messages
 
 
+@pytest.mark.slow
 def test_a_missing_names_file_is_downloaded_once_per_command(tmp_path, monkeypatch):
     trained = tmp_path / "trained"
     trained.mkdir()

@@ -47,6 +47,7 @@ def test_a_complete_run_says_so_and_changes_nothing(tiny_run, tmp_path, capsys):
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_resume_takes_the_runs_own_settings_and_options_still_win(words_folder):
     fit_in_process(words_folder, "--trainer.max_epochs", "3", "--model.l2", "0.05")
     run_cli("fit", "--ckpt_path", "last", "--trainer.max_epochs", "5", *QUIET, cwd=words_folder)
@@ -132,6 +133,7 @@ def test_fit_and_sample_print_no_dependency_chatter(words_folder):
     assert "best val_nll: " in summary and "test --ckpt_path best" in summary
 
 
+@pytest.mark.slow
 def test_a_checkpoint_moved_out_of_its_run_is_tested_without_warnings(words_folder):
     """A shared checkpoint has no run around it; its callbacks' state is of no use to `test`."""
     fit_in_process(words_folder, "--trainer.max_epochs", "1")

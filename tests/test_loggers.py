@@ -21,6 +21,7 @@ from tests.conftest import (
 )
 
 
+@pytest.mark.slow
 def test_csv_and_tensorboard_keep_one_run_folder_across_a_resume_and_a_test(tmp_path, caplog):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     both = ["--trainer.logger", "[CSVLogger, TensorBoardLogger]"]

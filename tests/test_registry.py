@@ -95,6 +95,7 @@ def legacy_nlls() -> dict[tuple[str, str], float]:
     return {(kind, metric): float(value) for kind, metric, value in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dense", "suffix", "layered_dense", "layered_suffix"])
 def test_checkpoints_from_before_the_layers_give_the_same_nlls(tmp_path, capsys, kind):
     """Written before the layered layout (legacy_*) and before the LightningModule held its
@@ -115,6 +116,7 @@ def test_checkpoints_from_before_the_layers_give_the_same_nlls(tmp_path, capsys,
 
 
 # the fixture was written in another folder, saving last.ckpt every epoch: Lightning says so
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The dirpath has changed", "ignore:Be aware that when using")
 def test_a_legacy_run_resumes_with_its_config(tmp_path):
     """A run folder written before the layered layout: its config.yaml names the old class."""

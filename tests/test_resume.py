@@ -14,13 +14,21 @@ from makemore_pl.cli import runs
 from tests.conftest import QUIET, TINY_WORDS, checkpoint, exit_of, printed_nlls, run_cli, run_folder
 
 
-@pytest.fixture
-def trained(tmp_path):
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
     """A folder with words.txt and a bigram run of 3 epochs, checkpoints every epoch."""
-    (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
+    folder = tmp_path_factory.mktemp("trained")
+    (folder / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     every = ["--last_checkpoint.every_n_epochs", "1", "--best_checkpoint.every_n_epochs", "1"]
     run_cli("fit", "--data.path", "words.txt", "--trainer.max_epochs", "3", *every, *QUIET,
-            cwd=tmp_path)  # fmt: skip
+            cwd=folder)  # fmt: skip
+    return folder
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    """A copy of that folder for each test: a test's resume must not change another's run."""
+    shutil.copytree(trained_once, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 
@@ -68,6 +76,7 @@ def test_a_test_on_another_split_says_so_and_a_model_option_has_no_effect(traine
     )
 
 
+@pytest.mark.slow
 def test_print_config_of_a_checkpoint_shows_what_the_command_will_use(tmp_path, capsys):
     (tmp_path / "words.txt").write_text("\n".join(TINY_WORDS * 3) + "\n", encoding="utf-8")
     fit = ["fit", "--data.path", "words.txt", "--data.context_size", "2", "--trainer.max_epochs"]

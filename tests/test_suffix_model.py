@@ -175,6 +175,7 @@ def test_trainer_fits_to_the_optimum(run):
     assert in_u < 1e-8 and in_w < 1e-8
 
 
+@pytest.mark.slow
 def test_an_elastic_net_fits_to_its_optimum_and_saves_it_whole(data, tmp_path):
     # with count scales: the plain elastic net is theirs at 1 each (tests/test_suffix_fit.py)
     l1 = {"l1": [0.0, 0.2, 0.3, 0.3], "smoothing": 0.05, "l1_by_count": [1.5, 0.5, 1.0, 2.0]}
@@ -381,6 +382,7 @@ def test_a_search_that_cannot_run_is_one_line_before_any_output(data, options, m
     assert "\n" not in exited.value.code
 
 
+@pytest.mark.slow
 def test_a_fit_config_gives_the_search_its_penalty_as_the_start(data, tmp_path, capsys):
     config = tmp_path / "suffix.yaml"
     model = {"strengths": [1.0, 0.5, 0.5, 0.5], "l1": [0, 0, 0.3, 0.3], "smoothing": 0.2}
