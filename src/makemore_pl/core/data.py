@@ -1,6 +1,6 @@
 """Words in, n-grams out: the data's settings, the split, and `NamesData` (no Lightning here)."""
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -97,13 +97,15 @@ class DataConfig(Settings):
             )
 
     def split_sizes(self, num_words: int) -> dict[str, int]:
-        """How many of `num_words` words each split gets."""
         n_test, n_val = round(num_words * self.test_fraction), round(num_words * self.val_fraction)
         return {"train": num_words - n_test - n_val, "val": n_val, "test": n_test}
 
-    def split_order(self, num_words: int) -> Tensor:
-        """A seeded permutation of the words: the test split first, then val, then train."""
-        return torch.randperm(num_words, generator=torch.Generator().manual_seed(self.seed))
+    def split_parts(self, num_words: int) -> list[Tensor]:
+        """Train, val and test word indices: a seeded permutation, cut test first, then val."""
+        order = torch.randperm(num_words, generator=torch.Generator().manual_seed(self.seed))
+        sizes = self.split_sizes(num_words)
+        n_test, n_val = sizes["test"], sizes["val"]
+        return [order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]]
 
 
 def split_words(
@@ -113,31 +115,25 @@ def split_words(
     seed: int,
     dedupe: bool = False,
 ) -> tuple[list[Word], list[Word], list[Word]]:
-    """A seeded split by word (or (name, count) pair) into (train, val, test); `dedupe` keeps
-    repeated words once."""
+    """A seeded split by word (or (name, count) pair) into (train, val, test)."""
     config = DataConfig(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     if dedupe:
         words = list(dict.fromkeys(words))
-    sizes = config.split_sizes(len(words))
-    shuffled = [words[i] for i in config.split_order(len(words)).tolist()]
-    n_test, n_val = sizes["test"], sizes["val"]
-    return shuffled[n_test + n_val :], shuffled[n_test : n_test + n_val], shuffled[:n_test]
+    return tuple([words[i] for i in part.tolist()] for part in config.split_parts(len(words)))
 
 
 def split_of_words(config: DataConfig, num_words: int) -> Tensor:
     """(W,) int8 split of each word in file order (0 train, 1 val, 2 test), as `split_words`."""
-    order, sizes = config.split_order(num_words), config.split_sizes(num_words)
-    n_test, n_val = sizes["test"], sizes["val"]
     split = torch.zeros(num_words, dtype=torch.int8)
-    split[order[n_test : n_test + n_val]] = 1
-    split[order[:n_test]] = 2
+    for number, part in enumerate(config.split_parts(num_words)):
+        split[part] = number
     return split
 
 
 @takes_settings(DataConfig)
 class NamesData:
-    """Character n-grams of a one-name-per-line file, split by word into train/val/test: n-gram
-    counts streamed from the file for the counting models, example tensors for the neural one."""
+    """Character n-grams of a names file, split by word: n-gram counts streamed from the file
+    for the counting models, example tensors for the neural one."""
 
     def __init__(self, *args, **settings) -> None:
         self.config = DataConfig(*args, **settings)
@@ -148,7 +144,6 @@ class NamesData:
         self._failed: DataError | None = None  # the download that failed
         self._counts: dict[str, NgramCounts] = {}
         self._examples: dict[str, tuple[Tensor, Tensor, Tensor | None]] = {}
-        self.splits: Mapping[str, tuple[Tensor, Tensor]] = ExampleSplits(self)  # (X, Y), lazily
 
     @property
     def path(self) -> Path:
@@ -159,12 +154,11 @@ class NamesData:
         return self.config.context_size
 
     def adopt_vocabulary(self, chars: Sequence[str]) -> None:
-        """Takes a model's characters as the vocabulary: no training file needed, nor downloaded."""
+        """A model's characters as the vocabulary: no training file needed, nor downloaded."""
         self._vocab, self._adopted = Vocabulary(list(chars)), True
 
     def ensure_file(self) -> None:
-        """Downloads names.txt if it is the data file and is missing; never any other file, and
-        never twice (a failure is raised again)."""
+        """Downloads names.txt if it is the data file and missing; a failure is raised again."""
         if self._failed is not None:
             raise self._failed
         if self.path.name == "names.txt" and not self.path.exists() and not self._adopted:
@@ -211,8 +205,12 @@ class NamesData:
         counts = self.scan.counts
         return None if counts is None else list(counts.values())
 
+    @property
+    def splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """split -> (X, Y) of `examples`, built when first looked up."""
+        return {name: self.examples(name)[:2] for name in SPLITS}
+
     def split(self) -> dict[str, list[str]]:
-        """The words of each split."""
         return {name: [w for w, _ in part] for name, part in self.counted_split().items()}
 
     def counted_split(self) -> dict[str, list[tuple[str, int]]]:
@@ -282,19 +280,3 @@ class NamesData:
             words = entries[start : start + ENTRY_CHUNK]
             weights = None if counts is None else torch.tensor([counts[w] for w in words])
             yield words, weights, split_of[start : start + ENTRY_CHUNK]
-
-
-class ExampleSplits(Mapping):
-    """split -> (X, Y) of `NamesData.examples`, built when first looked up."""
-
-    def __init__(self, data: NamesData) -> None:
-        self.data = data
-
-    def __getitem__(self, split: str) -> tuple[Tensor, Tensor]:
-        return self.data.examples(split)[:2]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(SPLITS)
-
-    def __len__(self) -> int:
-        return len(SPLITS)

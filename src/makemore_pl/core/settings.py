@@ -71,11 +71,7 @@ def one_of(*choices: str) -> Check:
 
 def of_type(kind: type | tuple[type, ...], words: str) -> Check:
     """A value of this Python type (`words` names it), e.g. a path's text or a flag."""
-
-    def check(value: Any) -> str | None:
-        return None if isinstance(value, kind) else f"must be {words}, got {value!r}"
-
-    return check
+    return lambda value: None if isinstance(value, kind) else f"must be {words}, got {value!r}"
 
 
 def numbers(count: int, what: str) -> Check:
