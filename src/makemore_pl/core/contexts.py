@@ -47,7 +47,7 @@ def sliding_keys(stream: Tensor, vocab_size: int, context_size: int) -> Tensor:
 
 
 def split_keys(keys: Tensor, vocab_size: int, context_size: int) -> tuple[Tensor, Tensor]:
-    """(U,) n-gram keys -> (U, c) contexts and (U,) next ids."""
+    """(U,) n-gram keys -> (U, c) contexts and (U,) next ids: the inverse of `ngram_keys`."""
     return row_contexts(keys // vocab_size, vocab_size, context_size), keys % vocab_size
 
 
@@ -68,21 +68,16 @@ def largest_context_size(vocab_size: int) -> int:
     return c
 
 
-def power_shown(base: int, exponent: int) -> str:
-    """base**exponent to 3 digits, even past the largest float (27**215 is about 1.6e307)."""
-    digits = exponent * math.log10(base)
-    return f"{10 ** (digits % 1):.3g}e+{int(digits):02d}"
-
-
 def check_keys_fit(vocab_size: int, context_size: int) -> None:
-    """A DataError, saying the size, the limit and the way out, if keys would overflow int64."""
+    """A DataError if keys would overflow int64."""
     # past 63 the power overflows anyway (V >= 2), and a huge one takes long to compute
     if context_size + 1 <= 63 and vocab_size ** (context_size + 1) < INT64_LIMIT:
         return
-    largest = largest_context_size(vocab_size)
+    digits = (context_size + 1) * math.log10(vocab_size)  # the power past the largest float too
     raise DataError(
         f"context_size {context_size} with {vocab_size} tokens needs n-gram keys up to "
-        f"{vocab_size}**{context_size + 1} = {power_shown(vocab_size, context_size + 1)}, which "
+        f"{vocab_size}**{context_size + 1} = {10 ** (digits % 1):.3g}e+{int(digits):02d}, which "
         f"overflows int64 keys (limit 2**63 = {float(INT64_LIMIT):.3g}); use a context_size of "
-        f"at most {largest} for this data, or data with fewer distinct characters"
+        f"at most {largest_context_size(vocab_size)} for this data, or data with fewer distinct "
+        "characters"
     )

@@ -14,7 +14,6 @@ NO_FLOAT64 = frozenset({"mps"})  # device types whose backends have no float64
 
 
 def has_float64(device: torch.device | str) -> bool:
-    """Whether tensors of dtype float64 can live on `device`."""
     kind = device.type if isinstance(device, torch.device) else torch.device(device).type
     declared = os.environ.get(NO_FLOAT64_ENV)  # read each time: tests set it; asked every step
     if kind in NO_FLOAT64 or not declared:
@@ -23,7 +22,6 @@ def has_float64(device: torch.device | str) -> bool:
 
 
 def sum_dtype(device: torch.device | str) -> torch.dtype:
-    """What a sum on `device` is accumulated in: float64 where it has it, else float32."""
     return torch.float64 if has_float64(device) else torch.float32
 
 
@@ -43,24 +41,16 @@ def available(device_type: str) -> bool:
     return device_type == "mps" and torch.backends.mps.is_available()
 
 
-def accelerator_problem(option: str, accelerator: str) -> str | None:
-    """Why `accelerator` ("gpu", "cuda", "mps") cannot run here, as one line; None if it can."""
-    wanted = ACCELERATORS.get(accelerator)
-    if wanted is None or any(available(kind) for kind in wanted):
-        return None
-    looked = " or ".join(DESCRIBED[kind] for kind in wanted)
-    build = "" if torch.version.cuda or accelerator == "mps" else ", built without CUDA"
-    return (
-        f"{option} {accelerator}: found no {looked} (torch {torch.__version__}{build}); "
-        f"run on the CPU with {option} cpu"
-    )
-
-
 def device_of(option: str, accelerator: str) -> torch.device:
     """The device an accelerator name runs on here, as Lightning picks it; CommandError if it is
     missing. Other names (e.g. "tpu") are left to Lightning: CPU."""
-    problem = accelerator_problem(option, accelerator)
-    if problem is not None:
-        raise CommandError(problem)
     wanted = ACCELERATORS["gpu"] if accelerator == "auto" else ACCELERATORS.get(accelerator, ())
-    return torch.device(next((kind for kind in wanted if available(kind)), "cpu"))
+    found = next((kind for kind in wanted if available(kind)), None)
+    if found is None and accelerator in ACCELERATORS:
+        looked = " or ".join(DESCRIBED[kind] for kind in wanted)
+        build = "" if torch.version.cuda or accelerator == "mps" else ", built without CUDA"
+        raise CommandError(
+            f"{option} {accelerator}: found no {looked} (torch {torch.__version__}{build}); "
+            f"run on the CPU with {option} cpu"
+        )
+    return torch.device(found or "cpu")

@@ -7,6 +7,8 @@ from torch import Tensor
 
 from makemore_pl.core.contexts import ngram_keys, sliding_keys, split_keys
 
+SORTED_SEARCH = 1 << 14  # queries above which sorting them first pays
+
 
 def find(sorted_keys: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
     """Position of each `query` key in `sorted_keys` (valid where found) and whether it is there."""
@@ -20,12 +22,8 @@ def find(sorted_keys: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
     return index, sorted_keys[index] == query
 
 
-SORTED_SEARCH = 1 << 14  # queries above which sorting them first pays
-
-
 def sorted_search(sorted_keys: Tensor, query: Tensor) -> Tensor:
-    """torch.searchsorted of many queries, sorted first: walking the keys in order is 3-5 times
-    faster than the sort costs (measured)."""
+    """torch.searchsorted of the queries sorted: 3-5 times faster, the sort included (measured)."""
     flat = query.reshape(-1).numpy()
     order = np.argsort(flat)
     index = np.empty_like(flat)
@@ -86,18 +84,10 @@ class NgramCounts:
         keys, counts = count_keys(ngram_keys(x, y, vocab_size), weights)
         return cls(vocab_size, x.shape[1], keys, counts)
 
-    @classmethod
-    def from_dense(cls, dense: Tensor, context_size: int) -> "NgramCounts":
-        """From a (V**c, V) table of counts."""
-        flat = dense.reshape(-1)
-        keys = flat.nonzero().squeeze(1)
-        return cls(dense.shape[1], context_size, keys, flat[keys].long())
-
     def __len__(self) -> int:
         return len(self.keys)
 
-    def total(self) -> int:
-        """The number of examples counted (the sum of their weights)."""
+    def total(self) -> int:  # the number of examples counted: the sum of their weights
         return int(self.counts.sum())
 
     def pairs(self) -> tuple[Tensor, Tensor]:
@@ -123,9 +113,8 @@ class NgramCounts:
     def to(self, device: torch.device) -> "NgramCounts":
         if self.keys.device == torch.device(device):
             return self
-        return NgramCounts(
-            self.vocab_size, self.context_size, self.keys.to(device), self.counts.to(device)
-        )
+        keys, counts = self.keys.to(device), self.counts.to(device)
+        return NgramCounts(self.vocab_size, self.context_size, keys, counts)
 
 
 class NgramCounter:
@@ -137,16 +126,16 @@ class NgramCounter:
         self.runs: list[tuple[Tensor, Tensor]] = []
 
     def add(self, keys: Tensor, weights: Tensor | None = None) -> None:
-        """Counts (N,) keys, key i `weights[i]` times (once without weights)."""
+        """Counts (N,) keys as `count_keys` does."""
         if len(keys):
             self.runs.append(count_keys(keys, weights))
         while len(self.runs) > 1 and len(self.runs[-2][0]) < 2 * len(self.runs[-1][0]):
             self.runs.append(merge_runs(self.runs.pop(), self.runs.pop()))
 
     def result(self) -> NgramCounts:
-        empty = torch.zeros(0, dtype=torch.long)
         while len(self.runs) > 1:
             self.runs.append(merge_runs(self.runs.pop(), self.runs.pop()))
+        empty = torch.zeros(0, dtype=torch.long)
         keys, counts = self.runs[0] if self.runs else (empty, empty)
         return NgramCounts(self.vocab_size, self.context_size, keys, counts)
 
