@@ -42,8 +42,7 @@ def available(device_type: str) -> bool:
 
 
 def device_of(option: str, accelerator: str) -> torch.device:
-    """The device an accelerator name runs on here, as Lightning picks it; CommandError if it is
-    missing. Other names (e.g. "tpu") are left to Lightning: CPU."""
+    """The device Lightning picks here for an accelerator name ("tpu" and others: the CPU)."""
     wanted = ACCELERATORS["gpu"] if accelerator == "auto" else ACCELERATORS.get(accelerator, ())
     found = next((kind for kind in wanted if available(kind)), None)
     if found is None and accelerator in ACCELERATORS:

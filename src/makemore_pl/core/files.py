@@ -105,7 +105,6 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def write_failure(path: Path, err: OSError) -> str:
-    """The one message for a write that failed."""
     if err.errno == errno.ENOSPC:
         return f"no space left on device writing {path}"
     return f"cannot write {path} ({err.strerror or err})"

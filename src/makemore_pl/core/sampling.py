@@ -122,11 +122,8 @@ def _generate(
         ended |= nxt[:, 0] == 0
         if ended.all():
             break
-    words = []
-    for row in torch.cat(drawn, 1).tolist() if drawn else [[]] * rows:
-        end = row.index(0) if 0 in row else len(row)
-        words.append(list(prefix) + row[:end])
-    return words
+    rows_drawn = torch.cat(drawn, 1).tolist() if drawn else [[]] * rows
+    return [list(prefix) + (row[: row.index(0)] if 0 in row else row) for row in rows_drawn]
 
 
 def host_uniforms(generators: list[torch.Generator]) -> Tensor:
@@ -135,8 +132,7 @@ def host_uniforms(generators: list[torch.Generator]) -> Tensor:
 
 
 def inverse_cdf(probs: Tensor, uniform: Tensor) -> Tensor:
-    """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws, in float64; a character of
-    probability 0 is never drawn."""
+    """(B, V) probabilities, (B,) uniforms in [0, 1) -> (B,) draws; probability 0: never drawn."""
     cdf = float64_of(probs).cumsum(-1)
     u = uniform.to(cdf.device)[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[-1] - 1)

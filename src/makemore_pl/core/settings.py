@@ -29,7 +29,6 @@ def is_number(value: Any) -> bool:
 
 
 def whole(least: int, below: int | None = None, words: str | None = None) -> Check:
-    """A whole number from `least` (below `below`, if given)."""
     said = words or f"must be at least {least}"
 
     def check(value: Any) -> str | None:

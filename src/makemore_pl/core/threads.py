@@ -14,9 +14,8 @@ SMALL_STEP_CELLS = 2**15
 
 
 def step_threads(cells: int) -> int:
-    """The intra-op threads for training steps whose largest tensor holds `cells`: one for small
-    steps; else, or when the user chose a count (OMP_NUM_THREADS, torch.set_num_threads), the
-    count torch has."""
+    """Intra-op threads for steps whose largest tensor holds `cells`: one for small steps unless
+    the user chose a count (OMP_NUM_THREADS, torch.set_num_threads)."""
     current = torch.get_num_threads()
     chosen = THREADS_ENV in os.environ or current != TORCH_DEFAULT
     return current if chosen or cells >= SMALL_STEP_CELLS else 1

@@ -55,8 +55,7 @@ class Vocabulary:
             ) from None
 
     def encode_framed(self, words: Sequence[str], gap: int) -> Tensor:
-        """(T + gap * (W + 1),) int64 ids of the words end to end, with `gap` boundaries (0)
-        before, between and after them, without a Python loop over characters."""
+        """The words' ids end to end, `gap` boundaries (0) before, between and after them."""
         separator = "\n" * gap  # no name holds a line end: it stands for the boundary
         text = separator + separator.join(words) + separator
         if text.isascii():

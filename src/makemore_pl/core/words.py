@@ -37,21 +37,18 @@ def open_data_file(path: str | Path):
     name = str(path)
     try:
         mode = os.stat(path).st_mode
+        if stat.S_ISREG(mode):
+            return open(path, "rb")  # noqa: SIM115  (the caller closes it)
     except FileNotFoundError:
         raise DataError(f"data file {name!r} does not exist") from None
     except OSError as err:
         raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
     if stat.S_ISDIR(mode):
         raise DataError(f"cannot read data file {name!r}: Is a directory")
-    if not stat.S_ISREG(mode):
-        raise DataError(
-            f"cannot read data file {name!r}: not a regular file (a pipe, device or socket); "
-            "save the names to a file first"
-        )
-    try:
-        return open(path, "rb")  # noqa: SIM115  (the caller closes it)
-    except OSError as err:
-        raise DataError(f"cannot read data file {name!r}: {err.strerror}") from None
+    raise DataError(
+        f"cannot read data file {name!r}: not a regular file (a pipe, device or socket); "
+        "save the names to a file first"
+    )
 
 
 def line_chunks(path: str | Path) -> Iterator[tuple[int, list]]:
@@ -83,8 +80,7 @@ def line_chunks(path: str | Path) -> Iterator[tuple[int, list]]:
 
 def decode(raw: bytes, name: str, number: int, first: bool) -> str:
     """UTF-8 bytes of whole lines -> text with every line end as "\\n"."""
-    encoding = utf16_guess(raw) if first else None
-    if encoding is not None:
+    if first and (encoding := utf16_guess(raw)):
         raise DataError(
             f"data file {name!r}, line 1: the file looks like UTF-16 ({encoding}), not UTF-8; "
             "save it as UTF-8, one name per line"
@@ -155,7 +151,6 @@ def distinct_chars(text: str) -> set[str]:
 
 
 def quote(line: str) -> str:
-    """A line as quoted in an error: at most QUOTE_CHARS characters of it."""
     return repr(line) if len(line) <= QUOTE_CHARS else repr(line[:QUOTE_CHARS]) + "…"
 
 
@@ -198,9 +193,10 @@ def is_counted_file(path: str | Path) -> bool:
     raise no_words(str(path))
 
 
-def read_counted(path: str | Path) -> dict[str, int]:
-    """name -> count of a name,count file, a name's lines added; the total is checked so that
-    no later sum of counts overflows int64."""
+def read_counted(path: str | Path) -> dict[str, int] | None:
+    """name -> count of a name,count file (None: a plain file), its total checked for int64."""
+    if not is_counted_file(path):
+        return None
     name, counts, total = str(path), {}, 0
     for number, lines in line_chunks(path):
         for offset, line in enumerate(lines):
@@ -254,10 +250,8 @@ def load_words(path: str | Path) -> list[str]:
 def load_counted_words(path: str | Path) -> tuple[list[str], list[int] | None]:
     """The words of a data file, and their counts (else None) if its first non-blank line holds
     a comma (`Olivia,17728`); the lines of one name are merged, their counts added."""
-    if is_counted_file(path):
-        counts = read_counted(path)
-        return list(counts), list(counts.values())
-    return load_words(path), None
+    counts = read_counted(path)
+    return (load_words(path), None) if counts is None else (list(counts), list(counts.values()))
 
 
 @dataclass
@@ -271,8 +265,7 @@ class NameScan:
 
 def scan_names(path: str | Path) -> NameScan:
     """One pass over the file, keeping only its characters (and a name,count file's names)."""
-    if is_counted_file(path):
-        counts = read_counted(path)
+    if (counts := read_counted(path)) is not None:
         return NameScan(sorted(distinct_chars("".join(counts))), len(counts), counts)
     chars, num_names = set(), 0
     for names in name_chunks(path):
