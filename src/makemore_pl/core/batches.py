@@ -33,7 +33,6 @@ def example_table(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Batch:
 
 class TensorBatches(Dataset):
     """(X, Y, counts) tensors whose item is a whole batch, indexed by a slice or index tensor.
-
     Each process keeps the rows whose context it owns (`owner`: a rank per row), so that each
     row of W sums its gradient as on one device and several processes train the same weights."""
 

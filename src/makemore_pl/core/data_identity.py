@@ -31,9 +31,8 @@ class DataFile:
         if not isinstance(saved, dict):
             return None
         path, size, sha = saved.get("path"), saved.get("size"), saved.get("sha256")
-        if isinstance(path, str) and isinstance(size, int) and isinstance(sha, str):
-            return cls(path, size, sha)
-        return None
+        fits = isinstance(path, str) and isinstance(size, int) and isinstance(sha, str)
+        return cls(path, size, sha) if fits else None
 
     def saved(self) -> dict:
         return {"path": self.path, "size": self.size, "sha256": self.sha256}

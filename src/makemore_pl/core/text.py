@@ -9,12 +9,8 @@ UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 def printable(text: str) -> str:
     """`text` with every UNPRINTABLE character escaped (ESC -> \\x1b), other text as it is."""
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(ch) in UNPRINTABLE
-        else ch
-        for ch in text
-    )
+    unsafe = {ch for ch in set(text) if unicodedata.category(ch) in UNPRINTABLE}
+    return "".join(ch.encode("unicode_escape").decode() if ch in unsafe else ch for ch in text)
 
 
 def human_bytes(n: float) -> str:
