@@ -1,5 +1,6 @@
 """Files the package writes: whole or not at all, never over a file it must keep."""
 
+import contextlib
 import errno
 import os
 import stat
@@ -79,8 +80,9 @@ def check_writable_target(
     if not stat.S_ISREG(info.st_mode):
         raise error(f"cannot write {path}: it is not a regular file (a device, FIFO or socket)")
     for source in filter(None, inputs):  # None: an input the command does not have
-        if same_file(path, Path(source)):
-            raise error(f"cannot write {path}: it is {source}, which this command reads")
+        with contextlib.suppress(OSError):  # an input that is not there is not this file
+            if os.path.samefile(path, source):
+                raise error(f"cannot write {path}: it is {source}, which this command reads")
     if kind is None:
         return
     try:
@@ -95,13 +97,6 @@ def check_writable_target(
             f"cannot write {path}: it exists and is not {kind.name}, so it is kept; remove it or "
             "choose another name"
         )
-
-
-def same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def write_failure(path: Path, err: OSError) -> str:
