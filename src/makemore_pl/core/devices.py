@@ -15,10 +15,8 @@ NO_FLOAT64 = frozenset({"mps"})  # device types whose backends have no float64
 
 def has_float64(device: torch.device | str) -> bool:
     kind = device.type if isinstance(device, torch.device) else torch.device(device).type
-    declared = os.environ.get(NO_FLOAT64_ENV)  # read each time: tests set it; asked every step
-    if kind in NO_FLOAT64 or not declared:
-        return kind not in NO_FLOAT64
-    return kind not in {name.strip() for name in declared.split(",")}
+    declared = os.environ.get(NO_FLOAT64_ENV, "")  # read each time: tests set it; asked every step
+    return kind not in NO_FLOAT64 and kind not in map(str.strip, declared.split(","))
 
 
 def sum_dtype(device: torch.device | str) -> torch.dtype:
