@@ -18,16 +18,9 @@ from torch import Tensor, nn
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import SettingError
-from makemore_pl.core.settings import Settings, number, numbers, optional, setting, whole
+from makemore_pl.core.settings import number, numbers, setting, whole
 from makemore_pl.models import suffix_tree
-from makemore_pl.models.dense import (
-    CHARS_HELP,
-    CONTEXT_SIZE_HELP,
-    VOCAB_SIZE_HELP,
-    chars_problem,
-    check_chars,
-)
-from makemore_pl.models.ngram import NgramModel
+from makemore_pl.models.ngram import NgramConfig, NgramModel, chars_setting, is_sized
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
 
@@ -42,11 +35,9 @@ def scales(value: object) -> str | None:
 
 
 @dataclass(frozen=True)
-class SuffixConfig(Settings):
+class SuffixConfig(NgramConfig):
     """The every-suffix model's settings (`--model.init_args.*` of SuffixLitModule)."""
 
-    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
-    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
     strengths: list[float] | None = penalty(
         None,
         "L2 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: 1 "
@@ -74,7 +65,7 @@ class SuffixConfig(Settings):
         "this; 1e-7 leaves val_nll within about 1e-7 of the optimum.",
         number(0),
     )
-    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
+    chars: list[str] | None = chars_setting()
     l1: list[float] | None = penalty(
         None,
         "L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: no "
@@ -99,10 +90,10 @@ class SuffixConfig(Settings):
     )
 
     def check(self) -> None:
-        v, c = self.vocab_size, self.context_size
-        check_chars(self.chars, v)
-        if v is None or c is None:
+        super().check()
+        if not is_sized(self):
             return  # checked once the data gives them
+        v, c = self.vocab_size, self.context_size
         if c + 1 >= 63 or v ** (c + 1) >= 2**62:
             raise SettingError(
                 "context_size", f"{c} overflows the int64 suffix keys (V**(c + 1) = {v}**{c + 1})"
