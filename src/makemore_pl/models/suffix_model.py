@@ -23,6 +23,7 @@ from makemore_pl.models import suffix_tree
 from makemore_pl.models.ngram import NgramConfig, NgramModel, chars_setting, is_sized
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
+ONE_OR_MORE = whole(1, words="must be 1 or more")
 
 
 def penalty(default, help: str, check=None):
@@ -52,12 +53,10 @@ class SuffixConfig(NgramConfig):
     max_iter: int = setting(
         100,
         "L-BFGS iterations per training step; a step is one full batch, so an epoch is one step.",
-        whole(1, words="must be 1 or more"),
+        ONE_OR_MORE,
     )
     history_size: int = setting(
-        2,
-        "L-BFGS curvature pairs kept (each two copies of the weights).",
-        whole(1, words="must be 1 or more"),
+        2, "L-BFGS curvature pairs kept (each two copies of the weights).", ONE_OR_MORE
     )
     tolerance: float = setting(
         1e-7,
