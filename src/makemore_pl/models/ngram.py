@@ -1,5 +1,5 @@
-"""What every neural n-gram model computes from its own logits: the loss, its parts and
-log-probabilities (training, the DDP objective, `sweep`, `suffix_sweep` and the tests)."""
+"""What every neural n-gram model has (its sizes and characters) and computes from its own logits:
+the loss, its parts and log-probabilities (training, the DDP objective, sweeps and the tests)."""
 
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -14,15 +14,16 @@ from makemore_pl.core.settings import Settings, optional, setting, whole
 
 # no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
 MAX_WEIGHT = 1e6
+VOCAB_SIZE_HELP = "V, tokens including the boundary (None: the data's)."
+CONTEXT_SIZE_HELP = "characters of context, c (None: the data's)."
+CHARS_HELP = (
+    "the data's characters in index order, kept so a checkpoint can generate without the data "
+    "file (None: the data's)."
+)
 
 
-def chars_setting() -> Any:
-    """The `chars` setting every model's settings have (see NgramConfig)."""
-    help = (
-        "the data's characters in index order, kept so a checkpoint can generate without the "
-        "data file (None: the data's)."
-    )
-    return setting(None, help, chars_problem, kept=True)
+def chars_setting() -> Any:  # a field of each model's settings class (see NgramConfig)
+    return setting(None, CHARS_HELP, chars_problem, kept=True)
 
 
 def chars_problem(chars: object) -> str | None:
@@ -37,12 +38,8 @@ class NgramConfig(Settings):
     """The sizes every model's settings begin with. Each model declares its own `chars`, so that
     it keeps its place among the settings (a base class's fields come first)."""
 
-    vocab_size: int | None = setting(
-        None, "V, tokens including the boundary (None: the data's).", optional(whole(1)), kept=True
-    )
-    context_size: int | None = setting(
-        None, "characters of context, c (None: the data's).", optional(whole(1)), kept=True
-    )
+    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
+    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
 
     def check(self) -> None:
         chars, v = self.chars, self.vocab_size

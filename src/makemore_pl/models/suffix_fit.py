@@ -58,18 +58,16 @@ class Objective:
         self.inv_total = 1 / max(self.total, 1.0)
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
-        self.l1 = None  # (R, 1) the L1 strengths / N
-        config = model.config
-        self.eps = config.smoothing
+        config, self.eps = model.config, model.config.smoothing
+        # (R, 1) the L1 strengths / N; by count class: (4,) scales of the L1 and L2 strengths
+        self.l1 = self.l1_scales = self.l2_scales = self.classes = None
         if config.has_l1:
             self.l1 = self.inv_total * model.strength_of_rows(config.l1)[:, None]
-        # by count class: (4,) scales of the L1 and L2 strengths, and each entry's class
-        self.l1_scales = self.l2_scales = self.classes = None
-        if self.l1 is not None and config.l1_by_count is not None:
-            self.l1_scales = model.count_scales(config.l1_by_count)
+            if config.l1_by_count is not None:
+                self.l1_scales = model.count_scales(config.l1_by_count)
         if config.l2_by_count is not None:
             self.l2_scales = model.count_scales(config.l2_by_count)
-        if self.l1_scales is not None or self.l2_scales is not None:
+        if self.l1_scales is not None or self.l2_scales is not None:  # each entry's class
             self.classes = suffix_tree.count_classes(self._counts(), model.links)  # (R, V) uint8
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
