@@ -137,8 +137,11 @@ class Objective:
 
     def curvature(self, w: Tensor | None = None, per_entry: bool = False) -> Tensor:
         """N_r p (1 - p) / N, the NLL's Hessian diagonal in theta, (R, V) or its row means."""
-        if w is None:
-            p = self._frequencies()
+        if w is None:  # each row's next-character frequencies, smoothed by one overall example
+            p = self._counts()
+            overall = p.sum(0, keepdim=True)
+            overall /= overall.sum().clamp_min(1)
+            p.add_(overall).div_((self.all_examples + 1)[:, None])
         else:  # a softmax per row, in place in one (R, V) buffer
             p = suffix_tree.w_to_theta_(w.clone(), self.model.links)
             p.sub_(p.amax(1, keepdim=True)).exp_()
@@ -153,13 +156,6 @@ class Objective:
         table.view(-1).index_add_(0, self.flat, self.counts)
         self.reduce(table)
         return table
-
-    def _frequencies(self) -> Tensor:
-        """(R, V) each row's next-character frequencies, smoothed by one overall example."""
-        table = self._counts()
-        overall = table.sum(0, keepdim=True)
-        overall /= overall.sum().clamp_min(1)
-        return table.add_(overall).div_((self.all_examples + 1)[:, None])
 
 
 class TreePreconditioner:

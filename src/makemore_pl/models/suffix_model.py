@@ -18,21 +18,18 @@ from torch import Tensor, nn
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import SettingError
-from makemore_pl.core.settings import number, numbers, setting, whole
+from makemore_pl.core.settings import number, numbers, optional, setting, whole
 from makemore_pl.models import suffix_tree
 from makemore_pl.models.ngram import NgramConfig, NgramModel, chars_setting, is_sized
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
 ONE_OR_MORE = whole(1, words="must be 1 or more")
+scales = optional(numbers(suffix_tree.COUNT_CLASSES, BY_COUNT))  # of a strength by count
 
 
 def penalty(default, help: str, check=None):
     """A setting of the penalty: what `suffix_sweep` searches, and reads from a fit config."""
     return field(default=default, metadata={"help": help, "check": check, "penalty": True})
-
-
-def scales(value: object) -> str | None:
-    return None if value is None else numbers(suffix_tree.COUNT_CLASSES, BY_COUNT)(value)
 
 
 @dataclass(frozen=True)
@@ -99,10 +96,10 @@ class SuffixConfig(NgramConfig):
             )
         if self.strengths is None:  # the default depends on c: written out, as saved
             object.__setattr__(self, "strengths", [1.0] + [0.25] * c)
-        per_length = numbers(c + 1, f"suffix lengths 0..{c}")
+        per_length = optional(numbers(c + 1, f"suffix lengths 0..{c}"))
         for name in ("strengths", "l1"):
             problem = per_length(getattr(self, name))
-            if problem is not None and getattr(self, name) is not None:
+            if problem is not None:
                 raise SettingError(name, problem)
         if not (isinstance(self.shortest, int) and 0 <= self.shortest <= c):
             raise SettingError("shortest", f"must be an integer in 0..{c}, got {self.shortest!r}")
@@ -148,7 +145,8 @@ class SuffixModel(NgramModel):
         v, shortest = self.vocab_size, self.config.shortest
         x, y, counts = count_table(x, y, v, weights)  # distinct rows: cheaper
         x, counts = x.to(self.U.device), counts.to(self.U.device, self.scale.dtype)
-        keys = suffix_tree.table_keys(x, v, shortest)
+        keys = torch.unique(suffix_tree.suffix_keys(x, v, shortest))  # every suffix seen
+        keys = keys[keys >= 0]
         self._allocate(len(keys))
         self.keys.copy_(keys)
         self._derive()
@@ -197,9 +195,8 @@ class SuffixModel(NgramModel):
 
     def theta_of(self, rows: Tensor) -> Tensor:
         """(B,) rows (-1: none) -> (B, V) their theta (0 for -1), for these rows only."""
-        known = rows >= 0
-        picked = rows.clamp_min(0)
-        return suffix_tree.deepest_logits(self.U, rows) * (self.scale[picked] * known)[:, None]
+        picked = rows.clamp_min(0)  # F.embedding: a deterministic backward, unlike U[picked]
+        return F.embedding(picked, self.U) * (self.scale[picked] * (rows >= 0))[:, None]
 
     def rows_of(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B,) deepest rows, the last batch's kept (L-BFGS reuses it)."""
