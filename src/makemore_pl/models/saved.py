@@ -253,17 +253,13 @@ def check_saved_values(checkpoint: Any) -> None:
         if saved is not None and not isinstance(saved, dict):
             raise refused(f"its {key} is not settings")
         for where, value in values(saved or {}):
-            problem = value_problem(value)
-            if problem is not None:
-                raise refused(f"its setting {key}.{where} {problem}")
-
-
-def value_problem(value: Any) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"is {value}, not a finite number"
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return f"is a text of {len(value):,} characters (a setting holds at most {MAX_TEXT:,})"
-    return None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise refused(f"its setting {key}.{where} is {value}, not a finite number")
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                raise refused(
+                    f"its setting {key}.{where} is a text of {len(value):,} characters (a setting "
+                    f"holds at most {MAX_TEXT:,})"
+                )
 
 
 def saved_settings(checkpoint: dict, key: str = "hyper_parameters") -> dict:
