@@ -120,13 +120,16 @@ class SuffixModel(NgramModel):
         super().__init__(config)
         self._allocate(0)
 
-    def _allocate(self, num_rows: int) -> None:
-        """Zero weights and an empty table of `num_rows` rows, on the module's device and dtype."""
+    def _allocate(self, num_rows: int, keys: Tensor | None = None) -> None:
+        """Zero weights and a table of `num_rows` rows, its `keys` (None: zeros), on the module's
+        device and dtype."""
         v, device = self.vocab_size, self.U.device if hasattr(self, "U") else None
         dtype = self.U.dtype if hasattr(self, "U") else torch.get_default_dtype()
         self.U = nn.Parameter(torch.zeros(num_rows, v, dtype=dtype, device=device))
         self.register_buffer("scale", torch.ones(num_rows, dtype=dtype, device=device))
         self.register_buffer("keys", torch.zeros(num_rows, dtype=torch.long, device=device))
+        if keys is not None:
+            self.keys.copy_(keys)
         self.register_buffer("train_total", torch.zeros((), dtype=torch.long, device=device))
         self._derive()
 
@@ -147,9 +150,7 @@ class SuffixModel(NgramModel):
         x, counts = x.to(self.U.device), counts.to(self.U.device, self.scale.dtype)
         keys = torch.unique(suffix_tree.suffix_keys(x, v, shortest))  # every suffix seen
         keys = keys[keys >= 0]
-        self._allocate(len(keys))
-        self.keys.copy_(keys)
-        self._derive()
+        self._allocate(len(keys), keys)
         self.train_total.fill_(int(counts.sum().item()))
         deepest = suffix_tree.deepest_rows(self.keys, x, v, shortest)
         self.scale.copy_(self.curvature(deepest, counts).rsqrt())
@@ -257,10 +258,8 @@ class SuffixModel(NgramModel):
         super().prepare_for(state)
         keys = state.get("keys")
         fits = isinstance(keys, Tensor) and keys.dim() == 1 and keys.dtype == torch.long
-        self._allocate(len(keys) if fits else 0)
-        if fits and self.keys_problem(keys) is None:
-            self.keys.copy_(keys)
-            self._derive()
+        usable = fits and self.keys_problem(keys) is None  # else load_weights says what is wrong
+        self._allocate(len(keys) if fits else 0, keys if usable else None)
 
     def keys_problem(self, keys: Tensor) -> str | None:
         """Why `keys` are not a suffix table of this context size: in range, sorted, distinct."""
