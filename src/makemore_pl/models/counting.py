@@ -164,8 +164,7 @@ class CountingBaseline:
 
     def names(self, num_samples: int, chars: list[str], seed: int = 0, **kwargs) -> list[str]:
         """Generated names, of the data's characters `chars` (`NamesData.chars`)."""
-        c = self.context_size
-        return sample_names(self.log_probs, chars, c, num_samples, seed, **kwargs)
+        return sample_names(self.log_probs, chars, self.context_size, num_samples, seed, **kwargs)
 
 
 def add_k_probs(table: NgramCounts, k: float, rows: Tensor, next_ids: Tensor) -> Tensor:
@@ -190,8 +189,7 @@ def tune_smoothing(
 ) -> CountingBaseline:
     """The fitted model under the add-k smoothing of the lowest NLL on `val`."""
     _check_val(val)
-    candidates = [counting.with_smoothing(k) for k in grid]
-    return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
+    return _best_on(val, [counting.with_smoothing(k) for k in grid])
 
 
 def tune_discounts(
@@ -201,14 +199,16 @@ def tune_discounts(
     _check_val(val)
     if not counting.is_kneser_ney:
         counting = counting.with_smoothing(KNESER_NEY)  # built once, shared by the candidates
-    candidates = [counting.with_discount_scale(scale) for scale in grid]
-    return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
+    return _best_on(val, [counting.with_discount_scale(scale) for scale in grid])
 
 
 def tune_best(counting: CountingBaseline, val: HeldOut) -> CountingBaseline:
     """Add-k or Kneser-Ney, each tuned on `val`, whichever has the lower NLL there: the honest
     counting reference of a model of the same order."""
-    candidates = (tune_smoothing(counting, val), tune_discounts(counting, val))
+    return _best_on(val, [tune_smoothing(counting, val), tune_discounts(counting, val)])
+
+
+def _best_on(val: HeldOut, candidates: list[CountingBaseline]) -> CountingBaseline:
     return min(candidates, key=lambda candidate: candidate.held_out_nll(val))
 
 

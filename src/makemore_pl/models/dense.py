@@ -12,37 +12,28 @@ from torch import Tensor, nn
 
 from makemore_pl.core.batches import one_hot_rows
 from makemore_pl.core.contexts import context_rows
-from makemore_pl.core.errors import DataError, SettingError
-from makemore_pl.core.settings import Settings, number, one_of, optional, setting, whole
+from makemore_pl.core.errors import SettingError
+from makemore_pl.core.settings import number, one_of, optional, setting
 from makemore_pl.core.text import human_bytes
-from makemore_pl.models.ngram import NgramModel, at_least_float32
+from makemore_pl.models.ngram import (
+    NgramConfig,
+    NgramModel,
+    at_least_float32,
+    chars_setting,
+    is_sized,
+)
 
 # fixed, not a share of this machine's memory, so a model that builds here builds everywhere:
 # 537 MB for W, 2.1 GB with Adam; names.txt up to context_size 4 (57 MB), not 5 (1.5 GB)
 MAX_WEIGHT_CELLS = 2**27
 BYTES_PER_CELL = 4  # float32
 DEFAULT_LR = {"sgd": 50.0, "adam": 0.5, "lbfgs": 1.0}
-CHARS_HELP = (
-    "the data's characters in index order, kept so a checkpoint can generate without the data "
-    "file (None: the data's)."
-)
-VOCAB_SIZE_HELP = "V, tokens including the boundary (None: the data's)."
-CONTEXT_SIZE_HELP = "characters of context, c (None: the data's)."
-
-
-def chars_problem(chars: object) -> str | None:
-    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
-    if chars is None or (valid and len(set(chars)) == len(chars)):
-        return None
-    return f"must be distinct single characters, got {chars!r}"
 
 
 @dataclass(frozen=True)
-class DenseConfig(Settings):
+class DenseConfig(NgramConfig):
     """The dense model's settings (`--model.*` of BigramLitModule)."""
 
-    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
-    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
     encoding: Literal["index", "onehot"] | None = setting(
         None,
         'how a context selects its row: "index" looks it up, "onehot" multiplies '
@@ -67,11 +58,11 @@ class DenseConfig(Settings):
         "W as it is (to measure a model's train_nll).",
         number(0, optional=True),
     )
-    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
+    chars: list[str] | None = chars_setting()
 
     def check(self) -> None:
-        check_chars(self.chars, self.vocab_size)
-        if self.vocab_size is None or self.context_size is None:
+        super().check()
+        if not is_sized(self):
             return  # checked once the data gives them
         problem = table_size_problem(self.vocab_size, self.context_size)
         if problem is not None:
@@ -84,11 +75,6 @@ class DenseConfig(Settings):
 
     def hparams(self) -> dict:
         return {**super().hparams(), "lr": self.learning_rate}
-
-
-def check_chars(chars: list[str] | None, vocab_size: int | None) -> None:
-    if chars is not None and vocab_size is not None and len(chars) + 1 != vocab_size:
-        raise DataError(f"chars has {len(chars)} characters but vocab_size is {vocab_size}")
 
 
 def table_size_problem(vocab_size: int, context_size: int) -> str | None:

@@ -59,9 +59,7 @@ class KneserNey:
         other._interpolate(discount_scale)
         return other
 
-    def _interpolate(self, discount_scale: float) -> None:
-        if discount_scale <= 0:
-            raise ValueError(f"discount_scale must be positive, got {discount_scale}")
+    def _interpolate(self, discount_scale: float) -> None:  # CountingBaseline checked it
         limits = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
         self.discount_scale = discount_scale
         self.discounts = (self.estimated * discount_scale).minimum(limits)  # (c + 1, 3)

@@ -1,7 +1,7 @@
-"""What every neural n-gram model computes from its own logits: the loss, its parts and
-log-probabilities (training, the DDP objective, `sweep`, `suffix_sweep` and the tests)."""
+"""What every neural n-gram model has (its sizes and characters) and computes from its own logits:
+the loss, its parts and log-probabilities (training, the DDP objective, sweeps and the tests)."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -10,18 +10,49 @@ from torch import Tensor, nn
 
 from makemore_pl.core.devices import sum_dtype
 from makemore_pl.core.errors import DataError
-from makemore_pl.core.settings import Settings
+from makemore_pl.core.settings import Settings, optional, setting, whole
 
 # no trained table comes near: softmax saturates long before, and the L2 term pulls weights to 0
 MAX_WEIGHT = 1e6
+VOCAB_SIZE_HELP = "V, tokens including the boundary (None: the data's)."
+CONTEXT_SIZE_HELP = "characters of context, c (None: the data's)."
+CHARS_HELP = (
+    "the data's characters in index order, kept so a checkpoint can generate without the data "
+    "file (None: the data's)."
+)
+
+
+def chars_setting() -> Any:  # a field of each model's settings class (see NgramConfig)
+    return setting(None, CHARS_HELP, chars_problem, kept=True)
+
+
+def chars_problem(chars: object) -> str | None:
+    valid = isinstance(chars, list) and all(isinstance(ch, str) and len(ch) == 1 for ch in chars)
+    if chars is None or (valid and len(set(chars)) == len(chars)):
+        return None
+    return f"must be distinct single characters, got {chars!r}"
+
+
+@dataclass(frozen=True)
+class NgramConfig(Settings):
+    """The sizes every model's settings begin with. Each model declares its own `chars`, so that
+    it keeps its place among the settings (a base class's fields come first)."""
+
+    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
+    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
+
+    def check(self) -> None:
+        chars, v = self.chars, self.vocab_size
+        if chars is not None and v is not None and len(chars) + 1 != v:
+            raise DataError(f"chars has {len(chars)} characters but vocab_size is {v}")
 
 
 class NgramModel(nn.Module):
     """(B, c) contexts -> (B, V) logits (`forward`), built from its config; adds `penalty()`."""
 
-    config_class: ClassVar[type[Settings]]
+    config_class: ClassVar[type[NgramConfig]]
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: NgramConfig) -> None:
         super().__init__()
         self.config = config
 
@@ -88,7 +119,7 @@ class NgramModel(nn.Module):
         return None
 
 
-def is_sized(config: Any) -> bool:
+def is_sized(config: NgramConfig) -> bool:
     """Whether a model's config gives the sizes of its weights (else the data will)."""
     return config.vocab_size is not None and config.context_size is not None
 

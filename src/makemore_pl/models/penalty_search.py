@@ -15,11 +15,11 @@ from torch import Tensor
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import CommandError
-from makemore_pl.core.settings import Settings, number, setting, whole
+from makemore_pl.core.settings import Settings, number, setting
 from makemore_pl.core.threads import one_thread
 from makemore_pl.models.ngram import mean_nll
 from makemore_pl.models.suffix_fit import fit_suffix_model
-from makemore_pl.models.suffix_model import SuffixConfig, SuffixModel
+from makemore_pl.models.suffix_model import ONE_OR_MORE, SuffixConfig, SuffixModel
 
 MAX_MOVES = 4  # steps in one direction per setting and round: at most 2**4 = 16 times
 MAX_ROUNDS = 20  # the factor of round 20 is 2**(0.5**19), 1 + 1.3e-6: nothing moves
@@ -28,7 +28,7 @@ PENALTY = tuple(f.name for f in fields(SuffixConfig) if f.metadata.get("penalty"
 
 
 def rounds_problem(value: object) -> str | None:
-    problem = whole(1, words="must be 1 or more")(value)
+    problem = ONE_OR_MORE(value)
     if problem is None and value > MAX_ROUNDS:
         return f"must be at most {MAX_ROUNDS} (by then a move is a factor of 1), got {value}"
     return problem
@@ -48,9 +48,7 @@ class Search(Settings):
         "search rounds: the first moves each strength by factors of 2, the next by sqrt(2), ...",
         rounds_problem,
     )
-    max_iter: int = setting(
-        500, "L-BFGS iterations at most per fitted point.", whole(1, words="must be 1 or more")
-    )
+    max_iter: int = setting(500, "L-BFGS iterations at most per fitted point.", ONE_OR_MORE)
     step: float = setting(
         2.0,
         "the first round's factor (2: doubling and halving); each next round's is its square root.",
@@ -65,7 +63,7 @@ class Search(Settings):
     workers: int = setting(
         2,
         "points fitted at a time, each on one thread (the search is the same for any number).",
-        whole(1, words="must be 1 or more"),
+        ONE_OR_MORE,
     )
 
 

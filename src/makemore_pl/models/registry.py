@@ -53,26 +53,18 @@ def suffix_run_name(config) -> str:
     return f"suffix-{order_name(config.context_size)}"
 
 
-MODELS = {
-    kind.name: kind
-    for kind in (
-        ModelKind(
-            "BigramLitModule",
-            "makemore_pl.lit.dense",
-            DenseTable,
-            dense_run_name,
-            ("makemore_pl.model",),
-        ),
-        ModelKind(
-            "SuffixLitModule",
-            "makemore_pl.lit.suffix",
-            SuffixModel,
-            suffix_run_name,
-            ("makemore_pl.suffix_model",),
-        ),
-    )
-}
-DEFAULT_MODEL = MODELS["BigramLitModule"]
+DENSE = ModelKind(
+    "BigramLitModule", "makemore_pl.lit.dense", DenseTable, dense_run_name, ("makemore_pl.model",)
+)
+SUFFIX = ModelKind(
+    "SuffixLitModule",
+    "makemore_pl.lit.suffix",
+    SuffixModel,
+    suffix_run_name,
+    ("makemore_pl.suffix_model",),
+)
+MODELS = {kind.name: kind for kind in (DENSE, SUFFIX)}
+DEFAULT_MODEL = DENSE
 
 
 def kind_of_class_path(class_path: str) -> ModelKind | None:
@@ -85,4 +77,4 @@ def kind_of_class_path(class_path: str) -> ModelKind | None:
 def kind_of_state(state: dict) -> ModelKind:
     """The model whose weights a state dict holds (saved from Python, without a class path)."""
     keys = {str(key).removeprefix("model.") for key in state}
-    return MODELS["SuffixLitModule"] if "keys" in keys else DEFAULT_MODEL
+    return SUFFIX if "keys" in keys else DENSE

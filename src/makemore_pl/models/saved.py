@@ -253,17 +253,13 @@ def check_saved_values(checkpoint: Any) -> None:
         if saved is not None and not isinstance(saved, dict):
             raise refused(f"its {key} is not settings")
         for where, value in values(saved or {}):
-            problem = value_problem(value)
-            if problem is not None:
-                raise refused(f"its setting {key}.{where} {problem}")
-
-
-def value_problem(value: Any) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"is {value}, not a finite number"
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return f"is a text of {len(value):,} characters (a setting holds at most {MAX_TEXT:,})"
-    return None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise refused(f"its setting {key}.{where} is {value}, not a finite number")
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                raise refused(
+                    f"its setting {key}.{where} is a text of {len(value):,} characters (a setting "
+                    f"holds at most {MAX_TEXT:,})"
+                )
 
 
 def saved_settings(checkpoint: dict, key: str = "hyper_parameters") -> dict:
@@ -310,7 +306,7 @@ def build_model(kind: ModelKind, checkpoint: dict) -> NgramModel:
     except DataError:  # characters that are not vocab_size - 1
         raise not_ours(
             f"its characters {reprlib.repr(settings.get('chars'))} are not vocab_size - 1 = "
-            f"{settings.get('vocab_size', 27) - 1} distinct characters"
+            f"{v - 1} distinct characters"
         ) from None
     state = checkpoint.get("state_dict")
     load_weights(model, plain_state(state if isinstance(state, dict) else {}))
@@ -328,12 +324,11 @@ def load_weights(model: NgramModel, state: dict) -> None:
     own = model.state_dict()
     sizes = f"vocab_size {model.vocab_size} and context_size {model.context_size}"
     extra = sorted(shown(key) for key in set(state) - set(own))
+    if extra:
+        raise not_ours(f"unknown weights: {', '.join(extra)}")
     missing = sorted(set(own) - set(state))
-    if extra or missing:
-        what = f"no weights {', '.join(missing)}"
-        if extra:
-            what = f"unknown weights: {', '.join(extra)}"
-        raise not_ours(what)
+    if missing:
+        raise not_ours(f"no weights {', '.join(missing)}")
     for name, tensor in own.items():
         saved = state[name]
         shape = tuple(saved.shape) if isinstance(saved, torch.Tensor) else None
@@ -390,9 +385,8 @@ def check_optimizer_state(states: Any, weights: list[torch.Tensor]) -> None:
         if not isinstance(per_weight, dict):
             raise refused("its optimizer state holds no per-weight state")
         for index, entries in per_weight.items():
-            weight = (
-                weights[index] if isinstance(index, int) and 0 <= index < len(weights) else None
-            )
+            known = isinstance(index, int) and 0 <= index < len(weights)
+            weight = weights[index] if known else None
             tensors = entries.items() if isinstance(entries, dict) else ()
             for name, value in ((n, v) for n, v in tensors if isinstance(v, torch.Tensor)):
                 if weight is None or (value.dim() and value.shape != weight.shape):

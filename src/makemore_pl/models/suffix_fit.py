@@ -58,18 +58,16 @@ class Objective:
         self.inv_total = 1 / max(self.total, 1.0)
         self.l2 = (2 * self.inv_total) * model.strength_of_rows()[:, None]  # (R, 1)
         self.nll = math.nan  # of the last evaluation
-        self.l1 = None  # (R, 1) the L1 strengths / N
-        config = model.config
-        self.eps = config.smoothing
+        config, self.eps = model.config, model.config.smoothing
+        # (R, 1) the L1 strengths / N; by count class: (4,) scales of the L1 and L2 strengths
+        self.l1 = self.l1_scales = self.l2_scales = self.classes = None
         if config.has_l1:
             self.l1 = self.inv_total * model.strength_of_rows(config.l1)[:, None]
-        # by count class: (4,) scales of the L1 and L2 strengths, and each entry's class
-        self.l1_scales = self.l2_scales = self.classes = None
-        if self.l1 is not None and config.l1_by_count is not None:
-            self.l1_scales = model.count_scales(config.l1_by_count)
+            if config.l1_by_count is not None:
+                self.l1_scales = model.count_scales(config.l1_by_count)
         if config.l2_by_count is not None:
             self.l2_scales = model.count_scales(config.l2_by_count)
-        if self.l1_scales is not None or self.l2_scales is not None:
+        if self.l1_scales is not None or self.l2_scales is not None:  # each entry's class
             self.classes = suffix_tree.count_classes(self._counts(), model.links)  # (R, V) uint8
 
     def __call__(self, w: Tensor, grad: Tensor) -> float:
@@ -139,8 +137,11 @@ class Objective:
 
     def curvature(self, w: Tensor | None = None, per_entry: bool = False) -> Tensor:
         """N_r p (1 - p) / N, the NLL's Hessian diagonal in theta, (R, V) or its row means."""
-        if w is None:
-            p = self._frequencies()
+        if w is None:  # each row's next-character frequencies, smoothed by one overall example
+            p = self._counts()
+            overall = p.sum(0, keepdim=True)
+            overall /= overall.sum().clamp_min(1)
+            p.add_(overall).div_((self.all_examples + 1)[:, None])
         else:  # a softmax per row, in place in one (R, V) buffer
             p = suffix_tree.w_to_theta_(w.clone(), self.model.links)
             p.sub_(p.amax(1, keepdim=True)).exp_()
@@ -155,13 +156,6 @@ class Objective:
         table.view(-1).index_add_(0, self.flat, self.counts)
         self.reduce(table)
         return table
-
-    def _frequencies(self) -> Tensor:
-        """(R, V) each row's next-character frequencies, smoothed by one overall example."""
-        table = self._counts()
-        overall = table.sum(0, keepdim=True)
-        overall /= overall.sum().clamp_min(1)
-        return table.add_(overall).div_((self.all_examples + 1)[:, None])
 
 
 class TreePreconditioner:

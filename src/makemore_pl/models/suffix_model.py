@@ -18,18 +18,13 @@ from torch import Tensor, nn
 
 from makemore_pl.core.batches import count_table
 from makemore_pl.core.errors import SettingError
-from makemore_pl.core.settings import Settings, number, numbers, optional, setting, whole
+from makemore_pl.core.settings import number, numbers, optional, setting, whole
 from makemore_pl.models import suffix_tree
-from makemore_pl.models.dense import (
-    CHARS_HELP,
-    CONTEXT_SIZE_HELP,
-    VOCAB_SIZE_HELP,
-    chars_problem,
-    check_chars,
-)
-from makemore_pl.models.ngram import NgramModel
+from makemore_pl.models.ngram import NgramConfig, NgramModel, chars_setting, is_sized
 
 BY_COUNT = "entries seen 0, 1, 2, 3+ times"
+ONE_OR_MORE = whole(1, words="must be 1 or more")
+scales = optional(numbers(suffix_tree.COUNT_CLASSES, BY_COUNT))  # of a strength by count
 
 
 def penalty(default, help: str, check=None):
@@ -37,16 +32,10 @@ def penalty(default, help: str, check=None):
     return field(default=default, metadata={"help": help, "check": check, "penalty": True})
 
 
-def scales(value: object) -> str | None:
-    return None if value is None else numbers(suffix_tree.COUNT_CLASSES, BY_COUNT)(value)
-
-
 @dataclass(frozen=True)
-class SuffixConfig(Settings):
+class SuffixConfig(NgramConfig):
     """The every-suffix model's settings (`--model.init_args.*` of SuffixLitModule)."""
 
-    vocab_size: int | None = setting(None, VOCAB_SIZE_HELP, optional(whole(1)), kept=True)
-    context_size: int | None = setting(None, CONTEXT_SIZE_HELP, optional(whole(1)), kept=True)
     strengths: list[float] | None = penalty(
         None,
         "L2 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: 1 "
@@ -61,12 +50,10 @@ class SuffixConfig(Settings):
     max_iter: int = setting(
         100,
         "L-BFGS iterations per training step; a step is one full batch, so an epoch is one step.",
-        whole(1, words="must be 1 or more"),
+        ONE_OR_MORE,
     )
     history_size: int = setting(
-        2,
-        "L-BFGS curvature pairs kept (each two copies of the weights).",
-        whole(1, words="must be 1 or more"),
+        2, "L-BFGS curvature pairs kept (each two copies of the weights).", ONE_OR_MORE
     )
     tolerance: float = setting(
         1e-7,
@@ -74,7 +61,7 @@ class SuffixConfig(Settings):
         "this; 1e-7 leaves val_nll within about 1e-7 of the optimum.",
         number(0),
     )
-    chars: list[str] | None = setting(None, CHARS_HELP, chars_problem, kept=True)
+    chars: list[str] | None = chars_setting()
     l1: list[float] | None = penalty(
         None,
         "L1 strength of the rows of each suffix length 0..c, in examples (c + 1 values; None: no "
@@ -99,20 +86,20 @@ class SuffixConfig(Settings):
     )
 
     def check(self) -> None:
-        v, c = self.vocab_size, self.context_size
-        check_chars(self.chars, v)
-        if v is None or c is None:
+        super().check()
+        if not is_sized(self):
             return  # checked once the data gives them
+        v, c = self.vocab_size, self.context_size
         if c + 1 >= 63 or v ** (c + 1) >= 2**62:
             raise SettingError(
                 "context_size", f"{c} overflows the int64 suffix keys (V**(c + 1) = {v}**{c + 1})"
             )
         if self.strengths is None:  # the default depends on c: written out, as saved
             object.__setattr__(self, "strengths", [1.0] + [0.25] * c)
-        per_length = numbers(c + 1, f"suffix lengths 0..{c}")
+        per_length = optional(numbers(c + 1, f"suffix lengths 0..{c}"))
         for name in ("strengths", "l1"):
             problem = per_length(getattr(self, name))
-            if problem is not None and getattr(self, name) is not None:
+            if problem is not None:
                 raise SettingError(name, problem)
         if not (isinstance(self.shortest, int) and 0 <= self.shortest <= c):
             raise SettingError("shortest", f"must be an integer in 0..{c}, got {self.shortest!r}")
@@ -133,13 +120,16 @@ class SuffixModel(NgramModel):
         super().__init__(config)
         self._allocate(0)
 
-    def _allocate(self, num_rows: int) -> None:
-        """Zero weights and an empty table of `num_rows` rows, on the module's device and dtype."""
+    def _allocate(self, num_rows: int, keys: Tensor | None = None) -> None:
+        """Zero weights and a table of `num_rows` rows, its `keys` (None: zeros), on the module's
+        device and dtype."""
         v, device = self.vocab_size, self.U.device if hasattr(self, "U") else None
         dtype = self.U.dtype if hasattr(self, "U") else torch.get_default_dtype()
         self.U = nn.Parameter(torch.zeros(num_rows, v, dtype=dtype, device=device))
         self.register_buffer("scale", torch.ones(num_rows, dtype=dtype, device=device))
         self.register_buffer("keys", torch.zeros(num_rows, dtype=torch.long, device=device))
+        if keys is not None:
+            self.keys.copy_(keys)
         self.register_buffer("train_total", torch.zeros((), dtype=torch.long, device=device))
         self._derive()
 
@@ -158,10 +148,9 @@ class SuffixModel(NgramModel):
         v, shortest = self.vocab_size, self.config.shortest
         x, y, counts = count_table(x, y, v, weights)  # distinct rows: cheaper
         x, counts = x.to(self.U.device), counts.to(self.U.device, self.scale.dtype)
-        keys = suffix_tree.table_keys(x, v, shortest)
-        self._allocate(len(keys))
-        self.keys.copy_(keys)
-        self._derive()
+        keys = torch.unique(suffix_tree.suffix_keys(x, v, shortest))  # every suffix seen
+        keys = keys[keys >= 0]
+        self._allocate(len(keys), keys)
         self.train_total.fill_(int(counts.sum().item()))
         deepest = suffix_tree.deepest_rows(self.keys, x, v, shortest)
         self.scale.copy_(self.curvature(deepest, counts).rsqrt())
@@ -207,9 +196,8 @@ class SuffixModel(NgramModel):
 
     def theta_of(self, rows: Tensor) -> Tensor:
         """(B,) rows (-1: none) -> (B, V) their theta (0 for -1), for these rows only."""
-        known = rows >= 0
-        picked = rows.clamp_min(0)
-        return suffix_tree.deepest_logits(self.U, rows) * (self.scale[picked] * known)[:, None]
+        picked = rows.clamp_min(0)  # F.embedding: a deterministic backward, unlike U[picked]
+        return F.embedding(picked, self.U) * (self.scale[picked] * (rows >= 0))[:, None]
 
     def rows_of(self, x: Tensor) -> Tensor:
         """(B, c) contexts -> (B,) deepest rows, the last batch's kept (L-BFGS reuses it)."""
@@ -270,10 +258,8 @@ class SuffixModel(NgramModel):
         super().prepare_for(state)
         keys = state.get("keys")
         fits = isinstance(keys, Tensor) and keys.dim() == 1 and keys.dtype == torch.long
-        self._allocate(len(keys) if fits else 0)
-        if fits and self.keys_problem(keys) is None:
-            self.keys.copy_(keys)
-            self._derive()
+        usable = fits and self.keys_problem(keys) is None  # else load_weights says what is wrong
+        self._allocate(len(keys) if fits else 0, keys if usable else None)
 
     def keys_problem(self, keys: Tensor) -> str | None:
         """Why `keys` are not a suffix table of this context size: in range, sorted, distinct."""

@@ -5,7 +5,6 @@ starting with two boundaries says no more than one boundary shorter, so it has n
 Kneser-Ney)."""
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from makemore_pl.core.ngrams import find
@@ -31,12 +30,6 @@ def suffix_keys(x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
             absent |= (x[:, c - k] == 0) & (x[:, c - k + 1] == 0)
         keys.append(torch.where(absent, -1, offsets[k] + ids))
     return torch.stack(keys, 1)
-
-
-def table_keys(x: Tensor, vocab_size: int, shortest: int = 0) -> Tensor:
-    """(R,) sorted keys of every suffix that occurs in the contexts X (N, c): the table's rows."""
-    keys = torch.unique(suffix_keys(x, vocab_size, shortest))
-    return keys[keys >= 0]
 
 
 def key_lengths(keys: Tensor, vocab_size: int, context_size: int) -> Tensor:
@@ -68,12 +61,6 @@ def suffix_rows(keys: Tensor, x: Tensor, vocab_size: int, shortest: int = 0) -> 
     query = suffix_keys(x, vocab_size, shortest)
     row, found = find(keys, query)
     return torch.where(found & (query >= 0), row, -1)
-
-
-def deepest_logits(theta: Tensor, rows: Tensor) -> Tensor:
-    """(R, V) logits per row, (B,) rows (-1: none) -> (B, V); 0 (uniform) without a row.
-    F.embedding: a deterministic backward, unlike theta[rows]."""
-    return F.embedding(rows.clamp_min(0), theta) * (rows >= 0)[:, None]
 
 
 # per suffix length with parents: its rows' slice, its parents' slice, each row's parent in it
