@@ -38,8 +38,8 @@ def settings_columns(model: str, params: Any) -> dict[str, Any]:
     return {"model": model, **config.hparams()}
 
 
-class RunLogger(TensorBoardLogger):
-    """TensorBoard in the run folder; only `fit` ranks the run in the HParams table."""
+class InRunFolder:
+    """A file logger in the run folder; a held-out `stage` logs at `step`, its checkpoint's."""
 
     def __init__(
         self,
@@ -52,7 +52,12 @@ class RunLogger(TensorBoardLogger):
         super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
         self.stage, self.fixed_step = stage, step
         self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
-        self._saved = -SAVE_SECONDS  # the first save is at once
+
+
+class RunLogger(InRunFolder, TensorBoardLogger):
+    """TensorBoard in the run folder; only `fit` ranks the run in the HParams table."""
+
+    _saved = -SAVE_SECONDS  # the first save is at once
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
@@ -91,20 +96,8 @@ class AppendingWriter(ExperimentWriter):
                 self.metrics_keys = next(csv.reader(file), [])
 
 
-class RunCSVLogger(CSVLogger):
+class RunCSVLogger(InRunFolder, CSVLogger):
     """metrics.csv and hparams.yaml in the run folder, one file across resumes."""
-
-    def __init__(
-        self,
-        run: Path,
-        stage: str = "fit",
-        step: int | None = None,
-        model: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
-        self.stage, self.fixed_step = stage, step
-        self.model = model or DEFAULT_MODEL.name
 
     @property
     @rank_zero_experiment
