@@ -178,8 +178,15 @@ class NgramLitModule(LightningModule):
         self._lbfgs_curve = lbfgs and isinstance(self.logger, TensorBoardLogger)
         self._train_sums = None  # of an epoch an exception ended
         # the intra-op threads the training steps' size calls for (`core.threads`), said in the
-        # run's header when they are not torch's default
-        cells, self._threads_before = self._step_cells(), torch.get_num_threads()
+        # run's header when they are not torch's default; the size: cells of a step's largest
+        # tensor (its logits, one-hot rows or weights), unknown for a data loader of the user's own
+        loader, cells = self.trainer.train_dataloader, None
+        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
+        if (rows := rows or getattr(loader, "batch_size", None)) is not None:
+            onehot = getattr(self.config, "encoding", "index") == "onehot"
+            width = self.config.vocab_size ** (self.config.context_size if onehot else 1)
+            cells = max(rows * width, *(p.numel() for p in self.parameters()))
+        self._threads_before = torch.get_num_threads()
         if cells is not None:
             torch.set_num_threads(step_threads(cells))
         if (line := threads_line(self._threads_before, cells)) is not None:
@@ -188,18 +195,6 @@ class NgramLitModule(LightningModule):
     def on_train_end(self) -> None:
         if self._threads_before is not None:
             torch.set_num_threads(self._threads_before)  # as the user had them
-
-    def _step_cells(self) -> int | None:
-        """Cells of a training step's largest tensor (its logits, one-hot rows or weights); None
-        if a batch's rows are unknown (a data loader of the user's own)."""
-        loader = self.trainer.train_dataloader
-        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
-        rows = rows or getattr(loader, "batch_size", None)
-        if rows is None:
-            return None
-        onehot = getattr(self.config, "encoding", "index") == "onehot"
-        width = self.config.vocab_size ** (self.config.context_size if onehot else 1)
-        return max(rows * width, *(p.numel() for p in self.parameters()))
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
