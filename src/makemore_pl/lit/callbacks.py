@@ -63,7 +63,11 @@ class LogSnapshots(Callback):
                 if not isinstance(logger, TensorBoardLogger) or (vocab := model.vocab) is None:
                     return
                 v, c = model.config.vocab_size, model.config.context_size
-                rows = self.heatmap_rows(trainer, model)
+                if v**c <= self.max_rows:  # every context of a small table
+                    rows = list(range(v**c))
+                else:  # the most frequent training contexts
+                    keys, counts = trainer.datamodule.data.ngram_counts("train").contexts()
+                    rows = sorted(keys[counts.topk(min(self.max_rows, len(keys))).indices].tolist())
                 contexts = row_contexts(torch.tensor(rows, device=model.device), v, c)  # (R, c)
                 probs = model.log_probs(contexts).exp()
                 title = f"P(next | context), step {step}"
@@ -73,15 +77,6 @@ class LogSnapshots(Callback):
                 logger.experiment.add_text("samples", "  \n".join(words), step)
         except Exception as err:  # optional: the run and its checkpoints matter more
             rank_zero_warn(f"TensorBoard snapshot at step {step} failed: {err}")
-
-    def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
-        """Every context of a small table; else the most frequent training contexts."""
-        v, c = model.config.vocab_size, model.config.context_size
-        if v**c <= self.max_rows:
-            return list(range(v**c))
-        rows, counts = trainer.datamodule.data.ngram_counts("train").contexts()
-        top = counts.topk(min(self.max_rows, len(rows))).indices
-        return sorted(rows[top].tolist())
 
 
 class CountingReference(Callback):

@@ -45,8 +45,7 @@ class ReadableProgressBar(TQDMProgressBar):
 
     def __init__(self) -> None:
         super().__init__()
-        self._redirect = contextlib.ExitStack()
-        self._drawn = 0.0
+        self._redirect, self._drawn = contextlib.ExitStack(), 0.0
 
     @property
     def over_epochs(self) -> bool:
