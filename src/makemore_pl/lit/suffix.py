@@ -36,10 +36,7 @@ class SuffixLitModule(NgramLitModule):
 
     model_class = SuffixModel
     _fit: SuffixFit | None = None  # the L-BFGS state, made at the first step
-
-    @property
-    def automatic_optimization(self) -> bool:
-        return False  # the fit runs its own iterations in a step
+    automatic_optimization = False  # the fit runs its own iterations in a step
 
     def on_train_end(self) -> None:
         super().on_train_end()
