@@ -31,8 +31,7 @@ def settings_columns(model: str, params: Any) -> dict[str, Any]:
     """The model's name and its own settings, as its config gives them (the lr in use, a
     number per strength); a model of the user's own shows its hyperparameters as they are."""
     params = vars(params) if isinstance(params, Namespace) else dict(params)
-    kind = MODELS.get(model)
-    if kind is None:
+    if (kind := MODELS.get(model)) is None:
         return {"model": model, **params}
     config = kind.config.from_saved({k: v for k, v in params.items() if k in kind.config.names()})
     return {"model": model, **config.hparams()}
@@ -68,10 +67,8 @@ class RunLogger(InRunFolder, TensorBoardLogger):
         # the session alone, no experiment summary: TensorBoard then shows the settings of every
         # run (not only the first run's columns) and ranks by every scalar, hp_metric among them;
         # and no placeholder hp_metric at step 0, which would hide a resumed run's earlier points
-        _, start, end = hparams(columns, {})
-        writer = self.experiment._get_file_writer()
-        writer.add_summary(start)
-        writer.add_summary(end)
+        for summary in hparams(columns, {})[1:]:  # the session's start and end
+            self.experiment._get_file_writer().add_summary(summary)
 
     def save(self) -> None:
         """Lightning saves after every write of the logs, and a save waits for TensorBoard's
