@@ -56,35 +56,27 @@ class LogSnapshots(Callback):
 
     @rank_zero_only
     def snapshot(self, trainer: Trainer, model: NgramLitModule, annotate: bool) -> None:
+        logger, step = trainer.logger, trainer.global_step
         try:
             with warnings.catch_warnings():  # a character the font lacks draws as a box
                 warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-                self.log_snapshot(trainer, model, annotate)
+                if not isinstance(logger, TensorBoardLogger) or (vocab := model.vocab) is None:
+                    return
+                v, c = model.config.vocab_size, model.config.context_size
+                if v**c <= self.max_rows:  # every context of a small table
+                    rows = list(range(v**c))
+                else:  # the most frequent training contexts
+                    keys, counts = trainer.datamodule.data.ngram_counts("train").contexts()
+                    rows = sorted(keys[counts.topk(min(self.max_rows, len(keys))).indices].tolist())
+                contexts = row_contexts(torch.tensor(rows, device=model.device), v, c)  # (R, c)
+                probs = model.log_probs(contexts).exp()
+                title = f"P(next | context), step {step}"
+                fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
+                logger.experiment.add_figure("next_char_probs", fig, step)
+                words = model.names(self.num_samples, seed=step)
+                logger.experiment.add_text("samples", "  \n".join(words), step)
         except Exception as err:  # optional: the run and its checkpoints matter more
-            rank_zero_warn(f"TensorBoard snapshot at step {trainer.global_step} failed: {err}")
-
-    def log_snapshot(self, trainer: Trainer, model: NgramLitModule, annotate: bool) -> None:
-        logger, vocab = trainer.logger, model.vocab
-        if not isinstance(logger, TensorBoardLogger) or vocab is None:
-            return
-        v, c, step = model.config.vocab_size, model.config.context_size, trainer.global_step
-        rows = self.heatmap_rows(trainer, model)
-        contexts = row_contexts(torch.tensor(rows, device=model.device), v, c)  # (R, c)
-        probs = model.log_probs(contexts).exp()
-        title = f"P(next | context), step {step}"
-        fig = probability_heatmap(probs, rows, vocab, c, title, annotate)
-        logger.experiment.add_figure("next_char_probs", fig, step)
-        words = model.names(self.num_samples, seed=step)
-        logger.experiment.add_text("samples", "  \n".join(words), step)
-
-    def heatmap_rows(self, trainer: Trainer, model: LightningModule) -> list[int]:
-        """Every context of a small table; else the most frequent training contexts."""
-        v, c = model.config.vocab_size, model.config.context_size
-        if v**c <= self.max_rows:
-            return list(range(v**c))
-        rows, counts = trainer.datamodule.data.ngram_counts("train").contexts()
-        top = counts.topk(min(self.max_rows, len(rows))).indices
-        return sorted(rows[top].tolist())
+            rank_zero_warn(f"TensorBoard snapshot at step {step} failed: {err}")
 
 
 class CountingReference(Callback):
@@ -109,6 +101,7 @@ class CountingReference(Callback):
 # Lightning formats a checkpoint callback's state_key for each hook it calls, six per training
 # step; it depends only on settings fixed when the callback is built, so it is formatted once
 KEY_FORMATTED_ONCE = functools.cached_property(lambda self: ModelCheckpoint.state_key.fget(self))
+ONE_FILE = {"save_top_k": 1, "enable_version_counter": False}  # one per run, across resumes
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -122,14 +115,8 @@ class BestCheckpoint(ModelCheckpoint):
             every_n_epochs: epochs between looks (a save costs a few ms, about what a full-batch
                 epoch does: saving every epoch would double a run's time).
         """
-        super().__init__(
-            monitor="val_nll",
-            mode="min",
-            filename="best",
-            save_top_k=1,
-            enable_version_counter=False,  # one best.ckpt per run, across resumes
-            every_n_epochs=every_n_epochs,
-        )
+        best = {"monitor": "val_nll", "mode": "min", "filename": "best"}
+        super().__init__(every_n_epochs=every_n_epochs, **best, **ONE_FILE)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
@@ -154,30 +141,20 @@ class LastCheckpoint(ModelCheckpoint):
         """
         # an unmonitored top-1 checkpoint named "last": in Lightning 2.6 save_last=True writes
         # nothing mid-run even with save_top_k=0, too late for a killed run
-        super().__init__(
-            filename="last",
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-            every_n_epochs=every_n_epochs,
-        )
+        last = {"filename": "last", "save_on_train_epoch_end": True}
+        super().__init__(every_n_epochs=every_n_epochs, **last, **ONE_FILE)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
         if trainer.fast_dev_run:  # a debug run saves nothing to resume
             return
         path = Path(self.format_checkpoint_name({}))
+        # the step the file there was saved at (memory-mapped: no weights are read)
+        load = functools.partial(torch.load, map_location="cpu", weights_only=True, mmap=True)
+        saved = load(path)["global_step"] if path.is_file() else None
         # the final epochs, if unsaved; every process must agree, as the save waits for them all
-        unsaved = trainer.strategy.broadcast(saved_step(path) != trainer.global_step, src=0)
-        if unsaved:
+        if trainer.strategy.broadcast(saved != trainer.global_step, src=0):
             trainer.save_checkpoint(path, weights_only=False)
-
-
-def saved_step(path: Path) -> int | None:
-    """The global_step a checkpoint file was saved at (memory-mapped: no weights are read)."""
-    if not path.is_file():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
 
 
 class StopOnSignal(Callback):
@@ -228,14 +205,10 @@ class StopOnNonFiniteLoss(Callback):
     too large). Lightning runs it before the checkpoint callbacks of the same hook, so the last
     checkpoint keeps the last good weights; under DDP every process stops at the same step."""
 
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_start(self, trainer: Trainer, *_: Any) -> None:
         self.step = trainer.global_step  # the step this batch runs (train_loss's x in TensorBoard)
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, *_) -> None:
         # one reduction per tensor and no more: on a small table each op costs what a step does
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor) and loss.numel() == 1 and not math.isfinite(loss.item()):

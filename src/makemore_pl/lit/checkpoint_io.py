@@ -26,9 +26,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
             return super().save_checkpoint(checkpoint, path, storage_options)
+
+        def write(file: BinaryIO) -> None:  # torch.save; a failed write raises its OSError
+            keeper = _KeepsWriteErrors(file)
+            try:
+                torch.save(checkpoint, keeper)
+            except RuntimeError:
+                if keeper.error is None:
+                    raise
+                raise keeper.error from None
+            file.flush()
+
         # beside the target, so the rename never crosses file systems (Lightning's own saver
         # writes to the system temp folder and moves, which turns into a copy across devices)
-        write = lambda file: save_to(checkpoint, file)  # noqa: E731
         write_atomically(path, write, CheckpointError, self.inputs)
 
     def load_checkpoint(
@@ -59,18 +69,6 @@ class _KeepsWriteErrors:
 
     def flush(self) -> None:
         self.file.flush()
-
-
-def save_to(checkpoint: dict[str, Any], file: BinaryIO) -> None:
-    """torch.save into an open file; a failed write raises its OSError."""
-    keeper = _KeepsWriteErrors(file)
-    try:
-        torch.save(checkpoint, keeper)
-    except RuntimeError:
-        if keeper.error is None:
-            raise
-        raise keeper.error from None
-    file.flush()
 
 
 def with_atomic_checkpoints(plugins: Any, inputs: tuple[str | Path, ...] = ()) -> list:

@@ -8,7 +8,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from makemore_pl.core.batches import (
-    Batch,
     BatchSlices,
     TensorBatches,
     counts_table,
@@ -50,22 +49,16 @@ class NamesDataModule(LightningDataModule):
         else:
             table = example_table(*self.data.examples(split))
         sampler = BatchSlices(len(table[1]), batch_size, batch_size is not None, self.config.seed)
-        return DataLoader(self._shard(table), sampler=sampler, batch_size=None)
-
-    def _shard(self, table: Batch) -> TensorBatches:
-        """Every process sees the same global batches and keeps its contexts' rows of each."""
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if world == 1:
-            return TensorBatches(table)
-        owner = context_rows(table[0], self.data.vocab_size) % world
-        return TensorBatches(table, owner, self.trainer.global_rank)
+        # every process sees the same global batches and keeps its contexts' rows of each
+        trainer = self.trainer
+        world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+        owner = context_rows(table[0], self.data.vocab_size) % world if world > 1 else None
+        return DataLoader(TensorBatches(table, owner, rank), sampler=sampler, batch_size=None)
 
     def steps_per_epoch(self) -> int:
         """Training batches in an epoch (the same on every process)."""
-        batch_size = self.config.batch_size
-        if batch_size is None:
-            return 1
-        return math.ceil(len(self.data.examples("train")[1]) / batch_size)
+        size = self.config.batch_size
+        return 1 if size is None else math.ceil(len(self.data.examples("train")[1]) / size)
 
     def train_dataloader(self) -> DataLoader:
         batch_size = self.config.batch_size
@@ -81,8 +74,7 @@ class NamesDataModule(LightningDataModule):
         """Every example of every name, in order, on every process (each scores all of them)."""
         data, words = self.data, self.data.predict_words()
         for number, word in enumerate(words, start=1):
-            unknown = sorted(set(word) - set(data.vocab.chars))
-            if unknown:
+            if unknown := sorted(set(word) - set(data.vocab.chars)):
                 where = self.config.predict_path or "the test split"
                 raise DataError(
                     f"{where}, name {number}: {word!r} has characters the model does not know "

@@ -25,8 +25,6 @@ class BigramLitModule(NgramLitModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         name, params, lr = self.config.optimizer, self.parameters(), self.config.learning_rate
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr)
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr)
+        if name in ("sgd", "adam"):
+            return {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name](params, lr=lr)
         return torch.optim.LBFGS(params, lr=lr, max_iter=1, line_search_fn="strong_wolfe")

@@ -45,8 +45,7 @@ def probability_heatmap(
     labels = [context_label(r, vocab, context_size) for r in contexts]
     ax.set_yticks(range(len(data)), labels, **plain)
     some = f" ({len(columns)} most likely of {len(vocab)})" if len(columns) < len(vocab) else ""
-    ax.set_xlabel(f"next character{some}")
-    ax.set_ylabel("context")
+    ax.set(xlabel=f"next character{some}", ylabel="context")
     ax.set_title(title, **plain)
     cell = {"ha": "center", "va": "center", "fontsize": 6, **plain}
     for i, row in enumerate(data if annotate else []):

@@ -31,15 +31,14 @@ def settings_columns(model: str, params: Any) -> dict[str, Any]:
     """The model's name and its own settings, as its config gives them (the lr in use, a
     number per strength); a model of the user's own shows its hyperparameters as they are."""
     params = vars(params) if isinstance(params, Namespace) else dict(params)
-    kind = MODELS.get(model)
-    if kind is None:
+    if (kind := MODELS.get(model)) is None:
         return {"model": model, **params}
     config = kind.config.from_saved({k: v for k, v in params.items() if k in kind.config.names()})
     return {"model": model, **config.hparams()}
 
 
-class RunLogger(TensorBoardLogger):
-    """TensorBoard in the run folder; only `fit` ranks the run in the HParams table."""
+class InRunFolder:
+    """A file logger in the run folder; a held-out `stage` logs at `step`, its checkpoint's."""
 
     def __init__(
         self,
@@ -52,7 +51,12 @@ class RunLogger(TensorBoardLogger):
         super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
         self.stage, self.fixed_step = stage, step
         self.model = model or DEFAULT_MODEL.name  # Lightning hands on no class path
-        self._saved = -SAVE_SECONDS  # the first save is at once
+
+
+class RunLogger(InRunFolder, TensorBoardLogger):
+    """TensorBoard in the run folder; only `fit` ranks the run in the HParams table."""
+
+    _saved = -SAVE_SECONDS  # the first save is at once
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, metrics: Any = None) -> None:
@@ -63,10 +67,8 @@ class RunLogger(TensorBoardLogger):
         # the session alone, no experiment summary: TensorBoard then shows the settings of every
         # run (not only the first run's columns) and ranks by every scalar, hp_metric among them;
         # and no placeholder hp_metric at step 0, which would hide a resumed run's earlier points
-        _, start, end = hparams(columns, {})
-        writer = self.experiment._get_file_writer()
-        writer.add_summary(start)
-        writer.add_summary(end)
+        for summary in hparams(columns, {})[1:]:  # the session's start and end
+            self.experiment._get_file_writer().add_summary(summary)
 
     def save(self) -> None:
         """Lightning saves after every write of the logs, and a save waits for TensorBoard's
@@ -91,20 +93,8 @@ class AppendingWriter(ExperimentWriter):
                 self.metrics_keys = next(csv.reader(file), [])
 
 
-class RunCSVLogger(CSVLogger):
+class RunCSVLogger(InRunFolder, CSVLogger):
     """metrics.csv and hparams.yaml in the run folder, one file across resumes."""
-
-    def __init__(
-        self,
-        run: Path,
-        stage: str = "fit",
-        step: int | None = None,
-        model: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(run.parent.parent, name=run.parent.name, version=run.name, **kwargs)
-        self.stage, self.fixed_step = stage, step
-        self.model = model or DEFAULT_MODEL.name
 
     @property
     @rank_zero_experiment

@@ -27,10 +27,10 @@ class NgramLitModule(LightningModule):
 
     def __init__(self, *args, **settings) -> None:
         super().__init__()
-        self._config = self.model_class.config_class(*args, **settings)
-        self.save_hyperparameters(self._config.saved())
+        self.config = self.model_class.config_class(*args, **settings)
+        self.save_hyperparameters(self.config.saved())
         # without its sizes, the plain model is built in `setup`, from the data
-        self.model = self.model_class(self._config) if is_sized(self._config) else None
+        self.model = self.model_class(self.config) if is_sized(self.config) else None
         # float64 running sums, synced across devices; not children of the module, so that
         # neither moving it nor its precision converts them: `_metric` puts them where float64 is
         self._nll_metrics = {stage: MeanMetric() for stage in ("train", "val", "test")}
@@ -40,26 +40,21 @@ class NgramLitModule(LightningModule):
         self._threads_before: int | None = None  # torch's threads before training, restored after
         self._best_val = math.inf
 
-    @property
-    def config(self):
-        return self._config
-
     def setup(self, stage: str) -> None:
         """The sizes, characters and encoding it was not given, from the NamesDataModule's data
         (one line for any it was given that the data contradicts)."""
-        data = getattr(self.trainer.datamodule, "data", None)
-        name = type(self).__name__
+        data, name = getattr(self.trainer.datamodule, "data", None), type(self).__name__
         if data is None and self.model is None:
             raise DataError(f"{name} takes its sizes from a NamesDataModule: give the Trainer one")
         if data is None:
             return
         found = {"vocab_size": data.vocab_size, "context_size": data.context_size}
         found |= {"chars": data.chars, "encoding": data.config.encoding}
-        self._config = with_data_settings(self._config, found, name)
+        self.config = with_data_settings(self.config, found, name)
         if self.model is None:
-            self.model = self.model_class(self._config)
-        self.model.config = self._config  # the same shapes: only what was None is filled in
-        self.save_hyperparameters(self._config.saved())  # a checkpoint holds the sizes
+            self.model = self.model_class(self.config)
+        self.model.config = self.config  # the same shapes: only what was None is filled in
+        self.save_hyperparameters(self.config.saved())  # a checkpoint holds the sizes
 
     @property
     def vocab(self) -> Vocabulary | None:
@@ -88,22 +83,20 @@ class NgramLitModule(LightningModule):
         return metric
 
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
-        x, y, counts = batch
-        nll_sum, total = self.model.nll_sum(x, y, counts)
+        nll_sum, total = self.model.nll_sum(*batch)
         if stage != "train":  # held out: the NLL alone (the penalty is a pass over all weights)
-            self._log_nll(stage, *self._exact_nll(x, y, counts, nll_sum, total))
+            self._log_nll(stage, *self._exact_nll(batch, nll_sum, total))
             return nll_sum / total.clamp_min(1)
-        step = self.global_step
-        if self._counted_step != step:  # L-BFGS evaluates a step's loss several times: count once
-            self._counted_step = step
-            self._add_train_nll(*self._exact_nll(x, y, counts, nll_sum, total))
+        # L-BFGS evaluates a step's loss several times: its NLL counts once
+        if self._counted_step != self.global_step:
+            self._counted_step = self.global_step
+            self._add_train_nll(*self._exact_nll(batch, nll_sum, total))
         if self.trainer.world_size > 1:
             return self._global_objective(nll_sum, total)
         return nll_sum / total.clamp_min(1) + self.model.penalty()
 
     def _add_train_nll(self, nll_sum: Tensor, total: Tensor) -> None:
-        """Adds a step's float64 NLL sum over `total` examples to the epoch's, logged at its end:
-        logging a metric costs more than a small step, and its mean is the same."""
+        """A step's float64 NLL sum and count, added to the epoch's: a log at its end costs less."""
         if self._train_sums is None:
             self._train_sums = (torch.zeros_like(nll_sum), torch.zeros_like(total))
         self._train_sums[0].add_(nll_sum)
@@ -124,14 +117,12 @@ class NgramLitModule(LightningModule):
         name = f"{stage}_nll"
         self.log(name, metric, prog_bar=stage == "val", metric_attribute=name, **epochwise)
 
-    def _exact_nll(
-        self, x: Tensor, y: Tensor, counts: Tensor, nll_sum: Tensor, total: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def _exact_nll(self, batch: Batch, nll_sum: Tensor, total: Tensor) -> tuple[Tensor, Tensor]:
         """(NLL sum, example count) in float64: the model's sums, or where the device has no
         float64 each example's NLL, summed on the host."""
         if has_float64(nll_sum.device):
             return nll_sum.detach().double(), total.double()
-        counts = float64_of(counts)
+        x, y, counts = batch[0], batch[1], float64_of(batch[2])
         return (float64_of(self.model.nll_rows(x, y).detach()) * counts).sum(), counts.sum()
 
     def _global_objective(self, nll_sum: Tensor, total: Tensor) -> Tensor:
@@ -168,8 +159,11 @@ class NgramLitModule(LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
         self._log_train_loss(loss, len(batch[1]), batch_idx)
-        if self._lbfgs_curve:
-            self._log_lbfgs_evaluation(loss)
+        if self._lbfgs_curve:  # every loss L-BFGS evaluates, as its own curve: per-step curves
+            # of a full-batch L-BFGS run (a few steps of many iterations) show a point or two
+            n = self._evaluations = getattr(self, "_evaluations", 0) + 1
+            if self.trainer.is_global_zero:
+                self.logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), n)
         return loss
 
     def _log_train_loss(self, loss: Tensor, batch_size: int, batch_idx: int) -> None:
@@ -180,46 +174,27 @@ class NgramLitModule(LightningModule):
             self.log("train_loss", loss, on_step=True, prog_bar=True, batch_size=batch_size)
 
     def on_train_start(self) -> None:
-        optimizer = self.optimizers(use_pl_optimizer=False)
-        lbfgs, tensorboard = isinstance(optimizer, torch.optim.LBFGS), self.logger
-        self._lbfgs_curve = lbfgs and isinstance(tensorboard, TensorBoardLogger)
+        lbfgs = isinstance(self.optimizers(use_pl_optimizer=False), torch.optim.LBFGS)
+        self._lbfgs_curve = lbfgs and isinstance(self.logger, TensorBoardLogger)
         self._train_sums = None  # of an epoch an exception ended
-        self._use_step_threads()
+        # the intra-op threads the training steps' size calls for (`core.threads`), said in the
+        # run's header when they are not torch's default; the size: cells of a step's largest
+        # tensor (its logits, one-hot rows or weights), unknown for a data loader of the user's own
+        loader, cells = self.trainer.train_dataloader, None
+        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
+        if (rows := rows or getattr(loader, "batch_size", None)) is not None:
+            onehot = getattr(self.config, "encoding", "index") == "onehot"
+            width = self.config.vocab_size ** (self.config.context_size if onehot else 1)
+            cells = max(rows * width, *(p.numel() for p in self.parameters()))
+        self._threads_before = torch.get_num_threads()
+        if cells is not None:
+            torch.set_num_threads(step_threads(cells))
+        if (line := threads_line(self._threads_before, cells)) is not None:
+            rank_zero_info(line)
 
     def on_train_end(self) -> None:
         if self._threads_before is not None:
             torch.set_num_threads(self._threads_before)  # as the user had them
-
-    def _use_step_threads(self) -> None:
-        """The intra-op threads the training steps' size calls for (`core.threads`), said in the
-        run's header when they are not torch's default."""
-        cells = self._step_cells()
-        self._threads_before = torch.get_num_threads()
-        if cells is not None:
-            torch.set_num_threads(step_threads(cells))
-        line = threads_line(self._threads_before, cells)
-        if line is not None:
-            rank_zero_info(line)
-
-    def _step_cells(self) -> int | None:
-        """Cells of a training step's largest tensor (its logits, one-hot rows or weights); None
-        if a batch's rows are unknown (a data loader of the user's own)."""
-        loader = self.trainer.train_dataloader
-        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
-        rows = rows or getattr(loader, "batch_size", None)
-        if rows is None:
-            return None
-        config = self.config
-        onehot = getattr(config, "encoding", "index") == "onehot"
-        width = config.vocab_size ** (config.context_size if onehot else 1)
-        return max(rows * width, *(p.numel() for p in self.parameters()))
-
-    def _log_lbfgs_evaluation(self, loss: Tensor) -> None:
-        """Every loss L-BFGS evaluates, as its own curve: per-step curves of a full-batch L-BFGS
-        run (a few steps of many iterations) show a point or two."""
-        self._evaluations = getattr(self, "_evaluations", 0) + 1
-        if self.trainer.is_global_zero:
-            self.logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -246,8 +221,6 @@ class NgramLitModule(LightningModule):
         """Generated names (`temperature`, `prefix` as in `makemore_pl.core.sampling.sample`)."""
         if self.config.chars is None:
             raise DataError("the model does not know its characters: fit it on a NamesDataModule")
-        config, device = self.config, self.device
-        log_probs = self.model.log_probs
-        return sample_names(
-            log_probs, config.chars, config.context_size, num_samples, seed, **kwargs, device=device
-        )
+        c = self.config
+        args = (self.model.log_probs, c.chars, c.context_size, num_samples, seed)
+        return sample_names(*args, **kwargs, device=self.device)

@@ -34,7 +34,6 @@ class PredictionWriter(BasePredictionWriter):
             f"{printable(word)}\t{n}\t{nll:.6f}\t{nll / n:.6f}\n"
             for word, n, nll in zip(words, tokens, totals, strict=True)
         ]
-        text = HEADER + "".join(lines)
-        write = lambda file: file.write(text.encode("utf-8"))  # noqa: E731
-        write_atomically(self.path, write, inputs=self.inputs, kind=PREDICTIONS)
+        data = (HEADER + "".join(lines)).encode("utf-8")
+        write_atomically(self.path, lambda f: f.write(data), inputs=self.inputs, kind=PREDICTIONS)
         self.written, self.rows = self.path, len(lines)

@@ -45,28 +45,21 @@ class ReadableProgressBar(TQDMProgressBar):
 
     def __init__(self) -> None:
         super().__init__()
-        self._redirect = contextlib.ExitStack()
-        self._drawn = 0.0
+        self._redirect, self._drawn = contextlib.ExitStack(), 0.0
 
     @property
     def over_epochs(self) -> bool:
         return self.total_train_batches == 1
 
     def init_train_tqdm(self) -> Tqdm:
+        bar = dict(desc=self.train_description, position=2 * self.process_position, smoothing=0)
+        bar |= dict(disable=self.is_disabled, leave=True, dynamic_ncols=True, file=sys.stdout)
+        if not self.over_epochs:
+            return EpochBar(bar_format=self.BAR_FORMAT, **bar)
         epochs = self.trainer.max_epochs if (self.trainer.max_epochs or 0) > 0 else None
         # the epochs run before a resume count as done, not in the rate
-        over_epochs = {"total": epochs, "initial": self.trainer.current_epoch}
-        return EpochBar(
-            desc=self.train_description,
-            position=2 * self.process_position,
-            disable=self.is_disabled,
-            leave=True,
-            dynamic_ncols=True,
-            file=sys.stdout,
-            smoothing=0,
-            bar_format=self.EPOCHS_FORMAT if self.over_epochs else self.BAR_FORMAT,
-            **(over_epochs if self.over_epochs else {}),
-        )
+        initial = self.trainer.current_epoch
+        return EpochBar(bar_format=self.EPOCHS_FORMAT, total=epochs, initial=initial, **bar)
 
     def init_validation_tqdm(self) -> Tqdm:
         if self.trainer.state.fn == "fit":  # one quick batch: a line that only flickers
@@ -81,14 +74,12 @@ class ReadableProgressBar(TQDMProgressBar):
             super().on_train_epoch_start(trainer)
             self.train_progress_bar.set_description(f"Epoch {epochs_shown(trainer)}")
 
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if not self.over_epochs:
-            now, last = time.monotonic(), batch_idx + 1 == self.total_train_batches
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        if not self.over_epochs:  # args: outputs, batch, batch_idx
+            now, last = time.monotonic(), args[-1] + 1 == self.total_train_batches
             if last or now - self._drawn >= self.REDRAW_SECONDS:
                 self._drawn = now
-                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+                super().on_train_batch_end(trainer, pl_module, *args)
             return
         bar = self.train_progress_bar
         bar.n = trainer.current_epoch + 1
@@ -154,21 +145,18 @@ class PlainProgress(ProgressBar):
         print(*args, **kwargs, file=sys.stdout, flush=True)
 
 
-def describe_model(model: LightningModule) -> str:
-    """One line instead of Lightning's summary table, whose only row would be the metrics."""
-    plain = getattr(model, "model", model)  # the plain model a LightningModule holds
-    shapes = ", ".join(
-        f"{name} {'×'.join(map(str, p.shape))}" for name, p in plain.named_parameters()
-    )
-    count = sum(p.numel() for p in model.parameters())
-    return f"model: {type(model).__name__}, {shapes} ({count:,} parameters)"
-
-
 class ModelLine(Callback):
-    """Prints the run's name and `describe_model` once every table is built, before the bar."""
+    """Prints the run's name and a line on the model (instead of Lightning's summary table, whose
+    only row would be the metrics) once every table is built, before the bar."""
 
     def __init__(self, run_name: str) -> None:
         self.run_name = run_name
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        rank_zero_info(f"run: {self.run_name}\n{describe_model(pl_module)}")
+        plain = getattr(pl_module, "model", pl_module)  # the plain model a LightningModule holds
+        shapes = ", ".join(
+            f"{name} {'×'.join(map(str, p.shape))}" for name, p in plain.named_parameters()
+        )
+        count = sum(p.numel() for p in pl_module.parameters())
+        model = f"model: {type(pl_module).__name__}, {shapes} ({count:,} parameters)"
+        rank_zero_info(f"run: {self.run_name}\n{model}")

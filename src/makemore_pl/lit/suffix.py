@@ -19,14 +19,6 @@ from makemore_pl.models.suffix_fit import SuffixFit
 from makemore_pl.models.suffix_model import SuffixConfig, SuffixModel
 
 
-def release_freed_memory() -> None:
-    """glibc's malloc_trim: building the table frees tens of MB of temporaries that glibc would
-    keep resident under the fit's buffers, allocated next (elsewhere: nothing)."""
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
 class FitSteps(torch.optim.Optimizer):
     """The optimizer Lightning steps: the closure runs the module's own L-BFGS (`SuffixFit`),
     whose curvature memory is not checkpointed: a resume rebuilds it in a few iterations."""
@@ -44,10 +36,7 @@ class SuffixLitModule(NgramLitModule):
 
     model_class = SuffixModel
     _fit: SuffixFit | None = None  # the L-BFGS state, made at the first step
-
-    @property
-    def automatic_optimization(self) -> bool:
-        return False  # the fit runs its own iterations in a step
+    automatic_optimization = False  # the fit runs its own iterations in a step
 
     def on_train_end(self) -> None:
         super().on_train_end()
@@ -58,8 +47,11 @@ class SuffixLitModule(NgramLitModule):
         """max_iter iterations of the fit on (this process's share of) the count table."""
         if self._fit is None:  # the first step, or the first after a resume: from U
             reduce = dist.all_reduce if self.trainer.world_size > 1 else None  # sums in place
+            # glibc's malloc_trim: building the table frees tens of MB of temporaries that glibc
+            # would keep resident under the fit's buffers, allocated next (elsewhere: nothing)
+            if (trim := getattr(ctypes.CDLL(None), "malloc_trim", None)) is not None:
+                trim(0)
             config = self.config
-            release_freed_memory()
             self._fit = SuffixFit(self.model, batch, config.history_size, config.tolerance, reduce)
         with one_thread():
             fit = partial(self._fit.run, self.config.max_iter, self._log_iteration)
@@ -89,24 +81,18 @@ class SuffixLitModule(NgramLitModule):
         return FitSteps(self.parameters())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint of the earlier fit (torch's L-BFGS, automatic optimization) counts its
+        steps there; the manual loop takes them over, so a resumed run goes on from that step."""
         super().on_load_checkpoint(checkpoint)
-        carry_step_count(checkpoint)
-
-
-def carry_step_count(checkpoint: dict) -> None:
-    """A checkpoint of the earlier fit (torch's L-BFGS, automatic optimization) counts its steps
-    there; the manual loop takes them over, so a resumed run goes on from the same step."""
-    loops = checkpoint.get("loops", {}).get("fit_loop", {})
-    automatic = loops.get("epoch_loop.automatic_optimization.optim_progress")
-    manual = loops.get("epoch_loop.manual_optimization.optim_step_progress")
-    if automatic and manual and not manual["total"]["completed"]:
-        loops["epoch_loop.manual_optimization.optim_step_progress"] = copy.deepcopy(
-            automatic["optimizer"]["step"]
-        )
+        loops = checkpoint.get("loops", {}).get("fit_loop", {})
+        manual_key = "epoch_loop.manual_optimization.optim_step_progress"
+        automatic = loops.get("epoch_loop.automatic_optimization.optim_progress")
+        manual = loops.get(manual_key)
+        if automatic and manual and not manual["total"]["completed"]:
+            loops[manual_key] = copy.deepcopy(automatic["optimizer"]["step"])
 
 
 def host_nll(nll: float, counts: Tensor) -> tuple[Tensor, Tensor]:
-    """(a fit's NLL summed over its examples, their count) in float64, on the host where the
-    device has none."""
+    """(a fit's NLL sum over its examples, their count) in float64, on the host if need be."""
     total = float64_of(counts).sum()
     return torch.tensor(nll, dtype=torch.float64, device=total.device) * total, total
