@@ -188,8 +188,7 @@ def check_sections(value: str, option: str) -> None:
     loaded = None
     with contextlib.suppress(yaml.YAMLError, UserError):  # reported where the file is read
         loaded = safe_load(read_config(value, option) if os.path.isfile(value) else value, option)
-    empty = [key for key in SECTIONS if isinstance(loaded, dict) and key in loaded]
-    empty = [key for key in empty if loaded[key] is None]
+    empty = [key for key in SECTIONS if isinstance(loaded, dict) and loaded.get(key, 0) is None]
     if empty:
         raise CommandError(
             f"{option} {shortened(printable(value), 80)}: its {empty[0]}: section is empty "

@@ -40,7 +40,11 @@ def overview(prog: str) -> str:
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
-    check_current_folder()
+    try:  # before torch is imported: in a deleted folder its MKL fails to load with a fatal error
+        os.getcwd()
+    except FileNotFoundError:
+        gone = "the current folder no longer exists (it was deleted or moved)"
+        sys.exit(error_line(f"{gone}; cd to a folder that exists and run the command again"))
     try:
         with sigint_handled_by(end_at_once):  # until the command starts, Ctrl-C ends it at once
             run(args)
@@ -70,15 +74,6 @@ def version() -> str:
         return installed("makemore_pl")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "(not installed)"
-
-
-def check_current_folder() -> None:
-    """Before torch is imported: in a deleted folder its MKL fails to load with a fatal error."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        gone = "the current folder no longer exists (it was deleted or moved)"
-        sys.exit(error_line(f"{gone}; cd to a folder that exists and run the command again"))
 
 
 def run(args: list[str]) -> None:
@@ -130,20 +125,16 @@ def dependency_refusal(err: Exception) -> str | None:
     Lightning refuses as it builds or starts the run (a strategy or accelerator this machine
     lacks, devices of the wrong form, an interval past the data); None for anything else."""
     reason = " ".join(str(err).split()) or type(err).__name__
-    if (
-        isinstance(err, MemoryError)
-        or "can't allocate memory" in reason
-        or ("out of memory" in reason.lower())
-    ):
+    memory = "can't allocate memory" in reason or "out of memory" in reason.lower()
+    if isinstance(err, MemoryError) or memory:
         return (
             f"out of memory ({reason[:300]}); use a smaller --data.batch_size or "
             "--data.context_size, or a machine with more memory"
         )
     frames = traceback.extract_tb(err.__traceback__)
     raised_by_lightning = bool(frames) and any(part in frames[-1].filename for part in LIGHTNING)
-    if raised_by_lightning and isinstance(err, ValueError | TypeError | ImportError | KeyError):
-        return f"{reason} (Lightning refused the --trainer options)"
-    if type(err).__name__ == "MisconfigurationException":
+    refused = isinstance(err, ValueError | TypeError | ImportError | KeyError)
+    if raised_by_lightning and refused or type(err).__name__ == "MisconfigurationException":
         return f"{reason} (Lightning refused the --trainer options)"
     return None
 

@@ -129,10 +129,8 @@ def is_being_trained(run: Path) -> bool:
     try:
         with open_lock(run / ".training.lock") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+    except OSError as err:
+        return isinstance(err, BlockingIOError)
     return False
 
 

@@ -39,8 +39,9 @@ def check_device(trainer: Any) -> None:
 
 
 def check_trainer_options(command: str, trainer: Any) -> None:
-    nodes = trainer.get("num_nodes")
-    if isinstance(nodes, int) and nodes > 1 and not launched_on_nodes():
+    nodes = trainer.get("num_nodes")  # a launcher of several nodes tells each process its node
+    launched = any(name in os.environ for name in ("NODE_RANK", "GROUP_RANK", "SLURM_NNODES"))
+    if isinstance(nodes, int) and nodes > 1 and not launched:
         raise CommandError(
             f"--trainer.num_nodes {nodes}: this process was not started by a launcher of "
             "several nodes (no NODE_RANK, GROUP_RANK or SLURM_NNODES in its environment), so it "
@@ -63,11 +64,6 @@ def check_trainer_options(command: str, trainer: Any) -> None:
         if value <= 0:
             allowed = " (or -1, no limit)" if name.startswith("max_") else ""
             raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
-
-
-def launched_on_nodes() -> bool:
-    """Whether a launcher of several nodes started this process and told it its node."""
-    return any(name in os.environ for name in ("NODE_RANK", "GROUP_RANK", "SLURM_NNODES"))
 
 
 def check_precision(command: str, trainer: Any, model: Any) -> None:

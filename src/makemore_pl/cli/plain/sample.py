@@ -70,7 +70,10 @@ def sample(
     printed = seen = 0
     for chunk in chunks:  # printed as they come: a million names never sit in memory at once
         names = [vocab.decode(w) for w in chunk]
-        print_utf8([printable(name) for name in names])
+        # as UTF-8 whatever the locale (latin-1 could not print every name)
+        sys.stdout.flush()
+        sys.stdout.buffer.write("".join(f"{printable(name)}\n" for name in names).encode("utf-8"))
+        sys.stdout.buffer.flush()
         printed += len(names)
         seen += sum(name in train_words for name in names) if train_words is not None else 0
     print(novelty_summary(printed, seen if train_words is not None else None), file=sys.stderr)
@@ -91,13 +94,6 @@ def checkpoint_train_words(saved: SavedModel, data: NamesData) -> set[str] | Non
         return None
     print(f"new names: compared with the training words of {found}", file=sys.stderr)
     return set(NamesData(**{**settings.saved(), "path": str(found)}).split()["train"])
-
-
-def print_utf8(lines: list[str]) -> None:
-    """One per line on stdout, as UTF-8 whatever the locale (latin-1 could not print every name)."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
-    sys.stdout.buffer.flush()
 
 
 def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
