@@ -144,7 +144,6 @@ def check_arguments(args: list[str]) -> None:
             check_class_path(value, option)
         if option in CONFIG_OPTIONS:
             check_config_value(value, option)
-            check_sections(value, option)
         elif value.lower().endswith(YAML_SUFFIXES):
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
@@ -156,38 +155,33 @@ def check_arguments(args: list[str]) -> None:
 
 
 def check_config_value(value: str, option: str) -> None:
-    """`--config` takes a file, YAML text of options or `-` (stdin); jsonargparse would call
-    anything else a file that does not exist."""
+    """`--config` takes a file, YAML text of options or `-` (stdin): jsonargparse would call
+    anything else a file that does not exist. Its sections (`model:`, `data:`, `trainer:`) hold
+    options: a null one would reach LightningCLI as a missing section."""
+    loaded = None
     try:
         os.stat(value)
     except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
         reason = err.strerror if isinstance(err, OSError) else str(err)
     else:
+        reason = None
         if os.path.isdir(value):
             raise CommandError(f"{option} {value}: cannot read it (Is a directory)")
-        check_yaml_file(value, option)
-        return
-    try:
-        loaded = safe_load(value, option)
-    except yaml.YAMLError:
-        loaded = None
-    if value.strip() == "-" or isinstance(loaded, dict):
-        return
-    shown = shortened(printable(value), 80)
-    if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
-        raise CommandError(f"{option} {shown}: cannot read it ({reason})")
-    raise CommandError(
-        f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; give a "
-        "file's path, or text such as 'trainer: {max_epochs: 5}'"
-    )
-
-
-def check_sections(value: str, option: str) -> None:
-    """A config's sections (`model:`, `data:`, `trainer:`) hold options: a null one would reach
-    LightningCLI as a missing section."""
-    loaded = None
-    with contextlib.suppress(yaml.YAMLError, UserError):  # reported where the file is read
-        loaded = safe_load(read_config(value, option) if os.path.isfile(value) else value, option)
+        text = read_config(value, f"{option} {value}")
+        check_yaml(text, f"{option} {value}")
+        with contextlib.suppress(yaml.YAMLError, UserError):  # reported as the file is read
+            loaded = safe_load(text, option)
+    if reason is not None:
+        with contextlib.suppress(yaml.YAMLError):
+            loaded = safe_load(value, option)
+        shown = shortened(printable(value), 80)
+        if value.strip() != "-" and not isinstance(loaded, dict):
+            if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
+                raise CommandError(f"{option} {shown}: cannot read it ({reason})")
+            raise CommandError(
+                f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; "
+                "give a file's path, or text such as 'trainer: {max_epochs: 5}'"
+            )
     empty = [key for key in SECTIONS if isinstance(loaded, dict) and loaded.get(key, 0) is None]
     if empty:
         raise CommandError(
