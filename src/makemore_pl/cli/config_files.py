@@ -105,9 +105,14 @@ def install_bounded_loader() -> None:
     original = get_loader("yaml")
     if getattr(original, "bounded", False):
         return
+    try:  # the config files jsonargparse is reading, outermost first, as the user named them
+        from jsonargparse._util import config_load_stack
+    except ImportError:  # another jsonargparse: the message names no file
+        config_load_stack = None
 
     def load_bounded(text: str, path: str | None = None) -> Any:
-        where = " → ".join(files_being_read()) or str(path or "a YAML value")
+        reading = [shown for _, shown in config_load_stack.get()] if config_load_stack else []
+        where = " → ".join(reading) or str(path or "a YAML value")
         try:
             return safe_load(text, where, original)
         except UserError as err:
@@ -115,15 +120,6 @@ def install_bounded_loader() -> None:
 
     load_bounded.bounded = True
     set_loader("yaml", load_bounded, exceptions=(yaml.YAMLError,))
-
-
-def files_being_read() -> list[str]:
-    """The config files jsonargparse is reading, outermost first, as the user named them."""
-    try:
-        from jsonargparse._util import config_load_stack
-    except ImportError:  # another jsonargparse: the message names no file
-        return []
-    return [shown for _, shown in config_load_stack.get()]
 
 
 CONFIG_OPTIONS = ("--config", "-c")

@@ -19,12 +19,6 @@ ABOUT = (
 )
 
 
-def program_name() -> str:
-    """How the user called us: `python -m makemore_pl` or the console script's name."""
-    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "python -m makemore_pl" if called in ("__main__.py", "-m", "") else called
-
-
 def overview(prog: str) -> str:
     """The top-level help, wrapped to 80 columns."""
     width = max(len(name) for name in COMMANDS)
@@ -66,25 +60,22 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("makemore_pl")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
-
-
 def run(args: list[str]) -> None:
-    prog = program_name()
+    # how the user called us: `python -m makemore_pl` or the console script's name
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = "python -m makemore_pl" if called in ("__main__.py", "-m", "") else called
     if sys.stdout is None:  # started with `>&-`: what it prints would be lost
         sys.exit(error_line("the standard output is closed; redirect it to a file or /dev/null"))
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
         return
     if args[0] == "--version":
-        print(f"makemore_pl {version()}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"makemore_pl {version('makemore_pl')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("makemore_pl (not installed)")
         return
     from makemore_pl.cli.config_files import ConfigRefused, check_arguments, install_bounded_loader
     from makemore_pl.core.errors import UserError

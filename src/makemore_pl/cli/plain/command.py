@@ -58,7 +58,11 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
         default, text = parameters[name].default, TRAINER_OPTIONS[name]
         parser.add_argument(f"--trainer.{name}", type=hints[name], default=default, help=text)
     parser.add_class_arguments(NamesData, "data")
-    config = parser.parse_args(data_sections_only(refuse_other_spellings(args), module))
+    for arg in args:  # one spelling per option across commands: the other is refused, named
+        name = arg.split("=", 1)[0].removeprefix("--")
+        if arg.startswith("--") and name in TRAINER_OPTIONS:
+            raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
+    config = parser.parse_args(data_sections_only(args, module))
     skipped = ("config", "data", "trainer")
     own = [key for key in vars(config) if key not in skipped]
     try:
@@ -77,15 +81,6 @@ def flag(setting: str, own: dict[str, str] | None = None) -> str:
     if own is not None and setting in own:
         return f"--{own[setting]}"
     return f"--data.{setting}" if setting in DataConfig.names() else f"--model.{setting}"
-
-
-def refuse_other_spellings(args: list[str]) -> list[str]:
-    """One spelling per option across commands: the other one is refused with the right name."""
-    for arg in args:
-        name = arg.split("=", 1)[0].removeprefix("--")
-        if arg.startswith("--") and name in TRAINER_OPTIONS:
-            raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
-    return args
 
 
 def data_sections_only(args: list[str], command=None) -> list[str]:
