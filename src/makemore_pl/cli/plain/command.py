@@ -63,8 +63,7 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
         if arg.startswith("--") and name in TRAINER_OPTIONS:
             raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
     config = parser.parse_args(data_sections_only(args, module))
-    skipped = ("config", "data", "trainer")
-    own = [key for key in vars(config) if key not in skipped]
+    own = [key for key in vars(config) if key not in ("config", "data", "trainer")]
     try:
         init = parser.instantiate_classes(config)
         options = {key: getattr(init, key) for key in own}
