@@ -6,6 +6,7 @@ import re
 from lightning.pytorch.cli import LightningArgumentParser
 
 from makemore_pl.cli.plain.command import ReportsWriteFailures
+from makemore_pl.cli.resume import LINKED  # set from the data
 from makemore_pl.models.registry import DEFAULT_MODEL
 
 
@@ -31,7 +32,6 @@ def default_model_help(prog: str) -> str:
     model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
     another = "another model's: --model NAME --model.help NAME"
     parser = named_parser(prog)(description=f"the default model's options ({kind.name}; {another})")
-    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
-    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
+    parser.add_class_arguments(model_class, "model", skip=set(LINKED), fail_untyped=False)
     text = parser.format_help()  # without a second usage line, nor a second -h
     return re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])
