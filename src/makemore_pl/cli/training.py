@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from makemore_pl.cli import runs
@@ -18,9 +18,9 @@ from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.interrupts import raise_interrupted, sigint_handled_by
 from makemore_pl.cli.loggers import logger_choices, run_loggers, takes_logger_spec
-from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
+from makemore_pl.cli.model_help import asks_help, default_model_help
 from makemore_pl.cli.plain.baseline import counting_model
-from makemore_pl.cli.plain.command import flag
+from makemore_pl.cli.plain.command import flag, named_parser
 from makemore_pl.cli.resume import Resolved, RunComplete, require_weights_only, resolve
 from makemore_pl.cli.trainer_options import check_options, check_seed, check_splits
 from makemore_pl.core.devices import device_of
@@ -346,7 +346,7 @@ def run_training(prog: str, args: list[str]) -> int:
                 save_config_callback=SaveFitConfig,
                 save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
                 parser_kwargs={"prog": prog},
-                parser_class=named_parser(f"{prog} {args[0]}"),
+                parser_class=named_parser(LightningArgumentParser, f"{prog} {args[0]}"),
                 args=[args[0], *resolved.front, *args[1:]],
                 resolved=resolved,
             )
