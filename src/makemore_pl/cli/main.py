@@ -50,12 +50,9 @@ def main(args: list[str] | None = None) -> None:
         silence_output()
         print(MESSAGE, file=sys.stderr)
         sys.exit(STATUS)
-    except BrokenPipeError:  # `... | head`: the reader has all it wanted
-        silence_output()
-        sys.exit(1)
     except OSError as err:  # a read or write that failed: the output closed, full or broken
-        silence_output()
-        sys.exit(error_line(os_failure(err)))
+        silence_output()  # a broken pipe, `... | head`: the reader has all it wanted
+        sys.exit(1 if isinstance(err, BrokenPipeError) else error_line(os_failure(err)))
     except RecursionError:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
 
@@ -197,11 +194,10 @@ def flush_output() -> None:
     if sys.stdout is not None:
         try:
             sys.stdout.flush()
-        except BrokenPipeError:
-            silence_output()
         except OSError as err:
             silence_output()
-            sys.exit(error_line(os_failure(err)))
+            if not isinstance(err, BrokenPipeError):
+                sys.exit(error_line(os_failure(err)))
 
 
 def silence_output() -> None:
