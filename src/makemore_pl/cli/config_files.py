@@ -105,9 +105,14 @@ def install_bounded_loader() -> None:
     original = get_loader("yaml")
     if getattr(original, "bounded", False):
         return
+    try:  # the config files jsonargparse is reading, outermost first, as the user named them
+        from jsonargparse._util import config_load_stack
+    except ImportError:  # another jsonargparse: the message names no file
+        config_load_stack = None
 
     def load_bounded(text: str, path: str | None = None) -> Any:
-        where = " → ".join(files_being_read()) or str(path or "a YAML value")
+        reading = [shown for _, shown in config_load_stack.get()] if config_load_stack else []
+        where = " → ".join(reading) or str(path or "a YAML value")
         try:
             return safe_load(text, where, original)
         except UserError as err:
@@ -115,15 +120,6 @@ def install_bounded_loader() -> None:
 
     load_bounded.bounded = True
     set_loader("yaml", load_bounded, exceptions=(yaml.YAMLError,))
-
-
-def files_being_read() -> list[str]:
-    """The config files jsonargparse is reading, outermost first, as the user named them."""
-    try:
-        from jsonargparse._util import config_load_stack
-    except ImportError:  # another jsonargparse: the message names no file
-        return []
-    return [shown for _, shown in config_load_stack.get()]
 
 
 CONFIG_OPTIONS = ("--config", "-c")
@@ -144,7 +140,6 @@ def check_arguments(args: list[str]) -> None:
             check_class_path(value, option)
         if option in CONFIG_OPTIONS:
             check_config_value(value, option)
-            check_sections(value, option)
         elif value.lower().endswith(YAML_SUFFIXES):
             check_yaml_file(value, named)
         if any(ch in value for ch in "&*[{\n") or len(value) > MAX_BYTES:
@@ -156,40 +151,34 @@ def check_arguments(args: list[str]) -> None:
 
 
 def check_config_value(value: str, option: str) -> None:
-    """`--config` takes a file, YAML text of options or `-` (stdin); jsonargparse would call
-    anything else a file that does not exist."""
+    """`--config` takes a file, YAML text of options or `-` (stdin): jsonargparse would call
+    anything else a file that does not exist. Its sections (`model:`, `data:`, `trainer:`) hold
+    options: a null one would reach LightningCLI as a missing section."""
+    loaded = None
     try:
         os.stat(value)
     except (OSError, ValueError) as err:  # a missing file, a name too long, a NUL byte
         reason = err.strerror if isinstance(err, OSError) else str(err)
     else:
+        reason = None
         if os.path.isdir(value):
             raise CommandError(f"{option} {value}: cannot read it (Is a directory)")
-        check_yaml_file(value, option)
-        return
-    try:
-        loaded = safe_load(value, option)
-    except yaml.YAMLError:
-        loaded = None
-    if value.strip() == "-" or isinstance(loaded, dict):
-        return
-    shown = shortened(printable(value), 80)
-    if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
-        raise CommandError(f"{option} {shown}: cannot read it ({reason})")
-    raise CommandError(
-        f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; give a "
-        "file's path, or text such as 'trainer: {max_epochs: 5}'"
-    )
-
-
-def check_sections(value: str, option: str) -> None:
-    """A config's sections (`model:`, `data:`, `trainer:`) hold options: a null one would reach
-    LightningCLI as a missing section."""
-    loaded = None
-    with contextlib.suppress(yaml.YAMLError, UserError):  # reported where the file is read
-        loaded = safe_load(read_config(value, option) if os.path.isfile(value) else value, option)
-    empty = [key for key in SECTIONS if isinstance(loaded, dict) and key in loaded]
-    empty = [key for key in empty if loaded[key] is None]
+        text = read_config(value, f"{option} {value}")
+        check_yaml(text, f"{option} {value}")
+        with contextlib.suppress(yaml.YAMLError, UserError):  # reported as the file is read
+            loaded = safe_load(text, option)
+    if reason is not None:
+        with contextlib.suppress(yaml.YAMLError):
+            loaded = safe_load(value, option)
+        shown = shortened(printable(value), 80)
+        if value.strip() != "-" and not isinstance(loaded, dict):
+            if value.lower().endswith(YAML_SUFFIXES) or os.sep in value:  # meant as a file
+                raise CommandError(f"{option} {shown}: cannot read it ({reason})")
+            raise CommandError(
+                f"{option} {shown}: neither a config file ({reason}) nor YAML text of options; "
+                "give a file's path, or text such as 'trainer: {max_epochs: 5}'"
+            )
+    empty = [key for key in SECTIONS if isinstance(loaded, dict) and loaded.get(key, 0) is None]
     if empty:
         raise CommandError(
             f"{option} {shortened(printable(value), 80)}: its {empty[0]}: section is empty "

@@ -55,8 +55,7 @@ def choice(item: Any) -> Choice:
     else:
         class_path, init_args = item, {}
     module, _, name = str(class_path).rpartition(".")
-    known = name in NAMES and (not module or module.startswith(MODULES))
-    if not known:
+    if name not in NAMES or module and not module.startswith(MODULES):
         raise CommandError(
             f"--trainer.logger: {str(class_path)!r} is not one of Lightning's loggers "
             f"({', '.join(NAMES)})"

@@ -19,12 +19,6 @@ ABOUT = (
 )
 
 
-def program_name() -> str:
-    """How the user called us: `python -m makemore_pl` or the console script's name."""
-    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "python -m makemore_pl" if called in ("__main__.py", "-m", "") else called
-
-
 def overview(prog: str) -> str:
     """The top-level help, wrapped to 80 columns."""
     width = max(len(name) for name in COMMANDS)
@@ -40,7 +34,11 @@ def overview(prog: str) -> str:
 
 def main(args: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if args is None else args)
-    check_current_folder()
+    try:  # before torch is imported: in a deleted folder its MKL fails to load with a fatal error
+        os.getcwd()
+    except FileNotFoundError:
+        gone = "the current folder no longer exists (it was deleted or moved)"
+        sys.exit(error_line(f"{gone}; cd to a folder that exists and run the command again"))
     try:
         with sigint_handled_by(end_at_once):  # until the command starts, Ctrl-C ends it at once
             run(args)
@@ -52,44 +50,29 @@ def main(args: list[str] | None = None) -> None:
         silence_output()
         print(MESSAGE, file=sys.stderr)
         sys.exit(STATUS)
-    except BrokenPipeError:  # `... | head`: the reader has all it wanted
-        silence_output()
-        sys.exit(1)
     except OSError as err:  # a read or write that failed: the output closed, full or broken
-        silence_output()
-        sys.exit(error_line(os_failure(err)))
+        silence_output()  # a broken pipe, `... | head`: the reader has all it wanted
+        sys.exit(1 if isinstance(err, BrokenPipeError) else error_line(os_failure(err)))
     except RecursionError:
         sys.exit(error_line("the input nests deeper than makemore_pl can read"))
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("makemore_pl")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
-
-
-def check_current_folder() -> None:
-    """Before torch is imported: in a deleted folder its MKL fails to load with a fatal error."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        gone = "the current folder no longer exists (it was deleted or moved)"
-        sys.exit(error_line(f"{gone}; cd to a folder that exists and run the command again"))
-
-
 def run(args: list[str]) -> None:
-    prog = program_name()
+    # how the user called us: `python -m makemore_pl` or the console script's name
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = "python -m makemore_pl" if called in ("__main__.py", "-m", "") else called
     if sys.stdout is None:  # started with `>&-`: what it prints would be lost
         sys.exit(error_line("the standard output is closed; redirect it to a file or /dev/null"))
     if not args or args[0] in ("-h", "--help"):
         print(overview(prog))
         return
     if args[0] == "--version":
-        print(f"makemore_pl {version()}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"makemore_pl {version('makemore_pl')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("makemore_pl (not installed)")
         return
     from makemore_pl.cli.config_files import ConfigRefused, check_arguments, install_bounded_loader
     from makemore_pl.core.errors import UserError
@@ -130,20 +113,16 @@ def dependency_refusal(err: Exception) -> str | None:
     Lightning refuses as it builds or starts the run (a strategy or accelerator this machine
     lacks, devices of the wrong form, an interval past the data); None for anything else."""
     reason = " ".join(str(err).split()) or type(err).__name__
-    if (
-        isinstance(err, MemoryError)
-        or "can't allocate memory" in reason
-        or ("out of memory" in reason.lower())
-    ):
+    memory = "can't allocate memory" in reason or "out of memory" in reason.lower()
+    if isinstance(err, MemoryError) or memory:
         return (
             f"out of memory ({reason[:300]}); use a smaller --data.batch_size or "
             "--data.context_size, or a machine with more memory"
         )
     frames = traceback.extract_tb(err.__traceback__)
     raised_by_lightning = bool(frames) and any(part in frames[-1].filename for part in LIGHTNING)
-    if raised_by_lightning and isinstance(err, ValueError | TypeError | ImportError | KeyError):
-        return f"{reason} (Lightning refused the --trainer options)"
-    if type(err).__name__ == "MisconfigurationException":
+    refused = isinstance(err, ValueError | TypeError | ImportError | KeyError)
+    if raised_by_lightning and refused or type(err).__name__ == "MisconfigurationException":
         return f"{reason} (Lightning refused the --trainer options)"
     return None
 
@@ -215,11 +194,10 @@ def flush_output() -> None:
     if sys.stdout is not None:
         try:
             sys.stdout.flush()
-        except BrokenPipeError:
-            silence_output()
         except OSError as err:
             silence_output()
-            sys.exit(error_line(os_failure(err)))
+            if not isinstance(err, BrokenPipeError):
+                sys.exit(error_line(os_failure(err)))
 
 
 def silence_output() -> None:

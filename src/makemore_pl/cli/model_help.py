@@ -5,19 +5,9 @@ import re
 
 from lightning.pytorch.cli import LightningArgumentParser
 
-from makemore_pl.cli.plain.command import ReportsWriteFailures
+from makemore_pl.cli.plain.command import named_parser
+from makemore_pl.cli.resume import LINKED  # set from the data
 from makemore_pl.models.registry import DEFAULT_MODEL
-
-
-def named_parser(prog: str) -> type[LightningArgumentParser]:
-    """A parser class named `prog`: jsonargparse's `--model.help` would show `__main__.py`."""
-
-    class Parser(ReportsWriteFailures, LightningArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs.setdefault("prog", prog)
-            super().__init__(*args, **kwargs)
-
-    return Parser
 
 
 def asks_help(args: list[str]) -> bool:
@@ -30,8 +20,8 @@ def default_model_help(prog: str) -> str:
     kind = DEFAULT_MODEL
     model_class = getattr(importlib.import_module(kind.lit_module), kind.name)
     another = "another model's: --model NAME --model.help NAME"
-    parser = named_parser(prog)(description=f"the default model's options ({kind.name}; {another})")
-    linked = {"vocab_size", "context_size", "encoding", "chars"}  # set from the data
-    parser.add_class_arguments(model_class, "model", skip=linked, fail_untyped=False)
+    description = f"the default model's options ({kind.name}; {another})"
+    parser = named_parser(LightningArgumentParser, prog)(description=description)
+    parser.add_class_arguments(model_class, "model", skip=set(LINKED), fail_untyped=False)
     text = parser.format_help()  # without a second usage line, nor a second -h
     return re.sub(r"\noptions:\n  -h, --help .*\n", "", text[text.index("\n\n") :])

@@ -129,10 +129,8 @@ def is_being_trained(run: Path) -> bool:
     try:
         with open_lock(run / ".training.lock") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+    except OSError as err:
+        return isinstance(err, BlockingIOError)
     return False
 
 
@@ -144,14 +142,13 @@ def open_lock(path: Path) -> IO[bytes]:
     except OSError as err:  # ENXIO: a FIFO that no process reads
         if err.errno != errno.ENXIO:
             raise
-        fd = None
-    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
-        if fd is not None:
-            os.close(fd)
-        raise CheckpointError(
-            f"{str(path)!r}: the run's lock file is not a regular file; remove it and run again"
-        )
-    return os.fdopen(fd, "ab")
+    else:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "ab")
+        os.close(fd)
+    raise CheckpointError(
+        f"{str(path)!r}: the run's lock file is not a regular file; remove it and run again"
+    )
 
 
 def remove_if_unstarted(run: Path) -> None:

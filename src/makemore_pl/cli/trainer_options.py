@@ -18,29 +18,12 @@ NO_LIMIT = -1  # max_epochs and max_steps: Lightning's "no limit"
 
 
 def check_options(command: str, config: Any) -> None:
-    """The device, the strategy, counts and precision of a command's parsed config."""
-    check_device(config.trainer)
-    check_trainer_options(command, config.trainer)
-    check_precision(command, config.trainer, config.model)
-
-
-def check_device(trainer: Any) -> None:
-    """A missing GPU fails in one line; 64-true on a device without float64 (MPS) trains in
-    float32, said in one line (the NLL sums stay exact: they are carried on the host)."""
-    if not isinstance(trainer.accelerator, str):  # an Accelerator object: Lightning's to check
-        return
-    device = device_of("--trainer.accelerator", trainer.accelerator)
-    if str(trainer.precision) in ("64", "64-true") and not has_float64(device):
-        trainer.precision = "32-true"
-        rank_zero_info(
-            f"{device.type} has no float64: training in float32 (--trainer.precision 32-true), "
-            "its NLLs summed exactly on the host; for float64 weights, --trainer.accelerator cpu"
-        )
-
-
-def check_trainer_options(command: str, trainer: Any) -> None:
-    nodes = trainer.get("num_nodes")
-    if isinstance(nodes, int) and nodes > 1 and not launched_on_nodes():
+    """The device, the nodes, the strategy, counts and precision of a command's parsed config."""
+    trainer = config.trainer
+    check_device(trainer)
+    nodes = trainer.get("num_nodes")  # a launcher of several nodes tells each process its node
+    launched = any(name in os.environ for name in ("NODE_RANK", "GROUP_RANK", "SLURM_NNODES"))
+    if isinstance(nodes, int) and nodes > 1 and not launched:
         raise CommandError(
             f"--trainer.num_nodes {nodes}: this process was not started by a launcher of "
             "several nodes (no NODE_RANK, GROUP_RANK or SLURM_NNODES in its environment), so it "
@@ -63,22 +46,28 @@ def check_trainer_options(command: str, trainer: Any) -> None:
         if value <= 0:
             allowed = " (or -1, no limit)" if name.startswith("max_") else ""
             raise CommandError(f"--trainer.{name} must be above 0{allowed}, got {value}")
-
-
-def launched_on_nodes() -> bool:
-    """Whether a launcher of several nodes started this process and told it its node."""
-    return any(name in os.environ for name in ("NODE_RANK", "GROUP_RANK", "SLURM_NNODES"))
-
-
-def check_precision(command: str, trainer: Any, model: Any) -> None:
-    """Adam cannot train float16 weights: its eps (1e-8) is 0 in float16."""
-    init_args = model.get("init_args") if hasattr(model, "get") else None
+    # Adam cannot train float16 weights: its eps (1e-8) is 0 in float16
+    init_args = config.model.get("init_args") if hasattr(config.model, "get") else None
     optimizer = init_args.get("optimizer") if init_args is not None else None
     if command == "fit" and str(trainer.get("precision")) == "16-true" and optimizer == "adam":
         raise CommandError(
             "--trainer.precision 16-true: Adam cannot train float16 weights (its eps, 1e-8, is 0 "
             "in float16, and the first step divides by it); use --trainer.precision 16-mixed "
             "(float32 weights) or --model.optimizer sgd"
+        )
+
+
+def check_device(trainer: Any) -> None:
+    """A missing GPU fails in one line; 64-true on a device without float64 (MPS) trains in
+    float32, said in one line (the NLL sums stay exact: they are carried on the host)."""
+    if not isinstance(trainer.accelerator, str):  # an Accelerator object: Lightning's to check
+        return
+    device = device_of("--trainer.accelerator", trainer.accelerator)
+    if str(trainer.precision) in ("64", "64-true") and not has_float64(device):
+        trainer.precision = "32-true"
+        rank_zero_info(
+            f"{device.type} has no float64: training in float32 (--trainer.precision 32-true), "
+            "its NLLs summed exactly on the host; for float64 weights, --trainer.accelerator cpu"
         )
 
 

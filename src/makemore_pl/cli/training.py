@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from makemore_pl.cli import runs
@@ -18,9 +18,9 @@ from makemore_pl.cli.commands import COMMANDS
 from makemore_pl.cli.console import fit_check, fit_summary, quiet_console
 from makemore_pl.cli.interrupts import raise_interrupted, sigint_handled_by
 from makemore_pl.cli.loggers import logger_choices, run_loggers, takes_logger_spec
-from makemore_pl.cli.model_help import asks_help, default_model_help, named_parser
+from makemore_pl.cli.model_help import asks_help, default_model_help
 from makemore_pl.cli.plain.baseline import counting_model
-from makemore_pl.cli.plain.command import flag
+from makemore_pl.cli.plain.command import flag, named_parser
 from makemore_pl.cli.resume import Resolved, RunComplete, require_weights_only, resolve
 from makemore_pl.cli.trainer_options import check_options, check_seed, check_splits
 from makemore_pl.core.devices import device_of
@@ -130,11 +130,9 @@ class MakemoreCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.context_size", "model.init_args.context_size")
         parser.link_arguments("data.encoding", "model.init_args.encoding")
-        # read from the data module right after it is built: it loads the words on first use
-        parser.link_arguments(
-            "data", "model.init_args.vocab_size", self.data_vocab_size, apply_on="instantiate"
-        )
-        parser.link_arguments("data", "model.init_args.chars", self.data_chars, "instantiate")
+        for key in ("vocab_size", "chars"):  # read from the data module once it is built
+            setting = functools.partial(self.data_setting, key)
+            parser.link_arguments("data", f"model.init_args.{key}", setting, "instantiate")
         parser.set_defaults({"model": {"class_path": DEFAULT_MODEL.class_path}})
         parser.add_lightning_class_args(LogSnapshots, "snapshots")
         parser.add_lightning_class_args(BestCheckpoint, "best_checkpoint")
@@ -160,18 +158,13 @@ class MakemoreCLI(LightningCLI):
         # resolved already: LightningCLI would read the file again for its model settings
         config.ckpt_path = None
 
-    def data_vocab_size(self, data: NamesDataModule) -> int:
-        return self.adopt_checkpoint_vocabulary(data).vocab_size
-
-    def data_chars(self, data: NamesDataModule) -> list[str]:
-        return self.adopt_checkpoint_vocabulary(data).chars
-
-    def adopt_checkpoint_vocabulary(self, data: NamesDataModule):
-        """A checkpoint knows its characters: scoring --data.predict_path needs no training file."""
+    def data_setting(self, key: str, data: NamesDataModule) -> Any:
+        """The data's vocab_size or chars (it loads the words on first use). A checkpoint knows
+        its characters: scoring --data.predict_path needs no training file."""
         chars = self.saved.model.config.chars if self.saved is not None else None
         if chars is not None and data.config.predict_path and not data.data.path.is_file():
             data.data.adopt_vocabulary(chars)
-        return data.data
+        return getattr(data.data, key)
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -285,24 +278,22 @@ class MakemoreCLI(LightningCLI):
             rank_zero_info(f"no checkpoint saved ({why}): the run folder {self.run} is removed")
             return
         rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_line))
-        if best.best_model_score is not None and self.trainer.is_global_zero:
-            warning = self.compare_with_counting(float(best.best_model_score))
-            if warning is not None:
-                rank_zero_info(warning)
-
-    def compare_with_counting(self, best: float) -> str | None:
-        """The end-of-fit check: the best counting model of the same order on val."""
-        data = self.datamodule.data
+        if best.best_model_score is None or not self.trainer.is_global_zero:
+            return
+        # the end-of-fit check: the best counting model of the same order on val
+        data, score = self.datamodule.data, float(best.best_model_score)
         val = data.ngram_counts("val")
         if len(val) == 0:
-            return None
-        counting = counting_model(data, "best").counts_nll(val)
+            return
         sweep = f"{self.parser.prog} sweep --data.path {data.config.path} "
         sweep += f"--data.context_size {data.context_size}"
         last = self.trainer.callback_metrics.get("val_nll")
-        improving = last is not None and float(last) <= best
+        improving = last is not None and float(last) <= score
+        counting = counting_model(data, "best").counts_nll(val)
         minibatch = data.config.batch_size is not None
-        return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
+        warning = fit_check(score, counting, data.vocab_size, minibatch, sweep, improving)
+        if warning is not None:
+            rank_zero_info(warning)
 
     def command_line(self, command: str, checkpoint: str) -> str:
         """How to call this package again for the same run folder."""
@@ -335,8 +326,30 @@ def run_training(prog: str, args: list[str]) -> int:
     joined = os.environ.get(runs.RUN_ENV)  # set when this process is one of a multi-device launch
     for kind in MODELS.values():  # --model SuffixLitModule finds the classes imported
         importlib.import_module(kind.lit_module)
-    try:
-        cli = started_cli(prog, args)
+    try:  # Ctrl-C raises Interrupted but while training runs
+        with sigint_handled_by(raise_interrupted):
+            resolved = resolve(args[0], args[1:])
+            cli = MakemoreCLI(
+                NgramLitModule,
+                NamesDataModule,
+                subclass_mode_model=True,
+                trainer_class=MakemoreTrainer,
+                trainer_defaults={
+                    "max_epochs": 100,
+                    # the data module splits every batch between processes itself, exactly: the
+                    # DistributedSampler Lightning would add pads by repeating examples
+                    "use_distributed_sampler": False,
+                    "callbacks": [StopOnNonFiniteLoss()],
+                },
+                seed_everything_default=42,
+                auto_configure_optimizers=False,  # the model's own (--model.optimizer)
+                save_config_callback=SaveFitConfig,
+                save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
+                parser_kwargs={"prog": prog},
+                parser_class=named_parser(LightningArgumentParser, f"{prog} {args[0]}"),
+                args=[args[0], *resolved.front, *args[1:]],
+                resolved=resolved,
+            )
     except SystemExit as done:  # --help: the default model's own options come last
         if done.code in (0, None) and asks_help(args):
             print(default_model_help(f"{prog} {args[0]}"))
@@ -350,30 +363,3 @@ def run_training(prog: str, args: list[str]) -> int:
         if joined is None:
             os.environ.pop(runs.RUN_ENV, None)
     return cli.exit_code
-
-
-def started_cli(prog: str, args: list[str]) -> MakemoreCLI:
-    """The CLI, run on `args`; Ctrl-C raises Interrupted but while training runs."""
-    with sigint_handled_by(raise_interrupted):
-        resolved = resolve(args[0], args[1:])
-        return MakemoreCLI(
-            NgramLitModule,
-            NamesDataModule,
-            subclass_mode_model=True,
-            trainer_class=MakemoreTrainer,
-            trainer_defaults={
-                "max_epochs": 100,
-                # the data module splits every batch between processes itself, exactly: the
-                # DistributedSampler Lightning would add pads by repeating examples
-                "use_distributed_sampler": False,
-                "callbacks": [StopOnNonFiniteLoss()],
-            },
-            seed_everything_default=42,
-            auto_configure_optimizers=False,  # the model chooses its optimizer (--model.optimizer)
-            save_config_callback=SaveFitConfig,
-            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config
-            parser_kwargs={"prog": prog},
-            parser_class=named_parser(f"{prog} {args[0]}"),
-            args=[args[0], *resolved.front, *args[1:]],
-            resolved=resolved,
-        )

@@ -23,27 +23,32 @@ TRAINING_SECTIONS = {"trainer", "model", "seed_everything", "ckpt_path", "run_na
 TRAINING_SECTIONS |= {"snapshots", "best_checkpoint", "last_checkpoint", "weights_only"}
 
 
-class ReportsWriteFailures:
-    """A parser mixin: argparse ignores an OSError while printing help (`--help >/dev/full` would
+def named_parser(base: type, prog: str) -> type:
+    """The parser class `base` named `prog` (jsonargparse's `--model.help` would show
+    `__main__.py`). argparse ignores an OSError while printing help (`--help >/dev/full` would
     exit 0 with the help lost); here it reaches the one-line message and the exit status."""
 
-    def _print_message(self, message: str, file: typing.IO[str] | None = None) -> None:
-        file = file or sys.stderr
-        if message and file is not None:  # None: the stream was closed at start
-            file.write(message)
+    class Parser(base):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("prog", prog)
+            super().__init__(*args, **kwargs)
+
+        def _print_message(self, message: str, file: typing.IO[str] | None = None) -> None:
+            file = file or sys.stderr
+            if message and file is not None:  # None: the stream was closed at start
+                file.write(message)
+
+    return Parser
 
 
 def run_command(prog: str, name: str, args: list[str]) -> object:
     """Parses `args` for command `name` (its own options and --data.*) and runs it."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    class Parser(ReportsWriteFailures, ArgumentParser):
-        """jsonargparse's, reporting a failure to write its help."""
-
     module = importlib.import_module(f"makemore_pl.cli.plain.{name}")
     function = getattr(module, name)
     plain_command_started()
-    parser = Parser(prog=f"{prog} {name}", description=COMMANDS[name])
+    parser = named_parser(ArgumentParser, f"{prog} {name}")(description=COMMANDS[name])
     parser.add_argument(
         "--config",
         action=ActionConfigFile,
@@ -58,9 +63,12 @@ def run_command(prog: str, name: str, args: list[str]) -> object:
         default, text = parameters[name].default, TRAINER_OPTIONS[name]
         parser.add_argument(f"--trainer.{name}", type=hints[name], default=default, help=text)
     parser.add_class_arguments(NamesData, "data")
-    config = parser.parse_args(data_sections_only(refuse_other_spellings(args), module))
-    skipped = ("config", "data", "trainer")
-    own = [key for key in vars(config) if key not in skipped]
+    for arg in args:  # one spelling per option across commands: the other is refused, named
+        name = arg.split("=", 1)[0].removeprefix("--")
+        if arg.startswith("--") and name in TRAINER_OPTIONS:
+            raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
+    config = parser.parse_args(data_sections_only(args, module))
+    own = [key for key in vars(config) if key not in ("config", "data", "trainer")]
     try:
         init = parser.instantiate_classes(config)
         options = {key: getattr(init, key) for key in own}
@@ -77,15 +85,6 @@ def flag(setting: str, own: dict[str, str] | None = None) -> str:
     if own is not None and setting in own:
         return f"--{own[setting]}"
     return f"--data.{setting}" if setting in DataConfig.names() else f"--model.{setting}"
-
-
-def refuse_other_spellings(args: list[str]) -> list[str]:
-    """One spelling per option across commands: the other one is refused with the right name."""
-    for arg in args:
-        name = arg.split("=", 1)[0].removeprefix("--")
-        if arg.startswith("--") and name in TRAINER_OPTIONS:
-            raise CommandError(f"--{name} is spelled --trainer.{name}, as for fit and test")
-    return args
 
 
 def data_sections_only(args: list[str], command=None) -> list[str]:

@@ -44,8 +44,7 @@ def suffix_sweep(data: NamesData, **options) -> dict:
     best = min(points, key=lambda p: p.val_nll)
     x, y, weights = data.examples("test")
     test = mean_nll(model, count_table(x, y, data.vocab_size, weights))  # the one look at test
-    chosen = {name: getattr(penalty, name) for name in PENALTY}
-    chosen = {k: v for k, v in chosen.items() if v is not None}
+    chosen = {k: getattr(penalty, k) for k in PENALTY if getattr(penalty, k) is not None}
     if penalty.l1 is None:
         chosen.pop("smoothing")
     shown = ", ".join(f"{key} {value}" for key, value in chosen.items())
@@ -62,9 +61,8 @@ describe(suffix_sweep, OPTIONS, ["data"])
 def options_from_fit_config(config: dict) -> dict:
     """A fit config's suffix-model penalty, as this command's options (the search's start)."""
     model = config.get("model")
-    if not isinstance(model, dict) or not str(model.get("class_path")).endswith(".SuffixLitModule"):
-        return {}
-    settings = model.get("init_args")
+    suffix = isinstance(model, dict) and str(model.get("class_path")).endswith(".SuffixLitModule")
+    settings = model.get("init_args") if suffix else None
     if not isinstance(settings, dict):
         return {}
     return {name: settings[s] for name, s in SETTING.items() if s in PENALTY and s in settings}

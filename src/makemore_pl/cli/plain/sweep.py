@@ -145,23 +145,17 @@ def sweep(
             f"best {kind}: strength {best.strength:g}, val_nll {best.val_nll:.5f}, "
             f"test_nll {test:.5f}"
         )
-    print(f"plot: {save_sweep_plot(points, plot, c, default_root_dir, data.path)}")
-    print(f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return points
-
-
-def save_sweep_plot(
-    points: list, path: str | None, c: int, root: str, data_path: str | Path = ""
-) -> Path:
-    """The figure in TensorBoard, in a new run folder, and as a PNG at `path` or beside it."""
+    # the figure in TensorBoard, in a new run folder, and as a PNG at --plot or beside it
     from torch.utils.tensorboard import SummaryWriter
 
     fig = sweep_figure(points, f"regularisation sweep, context_size {c}")
-    written = save_png(fig, path, inputs=[data_path]) if path else None  # before the run folder
-    folder = new_run_folder(Path(root, "lightning_logs"), "sweep")
+    written = save_png(fig, plot, inputs=[data.path]) if plot else None  # before the run folder
+    folder = new_run_folder(Path(default_root_dir, "lightning_logs"), "sweep")
     with SummaryWriter(str(folder)) as writer:
         writer.add_figure("sweep", fig, 0, close=False)
-    return written or save_png(fig, folder / "sweep.png")
+    print(f"plot: {written or save_png(fig, folder / 'sweep.png')}")
+    print(f"swept {len(points)} models in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return points
 
 
 def save_png(fig, path: str | Path, dpi: int = 110, inputs: Iterable = ()) -> Path:
