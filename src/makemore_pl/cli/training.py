@@ -278,22 +278,24 @@ class MakemoreCLI(LightningCLI):
             rank_zero_info(f"no checkpoint saved ({why}): the run folder {self.run} is removed")
             return
         rank_zero_info(fit_summary(self.run, best, self.trainer, self.command_line))
-        if best.best_model_score is None or not self.trainer.is_global_zero:
-            return
-        # the end-of-fit check: the best counting model of the same order on val
-        data, score = self.datamodule.data, float(best.best_model_score)
+        if best.best_model_score is not None and self.trainer.is_global_zero:
+            warning = self.compare_with_counting(float(best.best_model_score))
+            if warning is not None:
+                rank_zero_info(warning)
+
+    def compare_with_counting(self, best: float) -> str | None:
+        """The end-of-fit check: the best counting model of the same order on val."""
+        data = self.datamodule.data
         val = data.ngram_counts("val")
         if len(val) == 0:
-            return
+            return None
         sweep = f"{self.parser.prog} sweep --data.path {data.config.path} "
         sweep += f"--data.context_size {data.context_size}"
         last = self.trainer.callback_metrics.get("val_nll")
-        improving = last is not None and float(last) <= score
+        improving = last is not None and float(last) <= best
         counting = counting_model(data, "best").counts_nll(val)
         minibatch = data.config.batch_size is not None
-        warning = fit_check(score, counting, data.vocab_size, minibatch, sweep, improving)
-        if warning is not None:
-            rank_zero_info(warning)
+        return fit_check(best, counting, data.vocab_size, minibatch, sweep, improving)
 
     def command_line(self, command: str, checkpoint: str) -> str:
         """How to call this package again for the same run folder."""
