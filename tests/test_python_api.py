@@ -59,6 +59,8 @@ def python_blocks(text: str) -> list[str]:
 
 
 @pytest.mark.slow
+# the page's full-batch Trainer keeps Lightning's log_every_n_steps=50, which Lightning points out
+@pytest.mark.filterwarnings("ignore:The number of training batches")
 def test_the_python_page_runs(names):
     page = (ROOT / "docs" / "python.md").read_text(encoding="utf-8")
     scope: dict = {"L": L}
