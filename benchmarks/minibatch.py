@@ -10,8 +10,6 @@ the end of its first epoch to the end of its last, so that start-up and the firs
 warm-up are left out.
 """
 
-from __future__ import annotations
-
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from benchmarks.measure import ROOT
 from makemore_pl import NamesData
 from makemore_pl.core.batches import BatchSlices, TensorBatches, example_table
 from makemore_pl.core.contexts import context_rows
+from makemore_pl.core.threads import one_thread
 from makemore_pl.models.dense import DenseConfig
 
 BATCH_SIZE = 64
@@ -36,16 +35,6 @@ def train_split() -> tuple[torch.Tensor, torch.Tensor, DenseConfig, int]:
     data = NamesData(str(NAMES))
     x, y, _ = data.examples("train")
     return x, y, DenseConfig(vocab_size=data.vocab_size), data.config.seed
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def plain_loop(epochs: int) -> float:
