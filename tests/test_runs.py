@@ -134,3 +134,33 @@ def test_resuming_a_run_another_process_is_starting_says_so(cwd):
         "by another process and has no checkpoint yet; wait for it to end or stop it"
     )
     assert not list((cwd / "lightning_logs").glob("version_1*"))
+
+
+def test_config_yaml_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A kill while config.yaml is written leaves none (a resume then starts afresh), never half
+    of one (which a resume would refuse)."""
+    from types import SimpleNamespace
+
+    from jsonargparse import Namespace
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from makemore_pl.cli.training import SaveFitConfig
+
+    trainer = SimpleNamespace(
+        log_dir=str(tmp_path), is_global_zero=True, strategy=SimpleNamespace(broadcast=lambda x: x)
+    )
+    parser = LightningArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.5)
+
+    def killed_mid_write(self, config, path, **kwargs):
+        Path(path).write_text("lr: 0.")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LightningArgumentParser, "save", killed_mid_write)
+        with pytest.raises(KeyboardInterrupt):
+            SaveFitConfig(parser, Namespace(lr=0.5), overwrite=True).setup(trainer, None, "fit")
+    assert not (tmp_path / "config.yaml").exists()
+
+    SaveFitConfig(parser, Namespace(lr=0.25), overwrite=True).setup(trainer, None, "fit")
+    assert (tmp_path / "config.yaml").read_text() == "lr: 0.25\n"
