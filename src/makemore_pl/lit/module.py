@@ -37,6 +37,7 @@ class NgramLitModule(LightningModule):
         self._counted_step = -1
         self._train_sums: tuple[Tensor, Tensor] | None = None  # the epoch's NLL sum, examples
         self._lbfgs_curve = False  # log every loss L-BFGS evaluates (set when training starts)
+        self._evaluations = 0  # losses L-BFGS evaluated: that curve's steps
         self._threads_before: int | None = None  # torch's threads before training, restored after
         self._best_val = math.inf
 
@@ -161,9 +162,10 @@ class NgramLitModule(LightningModule):
         self._log_train_loss(loss, len(batch[1]), batch_idx)
         if self._lbfgs_curve:  # every loss L-BFGS evaluates, as its own curve: per-step curves
             # of a full-batch L-BFGS run (a few steps of many iterations) show a point or two
-            n = self._evaluations = getattr(self, "_evaluations", 0) + 1
+            self._evaluations += 1
             if self.trainer.is_global_zero:
-                self.logger.experiment.add_scalar("curves/lbfgs_loss", loss.item(), n)
+                curve = self.logger.experiment
+                curve.add_scalar("curves/lbfgs_loss", loss.item(), self._evaluations)
         return loss
 
     def _log_train_loss(self, loss: Tensor, batch_size: int, batch_idx: int) -> None:
@@ -178,19 +180,24 @@ class NgramLitModule(LightningModule):
         self._lbfgs_curve = lbfgs and isinstance(self.logger, TensorBoardLogger)
         self._train_sums = None  # of an epoch an exception ended
         # the intra-op threads the training steps' size calls for (`core.threads`), said in the
-        # run's header when they are not torch's default; the size: cells of a step's largest
-        # tensor (its logits, one-hot rows or weights), unknown for a data loader of the user's own
-        loader, cells = self.trainer.train_dataloader, None
-        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
-        if (rows := rows or getattr(loader, "batch_size", None)) is not None:
-            onehot = getattr(self.config, "encoding", "index") == "onehot"
-            width = self.config.vocab_size ** (self.config.context_size if onehot else 1)
-            cells = max(rows * width, *(p.numel() for p in self.parameters()))
+        # run's header when they are not torch's default
+        cells = self._step_cells()
         self._threads_before = torch.get_num_threads()
         if cells is not None:
             torch.set_num_threads(step_threads(cells))
         if (line := threads_line(self._threads_before, cells)) is not None:
             rank_zero_info(line)
+
+    def _step_cells(self) -> int | None:
+        """Cells of a training step's largest tensor (its logits, one-hot rows or weights); None
+        for a data loader of the user's own, whose batches' rows are unknown."""
+        loader = self.trainer.train_dataloader
+        rows = getattr(getattr(loader, "sampler", None), "batch_size", None)  # BatchSlices'
+        if (rows := rows or getattr(loader, "batch_size", None)) is None:
+            return None
+        onehot = getattr(self.config, "encoding", "index") == "onehot"
+        width = self.config.vocab_size ** (self.config.context_size if onehot else 1)
+        return max(rows * width, *(p.numel() for p in self.parameters()))
 
     def on_train_end(self) -> None:
         if self._threads_before is not None:
