@@ -12,6 +12,7 @@ from makemore_pl.core.devices import device_of
 from makemore_pl.core.errors import CommandError, DataError
 from makemore_pl.core.sampling import iter_samples
 from makemore_pl.core.text import printable
+from makemore_pl.core.vocabulary import Vocabulary
 from makemore_pl.models.saved import SavedModel, read_checkpoint
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
@@ -62,26 +63,17 @@ def sample(
         source = saved.model_on(device)
         vocab = saved.vocabulary(data if data.path.is_file() else None)
         train_words = checkpoint_train_words(saved, data)
-    try:  # NFC, as the data: an "é" typed as e + combining accent is still "é"
-        prefix_ids = vocab.encode(unicodedata.normalize("NFC", prefix))
-    except DataError as err:
-        raise CommandError(f"--prefix {prefix!r}: {err}") from None
+    prefix_ids = encode_prefix(vocab, prefix)
     c, printed, seen = source.context_size, 0, 0
     chunks = iter_samples(
         source.log_probs, c, num_samples, seed, temperature, prefix_ids, device=device
     )
     for chunk in chunks:  # printed as they come: a million names never sit in memory at once
         names = [vocab.decode(w) for w in chunk]
-        # as UTF-8 whatever the locale (latin-1 could not print every name)
-        sys.stdout.flush()
-        sys.stdout.buffer.write("".join(f"{printable(name)}\n" for name in names).encode("utf-8"))
-        sys.stdout.buffer.flush()
+        print_utf8([printable(name) for name in names])
         printed += len(names)
         seen += sum(name in train_words for name in names) if train_words is not None else 0
-    summary = f"{printed} names (no training words at hand to compare with)"
-    if train_words is not None:
-        summary = f"{printed} names: {printed - seen} new, {seen} in the training words"
-    print(summary, file=sys.stderr)
+    print(novelty_summary(printed, seen if train_words is not None else None), file=sys.stderr)
     return printed
 
 
@@ -99,3 +91,25 @@ def checkpoint_train_words(saved: SavedModel, data: NamesData) -> set[str] | Non
         return None
     print(f"new names: compared with the training words of {found}", file=sys.stderr)
     return set(NamesData(**{**settings.saved(), "path": str(found)}).split()["train"])
+
+
+def encode_prefix(vocab: Vocabulary, prefix: str) -> list[int]:
+    try:  # NFC, as the data: an "é" typed as e + combining accent is still "é"
+        return vocab.encode(unicodedata.normalize("NFC", prefix))
+    except DataError as err:
+        raise CommandError(f"--prefix {prefix!r}: {err}") from None
+
+
+def print_utf8(lines: list[str]) -> None:
+    """One per line, as UTF-8 like the data file, whatever the locale says (a latin-1 or ASCII
+    stdout could not print every name)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    sys.stdout.buffer.flush()
+
+
+def novelty_summary(printed: int, seen: int | None) -> str:
+    """How many names were printed, and how many are training words (None: unknown)."""
+    if seen is None:
+        return f"{printed} names (no training words at hand to compare with)"
+    return f"{printed} names: {printed - seen} new, {seen} in the training words"
